@@ -1,0 +1,333 @@
+//! `http.request`: one HTTP call on a pooled client per resource.
+//!
+//! A resource of kind `http` is either a base URL string or an object with
+//! `base_url`, `headers` (sent with every request of that resource),
+//! `timeout` and `insecure` (accept any TLS certificate). The client of a
+//! resource is built on first use and shared by all cases; connections are
+//! kept alive between steps.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use atf_sdk::{Call, Keyword, KeywordError, KeywordResult, KeywordSpec, Value, json, type_name};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::Env;
+
+/// The spec of `http.request`.
+pub fn spec() -> KeywordSpec {
+    KeywordSpec::new("http.request", "Sends one HTTP request and returns the response.")
+        .arg("method", "string", "GET (default), POST, PUT, PATCH, DELETE, HEAD, OPTIONS")
+        .required(
+            "url",
+            "string",
+            "absolute URL, or a path joined to the resource's base_url",
+        )
+        .arg("headers", "object", "request headers, name → value")
+        .arg("query", "object", "query parameters, name → value or list of values")
+        .arg("json", "", "a body sent as JSON (Content-Type: application/json)")
+        .arg("body", "", "a raw body: text as is, other values as JSON text")
+        .arg("form", "object", "a body sent as application/x-www-form-urlencoded")
+        .arg("timeout", "string|number", "request timeout (default: the step timeout)")
+        .arg("follow_redirects", "boolean", "follow 3xx redirects (default true)")
+        .arg("resource", "string", "the http resource of the project file (default `default`)")
+        .result(
+            "`status` (number), `headers` (lower-case names → text), `body` (parsed JSON when \
+             the response is JSON, else text), `elapsed_ms`",
+        )
+}
+
+#[derive(Clone, Default)]
+struct Resource {
+    base_url: Option<String>,
+    headers: HeaderMap,
+    timeout: Option<Duration>,
+    insecure: bool,
+}
+
+/// The `http.request` keyword with its clients.
+pub struct Http {
+    env: Env,
+    clients: Mutex<HashMap<(String, bool), (reqwest::Client, Arc<Resource>)>>,
+}
+
+impl Http {
+    /// A keyword that will build clients from `env`'s http resources.
+    pub fn new(env: Env) -> Http {
+        Http {
+            env,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn resource(&self, name: &str) -> Result<Resource, KeywordError> {
+        let Some(settings) = self.env.resource("http", name) else {
+            if name == "default" {
+                return Ok(Resource::default());
+            }
+            return Err(KeywordError::new(format!(
+                "no http resource `{name}` in the project file (known: {})",
+                names(&self.env.resource_names("http"))
+            )));
+        };
+        let mut r = Resource::default();
+        match settings {
+            Value::String(url) => r.base_url = Some(url.clone()),
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("base_url", Value::String(s)) => r.base_url = Some(s.clone()),
+                        ("headers", Value::Object(h)) => r.headers = header_map(h)?,
+                        ("timeout", t) => {
+                            r.timeout = Some(atf_sdk::parse_duration(t).map_err(|e| {
+                                KeywordError::new(format!("http resource `{name}`: timeout: {e}"))
+                            })?)
+                        }
+                        ("insecure", Value::Bool(b)) => r.insecure = *b,
+                        (other, v) => {
+                            return Err(KeywordError::new(format!(
+                                "http resource `{name}`: unexpected `{other}` ({}); known: base_url, headers, timeout, insecure",
+                                type_name(v)
+                            )));
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(KeywordError::new(format!(
+                    "http resource `{name}` must be a base URL or an object, got {}",
+                    type_name(other)
+                )));
+            }
+        }
+        Ok(r)
+    }
+
+    fn client(
+        &self,
+        name: &str,
+        follow: bool,
+    ) -> Result<(reqwest::Client, Arc<Resource>), KeywordError> {
+        let mut clients = self
+            .clients
+            .lock()
+            .map_err(|_| KeywordError::new("http client table poisoned"))?;
+        if let Some(found) = clients.get(&(name.to_string(), follow)) {
+            return Ok(found.clone());
+        }
+        let resource = Arc::new(self.resource(name)?);
+        let policy = if follow {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        };
+        let client = reqwest::Client::builder()
+            .redirect(policy)
+            .no_proxy()
+            .tls_danger_accept_invalid_certs(resource.insecure)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| KeywordError::new(format!("cannot build the http client: {e}")))?;
+        clients.insert((name.to_string(), follow), (client.clone(), resource.clone()));
+        Ok((client, resource))
+    }
+}
+
+fn names(list: &[String]) -> String {
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn header_map(h: &serde_json::Map<String, Value>) -> Result<HeaderMap, KeywordError> {
+    let mut map = HeaderMap::new();
+    for (k, v) in h {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| KeywordError::new(format!("`{k}` is not a valid header name")))?;
+        let values: Vec<&Value> = match v {
+            Value::Array(items) => items.iter().collect(),
+            Value::Null => continue,
+            other => vec![other],
+        };
+        for v in values {
+            let value = HeaderValue::from_str(&text_of(v))
+                .map_err(|_| KeywordError::new(format!("header `{k}` has an invalid value")))?;
+            map.append(name.clone(), value);
+        }
+    }
+    Ok(map)
+}
+
+/// Joins a path to a base URL with exactly one slash between them.
+pub fn join_url(base: Option<&str>, url: &str) -> Result<String, KeywordError> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Ok(url.to_string());
+    }
+    match base {
+        Some(base) => Ok(format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            url.trim_start_matches('/')
+        )),
+        None => Err(KeywordError::new(format!(
+            "`{url}` is not an absolute URL and the http resource has no base_url"
+        ))),
+    }
+}
+
+impl Keyword for Http {
+    fn spec(&self) -> KeywordSpec {
+        spec()
+    }
+
+    fn call(&self, c: &Call<'_>) -> KeywordResult {
+        let follow = match c.arg("follow_redirects") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(KeywordError::new("`follow_redirects` must be true or false")),
+        };
+        let (client, resource) = self.client(c.resource()?, follow)?;
+        let method = c.str_arg("method")?.unwrap_or("GET").to_ascii_uppercase();
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| KeywordError::new(format!("`{method}` is not an HTTP method")))?;
+        let url = join_url(resource.base_url.as_deref(), c.required_str("url")?)?;
+        let mut req = client.request(method, &url);
+        if !resource.headers.is_empty() {
+            req = req.headers(resource.headers.clone());
+        }
+        match c.arg("headers") {
+            None => {}
+            Some(Value::Object(h)) => {
+                // Step headers replace resource headers of the same name.
+                for (name, value) in header_map(h)?.drain() {
+                    if let Some(name) = name {
+                        req = req.header(name, value);
+                    }
+                }
+            }
+            Some(_) => return Err(KeywordError::new("`headers` must be an object")),
+        }
+        match c.arg("query") {
+            None => {}
+            Some(Value::Object(q)) => {
+                let mut pairs: Vec<(String, String)> = Vec::new();
+                for (k, v) in q {
+                    match v {
+                        Value::Array(items) => {
+                            pairs.extend(items.iter().map(|i| (k.clone(), text_of(i))))
+                        }
+                        Value::Null => {}
+                        other => pairs.push((k.clone(), text_of(other))),
+                    }
+                }
+                req = req.query(&pairs);
+            }
+            Some(_) => return Err(KeywordError::new("`query` must be an object")),
+        }
+        let bodies = ["json", "body", "form"]
+            .iter()
+            .filter(|k| c.args.get(**k).is_some())
+            .count();
+        if bodies > 1 {
+            return Err(KeywordError::new("give only one of `json`, `body` and `form`"));
+        }
+        if let Some(v) = c.args.get("json") {
+            req = req.json(v);
+        } else if let Some(v) = c.args.get("body") {
+            req = req.body(text_of(v));
+        } else if let Some(v) = c.args.get("form") {
+            let Value::Object(f) = v else {
+                return Err(KeywordError::new("`form` must be an object"));
+            };
+            let pairs: Vec<(String, String)> =
+                f.iter().map(|(k, v)| (k.clone(), text_of(v))).collect();
+            req = req.form(&pairs);
+        }
+        let mut timeout = c.remaining();
+        if let Some(t) = resource.timeout {
+            timeout = timeout.min(t);
+        }
+        if let Some(t) = c.arg("timeout") {
+            timeout = timeout.min(atf_sdk::parse_duration(t).map_err(KeywordError::new)?);
+        }
+        let req = req.timeout(timeout);
+        let started = Instant::now();
+        self.env.runtime.block_on(async move {
+            let resp = req.send().await.map_err(|e| request_error(&url, &e))?;
+            let status = resp.status().as_u16();
+            let mut headers = serde_json::Map::new();
+            for (name, value) in resp.headers() {
+                let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                match headers.get_mut(name.as_str()) {
+                    Some(Value::String(prev)) => {
+                        prev.push_str(", ");
+                        prev.push_str(&text);
+                    }
+                    _ => {
+                        headers.insert(name.as_str().to_string(), Value::String(text));
+                    }
+                }
+            }
+            let is_json = headers
+                .get("content-type")
+                .and_then(Value::as_str)
+                .is_some_and(|ct| ct.contains("json"));
+            let bytes = resp.bytes().await.map_err(|e| request_error(&url, &e))?;
+            let text = String::from_utf8_lossy(&bytes);
+            let body = if is_json && !bytes.is_empty() {
+                serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.into_owned()))
+            } else {
+                Value::String(text.into_owned())
+            };
+            Ok(json!({
+                "status": status,
+                "headers": headers,
+                "body": body,
+                "elapsed_ms": started.elapsed().as_millis() as u64,
+            }))
+        })
+    }
+}
+
+fn request_error(url: &str, e: &reqwest::Error) -> KeywordError {
+    use std::error::Error;
+    let mut msg = if e.is_timeout() {
+        format!("request to {url} timed out")
+    } else if e.is_connect() {
+        format!("cannot connect to {url}")
+    } else {
+        format!("request to {url} failed")
+    };
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    KeywordError::new(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_urls() {
+        let base = Some("http://h:1/api/");
+        assert_eq!(join_url(base, "/users/1").unwrap(), "http://h:1/api/users/1");
+        assert_eq!(join_url(base, "users").unwrap(), "http://h:1/api/users");
+        assert_eq!(join_url(base, "HTTPS://x/y").unwrap(), "HTTPS://x/y");
+        assert!(join_url(None, "/x").is_err());
+    }
+}

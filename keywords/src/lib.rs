@@ -1,0 +1,77 @@
+//! The keywords every atf install has.
+//!
+//! Each is an [`atf_sdk::Keyword`], exactly like a plugin's: `core` holds
+//! `assert`, `ctx.set`, `sleep`, `log` and `exec`; `http`, `mysql`, `redis`
+//! and `kafka` hold the service keywords. Service clients are created
+//! lazily, once per resource of the project file, on the one tokio runtime
+//! of the run, and shared by every case.
+
+pub mod core;
+pub mod http;
+
+use std::sync::Arc;
+
+use atf_sdk::{Keyword, Value};
+use serde_json::Map;
+
+/// What the built-in keywords need from the run.
+#[derive(Clone)]
+pub struct Env {
+    /// The run's tokio runtime; keywords `block_on` it from worker threads.
+    pub runtime: tokio::runtime::Handle,
+    /// The `resources` of the selected environment: kind (`http`, `mysql`,
+    /// `redis`, `kafka`) → resource name → settings.
+    pub resources: Map<String, Value>,
+}
+
+impl Env {
+    /// The settings of resource `name` of `kind`, if the project file has it.
+    pub fn resource(&self, kind: &str, name: &str) -> Option<&Value> {
+        self.resources.get(kind)?.get(name)
+    }
+
+    /// The names of the resources of `kind`, for error messages.
+    pub fn resource_names(&self, kind: &str) -> Vec<String> {
+        self.resources
+            .get(kind)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The built-in keywords of a run, and what must happen before the runtime stops.
+pub struct Builtins {
+    /// Every built-in keyword.
+    pub keywords: Vec<Arc<dyn Keyword>>,
+    shutdown: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl Builtins {
+    /// Closes pools and flushes producers; call before dropping the runtime.
+    pub fn shutdown(self) {
+        for f in self.shutdown {
+            f();
+        }
+    }
+}
+
+/// Creates the built-in keywords for a run. Nothing connects yet: clients
+/// are made on first use.
+pub fn builtins(env: &Env) -> Builtins {
+    let mut keywords: Vec<Arc<dyn Keyword>> = core::keywords(env);
+    let http = Arc::new(http::Http::new(env.clone()));
+    keywords.push(http);
+    Builtins {
+        keywords,
+        shutdown: Vec::new(),
+    }
+}
+
+/// The specs of every built-in keyword, without a runtime (for `atf keywords`
+/// and `atf schema`).
+pub fn specs() -> Vec<atf_sdk::KeywordSpec> {
+    let mut specs: Vec<atf_sdk::KeywordSpec> = core::specs();
+    specs.push(http::spec());
+    specs
+}

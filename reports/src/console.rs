@@ -1,0 +1,247 @@
+//! The console reporter: progress while cases run, every failure with the
+//! step's remark, expected versus actual and the keyword's error, a table
+//! of the slowest cases, and the closing line `N passed, N failed, N skipped`.
+//!
+//! On a terminal it draws a progress bar; elsewhere (CI, pipes) it prints
+//! one plain line per finished case. Colours follow `NO_COLOR` and are off
+//! when the output is not a terminal.
+
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::{CaseReport, RunEvent, RunReport, Status, StepReport};
+
+/// Options of the console reporter.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleOptions {
+    /// Use ANSI colours.
+    pub color: bool,
+    /// Draw a live progress bar (only on a terminal).
+    pub progress: bool,
+    /// Print a line for every passed case too, not only failures.
+    pub verbose: bool,
+    /// How many of the slowest cases to list at the end (0: none).
+    pub slowest: usize,
+}
+
+impl ConsoleOptions {
+    /// Options fitting the current terminal and environment.
+    pub fn detect() -> ConsoleOptions {
+        let tty = std::io::stderr().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        ConsoleOptions {
+            color: tty && !no_color,
+            progress: tty && std::env::var_os("CI").is_none(),
+            verbose: false,
+            slowest: 5,
+        }
+    }
+}
+
+/// Prints to stdout (results) while a progress bar lives on stderr.
+pub struct Console {
+    opts: ConsoleOptions,
+    bar: Option<ProgressBar>,
+    out: Box<dyn Write + Send>,
+}
+
+impl Console {
+    /// A console reporter writing to stdout.
+    pub fn new(opts: ConsoleOptions) -> Console {
+        Console::with_writer(opts, Box::new(std::io::stdout()))
+    }
+
+    /// A console reporter writing to `out` (tests use a buffer).
+    pub fn with_writer(opts: ConsoleOptions, out: Box<dyn Write + Send>) -> Console {
+        Console {
+            opts,
+            bar: None,
+            out,
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.opts.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn status_word(&self, status: Status) -> String {
+        match status {
+            Status::Passed => self.paint("32", "PASS"),
+            Status::Failed => self.paint("31;1", "FAIL"),
+            Status::Error => self.paint("35;1", "ERROR"),
+            Status::Skipped => self.paint("33", "SKIP"),
+        }
+    }
+
+    fn print(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| {
+                let _ = self.out.write_all(text.as_bytes());
+                let _ = self.out.flush();
+            }),
+            None => {
+                let _ = self.out.write_all(text.as_bytes());
+                let _ = self.out.flush();
+            }
+        }
+    }
+
+    fn case_finished(&mut self, case: &CaseReport) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        let show_line = case.status != Status::Passed || self.opts.verbose || self.bar.is_none();
+        if !show_line {
+            return;
+        }
+        let mut text = format!(
+            "{} {} ({}) {}ms\n",
+            self.status_word(case.status),
+            case.name,
+            case.file,
+            case.duration_ms
+        );
+        if matches!(case.status, Status::Failed | Status::Error) {
+            text.push_str(&self.describe_failure(case));
+        }
+        self.print(&text);
+    }
+
+    fn describe_failure(&self, case: &CaseReport) -> String {
+        let mut text = String::new();
+        if let Some(err) = &case.error {
+            text.push_str(&format!("    {}\n", self.paint("1", err)));
+        }
+        for (phase, step) in case.all_steps() {
+            if matches!(step.status, Status::Failed | Status::Error) {
+                text.push_str(&describe_step(phase, step));
+            }
+        }
+        text
+    }
+
+    fn finished(&mut self, report: &RunReport) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let mut text = String::new();
+        if self.opts.slowest > 0 && report.cases.len() > 1 {
+            let mut slow: Vec<&CaseReport> = report
+                .cases
+                .iter()
+                .filter(|c| c.status != Status::Skipped)
+                .collect();
+            slow.sort_by(|a, b| b.duration_ms.cmp(&a.duration_ms));
+            slow.truncate(self.opts.slowest);
+            if !slow.is_empty() {
+                text.push_str("\nslowest cases:\n");
+                for c in slow {
+                    text.push_str(&format!("  {:>8}ms  {}\n", c.duration_ms, c.name));
+                }
+            }
+        }
+        let s = &report.summary;
+        let failed = s.failed + s.errored;
+        text.push_str(&format!(
+            "\nran {} cases in {:.2}s{}\n",
+            s.total,
+            s.duration_ms as f64 / 1000.0,
+            if s.errored > 0 {
+                format!(" ({} with errors)", s.errored)
+            } else {
+                String::new()
+            }
+        ));
+        let line = format!("{} passed, {} failed, {} skipped", s.passed, failed, s.skipped);
+        let line = if failed > 0 {
+            self.paint("31;1", &line)
+        } else {
+            self.paint("32;1", &line)
+        };
+        text.push_str(&line);
+        text.push('\n');
+        self.print(&text);
+    }
+}
+
+/// A failed step, as the console and the JUnit report show it.
+pub fn describe_step(phase: &str, step: &StepReport) -> String {
+    let mut text = String::new();
+    let set = step.set.map(|s| format!(" set {s}")).unwrap_or_default();
+    let undo = if step.undo { " (undo)" } else { "" };
+    text.push_str(&format!(
+        "    {phase}{set} step {}{undo}: {}",
+        step.index, step.keyword
+    ));
+    if let Some(r) = &step.remark {
+        text.push_str(&format!(" — {r}"));
+    }
+    if step.attempts > 1 {
+        text.push_str(&format!(" (after {} attempts)", step.attempts));
+    }
+    text.push('\n');
+    for f in &step.failures {
+        text.push_str(&format!("      {}: {}\n", f.path, f.message));
+        text.push_str(&format!("        expected: {}\n", compact(&f.expected)));
+        text.push_str(&format!("        actual:   {}\n", compact(&f.actual)));
+    }
+    if let Some(e) = &step.error {
+        for (i, line) in e.lines().enumerate() {
+            let lead = if i == 0 { "error: " } else { "       " };
+            text.push_str(&format!("      {lead}{line}\n"));
+        }
+    }
+    text
+}
+
+fn compact(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 300 {
+        let cut: String = s.chars().take(300).collect();
+        format!("{cut}…")
+    } else {
+        s
+    }
+}
+
+impl Reporter for Console {
+    fn on_event(&mut self, event: &RunEvent) {
+        match event {
+            RunEvent::Started { total, .. } => {
+                if self.opts.progress && *total > 0 {
+                    let bar = ProgressBar::with_draw_target(
+                        Some(*total as u64),
+                        ProgressDrawTarget::stderr(),
+                    );
+                    if let Ok(style) = ProgressStyle::with_template(
+                        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+                    ) {
+                        bar.set_style(style);
+                    }
+                    self.bar = Some(bar);
+                }
+            }
+            RunEvent::CaseStarted { name } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(name.to_string());
+                }
+            }
+            RunEvent::CaseFinished(case) => self.case_finished(case),
+            RunEvent::Notice(msg) => {
+                let text = format!("{}\n", self.paint("33", msg));
+                match &self.bar {
+                    Some(bar) => bar.suspend(|| eprint!("{text}")),
+                    None => eprint!("{text}"),
+                }
+            }
+            RunEvent::Finished(report) => self.finished(report),
+        }
+    }
+}
+
+use crate::Reporter;

@@ -1,0 +1,20 @@
+//! atf: a keyword-driven integration-test runner.
+//!
+//! The pipeline: [`cli`] turns flags into a [`config::RunConfig`]; [`load`]
+//! reads case, suite and project files into the [`model`] (keeping file,
+//! line and column for every error); [`exec`] runs the model — cases on a
+//! rayon pool, service keywords on one tokio runtime — resolving
+//! [`resolve`] placeholders and checking [`expect`] expectations; results go
+//! out as [`atf_reports::RunEvent`]s, masked by [`secret`] first.
+
+pub mod cli;
+pub mod config;
+pub mod exec;
+pub mod expect;
+pub mod jsonpos;
+pub mod load;
+pub mod model;
+pub mod plugin;
+pub mod resolve;
+pub mod secret;
+pub mod select;

@@ -1,0 +1,5 @@
+//! The `atf` command.
+
+fn main() {
+    std::process::exit(atf::cli::main());
+}
