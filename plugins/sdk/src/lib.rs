@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+mod export;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -291,7 +292,9 @@ pub fn parse_duration(v: &Value) -> Result<Duration, String> {
 pub fn parse_duration_str(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     let bad = || {
-        format!("`{text}` is not a duration: write e.g. \"250ms\", \"2s\", \"1m30s\" or a number of milliseconds")
+        format!(
+            "`{text}` is not a duration: write e.g. \"250ms\", \"2s\", \"1m30s\" or a number of milliseconds"
+        )
     };
     if s.is_empty() {
         return Err(bad());
@@ -334,11 +337,20 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration(&json!("250ms")), Ok(Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration(&json!("250ms")),
+            Ok(Duration::from_millis(250))
+        );
         assert_eq!(parse_duration(&json!("2s")), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration(&json!("1m30s")), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration(&json!(1500)), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration(&json!("1.5s")), Ok(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration(&json!(1500)),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_duration(&json!("1.5s")),
+            Ok(Duration::from_millis(1500))
+        );
         assert!(parse_duration(&json!("2 weeks")).is_err());
         assert!(parse_duration(&json!("s")).is_err());
         assert!(parse_duration(&json!(-1)).is_err());
