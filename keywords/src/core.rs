@@ -24,19 +24,42 @@ pub fn specs() -> Vec<KeywordSpec> {
         .open_args()
         .result("the names and values given"),
         KeywordSpec::new("sleep", "Waits; a Ctrl-C cuts the wait short.")
-            .required("duration", "string|number", "e.g. \"500ms\", \"2s\", or milliseconds")
+            .required(
+                "duration",
+                "string|number",
+                "e.g. \"500ms\", \"2s\", or milliseconds",
+            )
             .result("nothing (`null`)"),
         KeywordSpec::new("log", "Writes a message into the reports.")
             .required("message", "", "text or any value")
             .result("`message`: the message"),
-        KeywordSpec::new("exec", "Runs a program and returns its exit code and output.")
-            .arg("cmd", "array", "program and arguments, e.g. [\"ls\", \"-l\"] (no shell)")
-            .arg("shell", "string", "a command line for `sh -c` (instead of `cmd`)")
-            .arg("env", "object", "extra environment variables")
-            .arg("stdin", "string", "text written to its standard input")
-            .arg("cwd", "string", "working folder (default: the case file's folder)")
-            .arg("timeout", "string|number", "kill it after this long (default: the step timeout)")
-            .result("`exit_code`, `stdout`, `stderr` (text)"),
+        KeywordSpec::new(
+            "exec",
+            "Runs a program and returns its exit code and output.",
+        )
+        .arg(
+            "cmd",
+            "array",
+            "program and arguments, e.g. [\"ls\", \"-l\"] (no shell)",
+        )
+        .arg(
+            "shell",
+            "string",
+            "a command line for `sh -c` (instead of `cmd`)",
+        )
+        .arg("env", "object", "extra environment variables")
+        .arg("stdin", "string", "text written to its standard input")
+        .arg(
+            "cwd",
+            "string",
+            "working folder (default: the case file's folder)",
+        )
+        .arg(
+            "timeout",
+            "string|number",
+            "kill it after this long (default: the step timeout)",
+        )
+        .result("`exit_code`, `stdout`, `stderr` (text)"),
     ]
 }
 
@@ -57,7 +80,9 @@ pub fn keywords(env: &Env) -> Vec<Arc<dyn Keyword>> {
         Arc::new(FnKeyword::new(spec_of("ctx.set"), |c: &Call<'_>| {
             match c.args {
                 Value::Object(_) => Ok(c.args.clone()),
-                _ => Err(KeywordError::new("ctx.set takes an object of names and values")),
+                _ => Err(KeywordError::new(
+                    "ctx.set takes an object of names and values",
+                )),
             }
         })),
         Arc::new(FnKeyword::new(spec_of("sleep"), sleep)),
@@ -68,7 +93,9 @@ pub fn keywords(env: &Env) -> Vec<Arc<dyn Keyword>> {
                 .ok_or_else(|| KeywordError::new("argument `message` is required"))?;
             Ok(json!({ "message": message }))
         })),
-        Arc::new(FnKeyword::new(spec_of("exec"), move |c: &Call<'_>| exec(&rt, c))),
+        Arc::new(FnKeyword::new(spec_of("exec"), move |c: &Call<'_>| {
+            exec(&rt, c)
+        })),
     ]
 }
 
@@ -132,7 +159,9 @@ fn exec(rt: &tokio::runtime::Handle, c: &Call<'_>) -> KeywordResult {
     };
     if let Some(env) = c.arg("env") {
         let Value::Object(env) = env else {
-            return Err(KeywordError::new("`env` must be an object of names and values"));
+            return Err(KeywordError::new(
+                "`env` must be an object of names and values",
+            ));
         };
         for (k, v) in env {
             let v = match v {

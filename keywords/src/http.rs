@@ -17,25 +17,60 @@ use crate::Env;
 
 /// The spec of `http.request`.
 pub fn spec() -> KeywordSpec {
-    KeywordSpec::new("http.request", "Sends one HTTP request and returns the response.")
-        .arg("method", "string", "GET (default), POST, PUT, PATCH, DELETE, HEAD, OPTIONS")
-        .required(
-            "url",
-            "string",
-            "absolute URL, or a path joined to the resource's base_url",
-        )
-        .arg("headers", "object", "request headers, name → value")
-        .arg("query", "object", "query parameters, name → value or list of values")
-        .arg("json", "", "a body sent as JSON (Content-Type: application/json)")
-        .arg("body", "", "a raw body: text as is, other values as JSON text")
-        .arg("form", "object", "a body sent as application/x-www-form-urlencoded")
-        .arg("timeout", "string|number", "request timeout (default: the step timeout)")
-        .arg("follow_redirects", "boolean", "follow 3xx redirects (default true)")
-        .arg("resource", "string", "the http resource of the project file (default `default`)")
-        .result(
-            "`status` (number), `headers` (lower-case names → text), `body` (parsed JSON when \
+    KeywordSpec::new(
+        "http.request",
+        "Sends one HTTP request and returns the response.",
+    )
+    .arg(
+        "method",
+        "string",
+        "GET (default), POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+    )
+    .required(
+        "url",
+        "string",
+        "absolute URL, or a path joined to the resource's base_url",
+    )
+    .arg("headers", "object", "request headers, name → value")
+    .arg(
+        "query",
+        "object",
+        "query parameters, name → value or list of values",
+    )
+    .arg(
+        "json",
+        "",
+        "a body sent as JSON (Content-Type: application/json)",
+    )
+    .arg(
+        "body",
+        "",
+        "a raw body: text as is, other values as JSON text",
+    )
+    .arg(
+        "form",
+        "object",
+        "a body sent as application/x-www-form-urlencoded",
+    )
+    .arg(
+        "timeout",
+        "string|number",
+        "request timeout (default: the step timeout)",
+    )
+    .arg(
+        "follow_redirects",
+        "boolean",
+        "follow 3xx redirects (default true)",
+    )
+    .arg(
+        "resource",
+        "string",
+        "the http resource of the project file (default `default`)",
+    )
+    .result(
+        "`status` (number), `headers` (lower-case names → text), `body` (parsed JSON when \
              the response is JSON, else text), `elapsed_ms`",
-        )
+    )
 }
 
 #[derive(Clone, Default)]
@@ -129,7 +164,10 @@ impl Http {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| KeywordError::new(format!("cannot build the http client: {e}")))?;
-        clients.insert((name.to_string(), follow), (client.clone(), resource.clone()));
+        clients.insert(
+            (name.to_string(), follow),
+            (client.clone(), resource.clone()),
+        );
         Ok((client, resource))
     }
 }
@@ -195,7 +233,11 @@ impl Keyword for Http {
         let follow = match c.arg("follow_redirects") {
             None => true,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(KeywordError::new("`follow_redirects` must be true or false")),
+            Some(_) => {
+                return Err(KeywordError::new(
+                    "`follow_redirects` must be true or false",
+                ));
+            }
         };
         let (client, resource) = self.client(c.resource()?, follow)?;
         let method = c.str_arg("method")?.unwrap_or("GET").to_ascii_uppercase();
@@ -240,7 +282,9 @@ impl Keyword for Http {
             .filter(|k| c.args.get(**k).is_some())
             .count();
         if bodies > 1 {
-            return Err(KeywordError::new("give only one of `json`, `body` and `form`"));
+            return Err(KeywordError::new(
+                "give only one of `json`, `body` and `form`",
+            ));
         }
         if let Some(v) = c.args.get("json") {
             req = req.json(v);
@@ -325,7 +369,10 @@ mod tests {
     #[test]
     fn joins_urls() {
         let base = Some("http://h:1/api/");
-        assert_eq!(join_url(base, "/users/1").unwrap(), "http://h:1/api/users/1");
+        assert_eq!(
+            join_url(base, "/users/1").unwrap(),
+            "http://h:1/api/users/1"
+        );
         assert_eq!(join_url(base, "users").unwrap(), "http://h:1/api/users");
         assert_eq!(join_url(base, "HTTPS://x/y").unwrap(), "HTTPS://x/y");
         assert!(join_url(None, "/x").is_err());

@@ -157,7 +157,10 @@ impl Console {
                 String::new()
             }
         ));
-        let line = format!("{} passed, {} failed, {} skipped", s.passed, failed, s.skipped);
+        let line = format!(
+            "{} passed, {} failed, {} skipped",
+            s.passed, failed, s.skipped
+        );
         let line = if failed > 0 {
             self.paint("31;1", &line)
         } else {

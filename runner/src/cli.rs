@@ -1,6 +1,495 @@
-//! The command line.
+//! The command line: clap types, and the glue from flags to a
+//! [`RunConfig`], the loader, the engine and the reporters.
+//!
+//! Exit codes: 0 every selected case passed (skipped allowed); 1 a case
+//! failed or errored (or `atf check` found problems); 2 nothing could run
+//! (bad usage, bad project file, no cases selected); 130 interrupted.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value};
+
+use crate::config::{Project, RunConfig, Selection, Shard, parse_var};
+use crate::diag::Diagnostic;
+use crate::load::Catalog;
+
+/// Exit code: all selected cases passed.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: a case failed or errored.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: nothing could run.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: interrupted with Ctrl-C.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "atf",
+    version,
+    about = "Keyword-driven integration tests: JSON case files against real services.",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run cases (default path: the current folder).
+    Run(RunArgs),
+    /// Load and validate everything, run nothing; also name every
+    /// placeholder that nothing can define.
+    Check(CommonArgs),
+    /// The cases a run with the same filters would run, one per line.
+    List(CommonArgs),
+    /// Every keyword available, with its arguments.
+    Keywords(KeywordsArgs),
+    /// The JSON Schema of case files.
+    Schema(SchemaArgs),
+    /// Work with report folders.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCommand {
+    /// Combine the reports of several shard runs into one report set.
+    Merge {
+        /// Report folders (each with a report.json).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged reports go.
+        #[arg(long, default_value = "atf-report")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct CommonArgs {
+    /// Case files or folders (searched for *.case.json).
+    paths: Vec<PathBuf>,
+    /// The project file (default: atf.json found walking up from the first path).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Environment from the project file.
+    #[arg(long, value_name = "NAME")]
+    env: Option<String>,
+    /// Tag expression, e.g. 'smoke and not slow'.
+    #[arg(long, value_name = "EXPR")]
+    tags: Option<String>,
+    /// Glob on case names (repeatable; a case matching any is selected).
+    #[arg(long, value_name = "GLOB")]
+    filter: Vec<String>,
+    /// Run the K-th of N stable slices of the selected cases.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Override a variable (repeatable); VALUE is JSON when it parses as a
+    /// number, boolean, null, list or object, else text.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    vars: Vec<(String, Value)>,
+    /// Extra plugin folder (repeatable).
+    #[arg(long = "plugins", value_name = "DIR")]
+    plugins: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Cases run at once (default: the project's `jobs`, else the CPU count).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Where reports go.
+    #[arg(long, value_name = "DIR", default_value = "atf-report")]
+    report_dir: PathBuf,
+    /// Stop starting new cases after the first failure.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Only the cases that failed in the last report (report-dir/report.json).
+    #[arg(long)]
+    rerun_failed: bool,
+    /// Print every case, not only failures.
+    #[arg(long, short = 'v')]
+    verbose: bool,
+}
+
+#[derive(Args, Debug)]
+struct KeywordsArgs {
+    /// Print the keyword specs as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Extra plugin folder (repeatable).
+    #[arg(long = "plugins", value_name = "DIR")]
+    plugins: Vec<PathBuf>,
+    /// The project file (for its plugin folders).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct SchemaArgs {
+    /// Extra plugin folder (repeatable), so plugin keywords are described too.
+    #[arg(long = "plugins", value_name = "DIR")]
+    plugins: Vec<PathBuf>,
+    /// The project file (for its plugin folders).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
 
 /// Runs the `atf` command; returns the exit code.
 pub fn main() -> i32 {
-    2
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    match cli.command {
+        Command::Run(a) => run(a),
+        Command::Check(a) => check(a),
+        Command::List(a) => list(a),
+        Command::Keywords(a) => keywords(a),
+        Command::Schema(a) => schema(a),
+        Command::Report(ReportCommand::Merge { dirs, out }) => crate::merge::merge(&dirs, &out),
+    }
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("error: {msg}");
+    EXIT_USAGE
+}
+
+fn print_diags(diags: &[Diagnostic]) {
+    let mut err = std::io::stderr().lock();
+    for d in diags {
+        let _ = write!(err, "{d}");
+    }
+}
+
+/// The project for these paths (an empty one when there is no file).
+fn project_for(config: Option<&PathBuf>, paths: &[PathBuf]) -> Result<Project, i32> {
+    let path = match config {
+        Some(c) => Some(c.clone()),
+        None => Project::find(
+            paths
+                .first()
+                .map(PathBuf::as_path)
+                .unwrap_or(std::path::Path::new(".")),
+        ),
+    };
+    match path {
+        Some(p) => Project::load(&p).map_err(|d| {
+            print_diags(&d);
+            EXIT_USAGE
+        }),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            Ok(Project::empty(cwd))
+        }
+    }
+}
+
+/// Plugin folders: the project's, `ATF_PLUGIN_PATH`, then `--plugins`.
+fn plugin_dirs(project: &Project, extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = project.plugins.clone();
+    if let Some(p) = std::env::var_os("ATF_PLUGIN_PATH") {
+        dirs.extend(std::env::split_paths(&p).filter(|p| !p.as_os_str().is_empty()));
+    }
+    dirs.extend(extra.iter().cloned());
+    dirs
+}
+
+fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig, i32> {
+    let paths = if common.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        common.paths.clone()
+    };
+    let project = project_for(common.config.as_ref(), &paths)?;
+    let (env_name, env) = project.env(common.env.as_deref()).map_err(usage_error)?;
+    let jobs = run
+        .and_then(|r| r.jobs.map(usize::from))
+        .or(project.jobs)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(4, |n| n.get())
+                .max(2)
+        });
+    let report_dir = run.map_or_else(|| PathBuf::from("atf-report"), |r| r.report_dir.clone());
+    let only = match run {
+        Some(r) if r.rerun_failed => {
+            let path = r.report_dir.join("report.json");
+            let last = atf_reports::json::read(&path).map_err(|e| {
+                usage_error(format!(
+                    "--rerun-failed needs the last report: {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Some(
+                last.cases
+                    .iter()
+                    .filter(|c| {
+                        matches!(
+                            c.status,
+                            atf_reports::Status::Failed | atf_reports::Status::Error
+                        )
+                    })
+                    .map(|c| (c.file.clone(), c.name.clone()))
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
+    let selection = Selection {
+        tags: common.tags.clone(),
+        filters: common.filter.clone(),
+        shard: common.shard,
+        exclude_tags: env.exclude_tags.clone(),
+        only,
+    };
+    let overrides: Map<String, Value> = common.vars.iter().cloned().collect();
+    let plugin_dirs = plugin_dirs(&project, &common.plugins);
+    Ok(RunConfig {
+        project,
+        env_name,
+        env,
+        paths,
+        jobs,
+        overrides,
+        report_dir,
+        fail_fast: run.is_some_and(|r| r.fail_fast),
+        plugin_dirs,
+        selection,
+    })
+}
+
+/// Loads plugins; warnings go to stderr; a clash is a usage error.
+fn load_plugins(dirs: &[PathBuf]) -> Result<crate::plugin::PluginHost, i32> {
+    let (host, outcome) = crate::plugin::PluginHost::load(dirs);
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !outcome.errors.is_empty() {
+        for e in &outcome.errors {
+            eprintln!("error: {e}");
+        }
+        return Err(EXIT_USAGE);
+    }
+    Ok(host)
+}
+
+/// Built-in specs plus plugin specs; a plugin keyword with a built-in name is an error.
+fn catalog(plugins: &crate::plugin::PluginHost) -> Result<Catalog, i32> {
+    let builtin = atf_keywords::specs();
+    let mut all = builtin.clone();
+    for k in plugins.keywords() {
+        let spec = k.spec();
+        if builtin.iter().any(|b| b.name == spec.name) {
+            return Err(usage_error(format!(
+                "a plugin defines `{}`, which is a built-in keyword",
+                spec.name
+            )));
+        }
+        all.push(spec);
+    }
+    Ok(Catalog::new(all))
+}
+
+/// Loads and selects the case runs of a config.
+fn load_selected(
+    cfg: &RunConfig,
+    catalog: &Catalog,
+) -> Result<(crate::load::Loaded, Vec<crate::model::CaseRun>), i32> {
+    let files = crate::load::discover(&cfg.paths).map_err(usage_error)?;
+    let mut boundaries: Vec<PathBuf> = cfg
+        .paths
+        .iter()
+        .map(|p| {
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+            if abs.is_dir() {
+                abs
+            } else {
+                abs.parent().map(PathBuf::from).unwrap_or(abs)
+            }
+        })
+        .collect();
+    if cfg.project.path.is_some() {
+        boundaries.push(cfg.project.root.clone());
+    }
+    let mut loaded = crate::load::load(&files, &boundaries, catalog);
+    let selector = crate::select::Selector::new(&cfg.selection).map_err(usage_error)?;
+    let runs = selector.apply(std::mem::take(&mut loaded.runs));
+    Ok((loaded, runs))
+}
+
+fn run(args: RunArgs) -> i32 {
+    let cfg = match build_config(&args.common, Some(&args)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let plugins = match load_plugins(&cfg.plugin_dirs) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let catalog = match catalog(&plugins) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (_loaded, runs) = match load_selected(&cfg, &catalog) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if runs.is_empty() {
+        return usage_error("no cases selected (check the paths, --tags, --filter and --shard)");
+    }
+    let mut console = atf_reports::console::Console::new({
+        let mut o = atf_reports::console::ConsoleOptions::detect();
+        o.verbose = args.verbose;
+        o
+    });
+    let outcome = match crate::engine::run(&cfg, &plugins, runs, &mut [&mut console]) {
+        Ok(o) => o,
+        Err(e) => return usage_error(e),
+    };
+    if let Err(e) = atf_reports::write_all(&cfg.report_dir, &outcome.report) {
+        eprintln!(
+            "error: cannot write reports to {}: {e}",
+            cfg.report_dir.display()
+        );
+        return EXIT_FAILED;
+    }
+    println!("reports: {}", cfg.report_dir.join("index.html").display());
+    outcome.exit_code()
+}
+
+fn check(args: CommonArgs) -> i32 {
+    let cfg = match build_config(&args, None) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let plugins = match load_plugins(&cfg.plugin_dirs) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let catalog = match catalog(&plugins) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (_loaded, runs) = match load_selected(&cfg, &catalog) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let findings = crate::check::check(&cfg, &runs);
+    let mut out = std::io::stdout().lock();
+    for f in &findings {
+        let _ = write!(out, "{f}");
+    }
+    let cases = runs.len();
+    if findings.is_empty() {
+        let _ = writeln!(out, "checked {cases} cases: no problems found");
+        EXIT_OK
+    } else {
+        let _ = writeln!(
+            out,
+            "checked {cases} cases: {} problems found",
+            findings.len()
+        );
+        EXIT_FAILED
+    }
+}
+
+fn list(args: CommonArgs) -> i32 {
+    let cfg = match build_config(&args, None) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let plugins = match load_plugins(&cfg.plugin_dirs) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let catalog = match catalog(&plugins) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (_loaded, runs) = match load_selected(&cfg, &catalog) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout().lock();
+    for r in &runs {
+        let tags = r.tags();
+        let tags = if tags.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", tags.join(", "))
+        };
+        let broken = if r.case.is_err() {
+            "  (error: cannot load)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "{}  ({}){tags}{broken}", r.name, r.file());
+    }
+    if runs.is_empty() { EXIT_USAGE } else { EXIT_OK }
+}
+
+fn keyword_catalog(config: Option<&PathBuf>, extra: &[PathBuf]) -> Result<Catalog, i32> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let project = project_for(config, &[cwd])?;
+    let plugins = load_plugins(&plugin_dirs(&project, extra))?;
+    catalog(&plugins)
+}
+
+fn keywords(args: KeywordsArgs) -> i32 {
+    let catalog = match keyword_catalog(args.config.as_ref(), &args.plugins) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let specs: Vec<&atf_sdk::KeywordSpec> = catalog.specs().collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&specs).unwrap_or_default()
+        );
+        return EXIT_OK;
+    }
+    for spec in catalog.specs() {
+        let _ = writeln!(out, "{}\n    {}", spec.name, spec.summary);
+        if spec.open_args {
+            let _ = writeln!(out, "    args: any names and values");
+        }
+        for a in &spec.args {
+            let ty = if a.ty.is_empty() {
+                "any"
+            } else {
+                a.ty.as_str()
+            };
+            let req = if a.required { ", required" } else { "" };
+            let _ = writeln!(out, "    - {} ({ty}{req}): {}", a.name, a.doc);
+        }
+        if !spec.result.is_empty() {
+            let _ = writeln!(out, "    result: {}", spec.result);
+        }
+        let _ = writeln!(out);
+    }
+    EXIT_OK
+}
+
+fn schema(args: SchemaArgs) -> i32 {
+    let catalog = match keyword_catalog(args.config.as_ref(), &args.plugins) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let schema = crate::schema::case_schema(&catalog);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    );
+    EXIT_OK
 }

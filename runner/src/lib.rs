@@ -7,14 +7,19 @@
 //! [`resolve`] placeholders and checking [`expect`] expectations; results go
 //! out as [`atf_reports::RunEvent`]s, masked by [`secret`] first.
 
+pub mod check;
 pub mod cli;
 pub mod config;
+pub mod diag;
+pub mod engine;
 pub mod exec;
 pub mod expect;
 pub mod jsonpos;
 pub mod load;
+pub mod merge;
 pub mod model;
 pub mod plugin;
 pub mod resolve;
+pub mod schema;
 pub mod secret;
 pub mod select;

@@ -1,1 +1,135 @@
-//! (in progress)
+//! The model of what runs: cases, suites, steps — plain data made by
+//! [`crate::load`] from the files, each knowing where it came from.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// One step of a case or suite.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The keyword it calls.
+    pub keyword: String,
+    /// Free text shown in reports.
+    pub remark: Option<String>,
+    /// Arguments, placeholders unresolved.
+    pub args: Value,
+    /// Expectations: JSONPath → literal or matcher, placeholders unresolved.
+    pub expect: Map<String, Value>,
+    /// Names → JSONPaths into the result, saved when every expectation holds.
+    pub save: Map<String, Value>,
+    /// Polling: re-run until the expectations hold.
+    pub retry: Option<Retry>,
+    /// Per-attempt timeout; the project default when `None`.
+    pub timeout: Option<Duration>,
+    /// The step that reverses this one, due at cleanup once this one ran.
+    pub undo: Option<Box<Step>>,
+    /// The line of the step in its file.
+    pub line: usize,
+}
+
+/// `retry` of a step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retry {
+    /// Attempts at most (at least 1).
+    pub times: u32,
+    /// Wait between attempts.
+    pub interval: Duration,
+}
+
+/// A `suite.json`.
+#[derive(Debug)]
+pub struct Suite {
+    /// Its folder: the suite covers cases in it and below.
+    pub dir: PathBuf,
+    /// The file, as shown to the user.
+    pub file: String,
+    /// Vars visible to the cases below, placeholders unresolved.
+    pub vars: Map<String, Value>,
+    /// Runs once before the cases below.
+    pub prepare: Vec<Step>,
+    /// Runs once after them, always.
+    pub cleanup: Vec<Step>,
+}
+
+/// A case file, loaded.
+#[derive(Debug)]
+pub struct Case {
+    /// The name as written (or the file name without `.case.json`).
+    pub name: String,
+    /// The case file, absolute.
+    pub path: PathBuf,
+    /// The case file as shown in reports (relative to the working directory).
+    pub file: String,
+    /// Free text for reports.
+    pub remark: Option<String>,
+    /// Tags for `--tags`.
+    pub tags: Vec<String>,
+    /// Vars, placeholders unresolved, in the order written.
+    pub vars: Map<String, Value>,
+    /// Data rows, for data-driven cases.
+    pub data: Option<Vec<Map<String, Value>>>,
+    /// Timeout of the whole case; the project default when `None`.
+    pub timeout: Option<Duration>,
+    /// Names of things the case needs alone.
+    pub locks: Vec<String>,
+    /// Data set-up, run serially.
+    pub prepare: Vec<Step>,
+    /// Step sets; several run in parallel with each other.
+    pub steps: Vec<Vec<Step>>,
+    /// Always run at the end.
+    pub cleanup: Vec<Step>,
+    /// The suites above the case, outermost first.
+    pub suites: Vec<Arc<Suite>>,
+}
+
+/// One run of a case: the case itself, or one data row of it.
+#[derive(Debug, Clone)]
+pub struct CaseRun {
+    /// The loaded case, or the error that kept it from loading.
+    pub case: Result<Arc<Case>, Arc<BrokenCase>>,
+    /// The name in reports (`name[i]` for data rows).
+    pub name: String,
+    /// The data row index and values.
+    pub row: Option<(usize, Map<String, Value>)>,
+}
+
+impl CaseRun {
+    /// The case file as shown in reports.
+    pub fn file(&self) -> &str {
+        match &self.case {
+            Ok(c) => &c.file,
+            Err(b) => &b.file,
+        }
+    }
+
+    /// The tags of the case (none for a broken file).
+    pub fn tags(&self) -> &[String] {
+        match &self.case {
+            Ok(c) => &c.tags,
+            Err(b) => &b.tags,
+        }
+    }
+
+    /// The key that orders runs and shards: file, then row.
+    pub fn sort_key(&self) -> (String, usize, String) {
+        (
+            self.file().to_string(),
+            self.row.as_ref().map_or(0, |(i, _)| *i),
+            self.name.clone(),
+        )
+    }
+}
+
+/// A case file that could not be loaded: it becomes an `error` case.
+#[derive(Debug)]
+pub struct BrokenCase {
+    /// The file as shown in reports.
+    pub file: String,
+    /// Tags, when they could be read.
+    pub tags: Vec<String>,
+    /// What is wrong, rendered with the source.
+    pub errors: Vec<crate::diag::Diagnostic>,
+}

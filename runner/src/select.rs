@@ -1,1 +1,260 @@
-//! (in progress)
+//! Which cases run: `--tags` expressions, `--filter` globs, the
+//! environment's `exclude_tags`, `--rerun-failed` and `--shard K/N`.
+//!
+//! Sharding sorts the selected runs by file and row and deals them out in
+//! turn, so every case lands in exactly one shard, shards differ in size by
+//! at most one, and every machine of a sharded job computes the same slices.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::config::Selection;
+use crate::model::CaseRun;
+
+/// A parsed `--tags` expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TagExpr {
+    /// The case has this tag.
+    Tag(String),
+    /// Negation.
+    Not(Box<TagExpr>),
+    /// Both.
+    And(Box<TagExpr>, Box<TagExpr>),
+    /// Either.
+    Or(Box<TagExpr>, Box<TagExpr>),
+}
+
+impl TagExpr {
+    /// Parses `smoke and not slow`, `(order or payment) and smoke`; `&&`,
+    /// `||`, `!` and `,` (or) are accepted too.
+    pub fn parse(text: &str) -> Result<TagExpr, String> {
+        let tokens = tokenize(text)?;
+        if tokens.is_empty() {
+            return Err("the tag expression is empty".into());
+        }
+        let mut p = Parser {
+            tokens: &tokens,
+            i: 0,
+            text,
+        };
+        let e = p.or()?;
+        if p.i < tokens.len() {
+            return Err(format!(
+                "unexpected `{}` in tag expression `{text}`",
+                tokens[p.i]
+            ));
+        }
+        Ok(e)
+    }
+
+    /// Whether a case with `tags` is selected.
+    pub fn matches(&self, tags: &[String]) -> bool {
+        match self {
+            TagExpr::Tag(t) => tags.iter().any(|x| x == t),
+            TagExpr::Not(e) => !e.matches(tags),
+            TagExpr::And(a, b) => a.matches(tags) && b.matches(tags),
+            TagExpr::Or(a, b) => a.matches(tags) || b.matches(tags),
+        }
+    }
+}
+
+fn tokenize(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '(' || c == ')' || c == '!' || c == ',' {
+            out.push(c.to_string());
+            chars.next();
+        } else if c == '&' || c == '|' {
+            chars.next();
+            if chars.peek() == Some(&c) {
+                chars.next();
+            }
+            out.push(if c == '&' { "and".into() } else { "or".into() });
+        } else if c.is_alphanumeric() || "-_.:/@".contains(c) {
+            let mut word = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_alphanumeric() || "-_.:/@".contains(c) {
+                    word.push(c);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            out.push(word);
+        } else {
+            return Err(format!(
+                "unexpected character `{c}` in tag expression `{text}`"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+struct Parser<'a> {
+    tokens: &'a [String],
+    i: usize,
+    text: &'a str,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<&'a str> {
+        let tokens: &'a [String] = self.tokens;
+        tokens.get(self.i).map(String::as_str)
+    }
+
+    fn or(&mut self) -> Result<TagExpr, String> {
+        let mut left = self.and()?;
+        while matches!(self.peek(), Some("or") | Some(",")) {
+            self.i += 1;
+            let right = self.and()?;
+            left = TagExpr::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<TagExpr, String> {
+        let mut left = self.unary()?;
+        while self.peek() == Some("and") {
+            self.i += 1;
+            let right = self.unary()?;
+            left = TagExpr::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<TagExpr, String> {
+        match self.peek() {
+            Some("not") | Some("!") => {
+                self.i += 1;
+                Ok(TagExpr::Not(Box::new(self.unary()?)))
+            }
+            Some("(") => {
+                self.i += 1;
+                let e = self.or()?;
+                if self.peek() != Some(")") {
+                    return Err(format!("missing `)` in tag expression `{}`", self.text));
+                }
+                self.i += 1;
+                Ok(e)
+            }
+            Some(t) if !matches!(t, "and" | "or" | ")" | ",") => {
+                self.i += 1;
+                Ok(TagExpr::Tag(t.to_string()))
+            }
+            Some(t) => Err(format!(
+                "expected a tag before `{t}` in tag expression `{}`",
+                self.text
+            )),
+            None => Err(format!("tag expression `{}` ends too early", self.text)),
+        }
+    }
+}
+
+/// A compiled selection.
+pub struct Selector {
+    tags: Option<TagExpr>,
+    filters: Option<GlobSet>,
+    selection: Selection,
+}
+
+impl Selector {
+    /// Compiles `selection`; errors are usage errors.
+    pub fn new(selection: &Selection) -> Result<Selector, String> {
+        let tags = selection
+            .tags
+            .as_deref()
+            .map(TagExpr::parse)
+            .transpose()
+            .map_err(|e| format!("--tags: {e}"))?;
+        let filters = if selection.filters.is_empty() {
+            None
+        } else {
+            let mut b = GlobSetBuilder::new();
+            for f in &selection.filters {
+                // A filter without glob characters matches as a substring.
+                let pattern = if f.contains(['*', '?', '[', '{']) {
+                    f.clone()
+                } else {
+                    format!("*{f}*")
+                };
+                b.add(Glob::new(&pattern).map_err(|e| format!("--filter `{f}`: {e}"))?);
+            }
+            Some(b.build().map_err(|e| format!("--filter: {e}"))?)
+        };
+        Ok(Selector {
+            tags,
+            filters,
+            selection: selection.clone(),
+        })
+    }
+
+    /// Whether one run is selected, before sharding.
+    pub fn wants(&self, run: &CaseRun) -> bool {
+        let tags = run.tags();
+        if self.selection.exclude_tags.iter().any(|t| tags.contains(t)) {
+            return false;
+        }
+        if let Some(e) = &self.tags {
+            if !e.matches(tags) {
+                return false;
+            }
+        }
+        if let Some(f) = &self.filters {
+            if !f.is_match(&run.name) {
+                return false;
+            }
+        }
+        if let Some(only) = &self.selection.only {
+            if !only
+                .iter()
+                .any(|(file, name)| file == run.file() && name == &run.name)
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The selected runs of `runs`, sorted, with the shard applied.
+    pub fn apply(&self, runs: Vec<CaseRun>) -> Vec<CaseRun> {
+        let mut selected: Vec<CaseRun> = runs.into_iter().filter(|r| self.wants(r)).collect();
+        selected.sort_by_key(|r| r.sort_key());
+        if let Some(shard) = self.selection.shard {
+            selected = selected
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % shard.total == shard.index - 1)
+                .map(|(_, r)| r)
+                .collect();
+        }
+        selected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn tag_expressions() {
+        let e = TagExpr::parse("smoke and not slow").unwrap();
+        assert!(e.matches(&tags(&["smoke"])));
+        assert!(!e.matches(&tags(&["smoke", "slow"])));
+        let e = TagExpr::parse("(order or payment) and smoke").unwrap();
+        assert!(e.matches(&tags(&["payment", "smoke"])));
+        assert!(!e.matches(&tags(&["payment"])));
+        let e = TagExpr::parse("a || b && !c").unwrap();
+        assert!(e.matches(&tags(&["a", "c"])));
+        assert!(!e.matches(&tags(&["b", "c"])));
+        assert!(TagExpr::parse("smoke and").is_err());
+        assert!(TagExpr::parse("(smoke").is_err());
+        assert!(TagExpr::parse("").is_err());
+        assert!(TagExpr::parse("a b").is_err());
+    }
+}

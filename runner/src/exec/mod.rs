@@ -1,1 +1,503 @@
-//! (in progress)
+//! Running the model.
+//!
+//! [`execute`] runs the selected case runs on a rayon pool of `jobs`
+//! threads. Service keywords share one tokio runtime and one set of pooled
+//! clients. Suites prepare lazily before their first case and clean up
+//! after their last one. Cases with a common lock never overlap. Results
+//! flow to the reporters over a channel as [`atf_reports::RunEvent`]s;
+//! only the calling thread reports.
+
+mod case;
+pub mod context;
+pub mod step;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use atf_reports::{CaseReport, Reporter, RunEvent, RunReport, Status, SuiteReport, Summary};
+use atf_sdk::Keyword;
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::model::{CaseRun, Suite};
+use crate::secret::Masker;
+use context::Scope;
+use step::{SaveSink, StepPlace, run_step};
+
+pub use case::first_problem;
+
+/// Ctrl-C state of a run.
+#[derive(Debug, Default)]
+pub struct Cancel {
+    flag: AtomicBool,
+}
+
+impl Cancel {
+    /// Asks running cases to stop after their current step (cleanup still runs).
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+    /// Whether the run is being interrupted.
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+}
+
+/// What every case of a run shares.
+pub struct Shared {
+    /// Keywords by name.
+    pub keywords: HashMap<String, Arc<dyn Keyword>>,
+    /// The environment's vars, resolved.
+    pub env_vars: Map<String, Value>,
+    /// `--var` overrides.
+    pub overrides: Map<String, Value>,
+    /// Values saved by suite steps.
+    pub global: RwLock<Map<String, Value>>,
+    /// Secrets to mask.
+    pub masker: Arc<Masker>,
+    /// Default step timeout.
+    pub step_timeout: Duration,
+    /// Default case timeout.
+    pub case_timeout: Duration,
+    /// Ctrl-C.
+    pub cancel: Arc<Cancel>,
+    /// Stop starting cases after a failure.
+    pub fail_fast: bool,
+}
+
+/// Resolved vars of the suites above a case, nearest first.
+#[derive(Clone, Default)]
+pub struct SuiteVars {
+    nearest_first: Vec<Arc<Map<String, Value>>>,
+}
+
+struct SuiteState {
+    suite: Arc<Suite>,
+    prepared: OnceLock<Result<Arc<Map<String, Value>>, String>>,
+    remaining: AtomicUsize,
+    report: Mutex<SuiteReport>,
+}
+
+struct Locks {
+    held: Mutex<HashSet<String>>,
+    freed: Condvar,
+}
+
+impl Locks {
+    fn acquire(&self, names: &[String], cancel: &Cancel) -> bool {
+        if names.is_empty() {
+            return true;
+        }
+        let Ok(mut held) = self.held.lock() else {
+            return false;
+        };
+        loop {
+            if names.iter().all(|n| !held.contains(n)) {
+                held.extend(names.iter().cloned());
+                return true;
+            }
+            if cancel.is_cancelled() {
+                return false;
+            }
+            held = match self.freed.wait_timeout(held, Duration::from_millis(100)) {
+                Ok((h, _)) => h,
+                Err(_) => return false,
+            };
+        }
+    }
+
+    fn release(&self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        if let Ok(mut held) = self.held.lock() {
+            for n in names {
+                held.remove(n);
+            }
+        }
+        self.freed.notify_all();
+    }
+}
+
+struct GlobalSink<'a>(&'a RwLock<Map<String, Value>>);
+
+impl SaveSink for GlobalSink<'_> {
+    fn save(&self, name: &str, value: Value) {
+        if let Ok(mut g) = self.0.write() {
+            g.insert(name.to_string(), value);
+        }
+    }
+}
+
+/// A duration as people write it: `250ms`, `2s`, `1m30s`.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 1000 == 0 && ms < 60_000 {
+        format!("{}s", ms / 1000)
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        let s = d.as_secs();
+        if s % 60 == 0 {
+            format!("{}m", s / 60)
+        } else {
+            format!("{}m{}s", s / 60, s % 60)
+        }
+    }
+}
+
+/// Options of [`execute`].
+pub struct ExecOptions {
+    /// Cases at once.
+    pub jobs: usize,
+    /// The environment's name, for the report.
+    pub env_name: Option<String>,
+    /// The shard, for the report.
+    pub shard: Option<String>,
+}
+
+/// Runs `runs` and returns the run report; `reporters` see every event.
+pub fn execute(
+    shared: Arc<Shared>,
+    runs: Vec<CaseRun>,
+    opts: &ExecOptions,
+    reporters: &mut [&mut dyn Reporter],
+) -> RunReport {
+    let started = Instant::now();
+    let started_at = chrono::Local::now().to_rfc3339();
+    // Suites: how many selected runs each covers.
+    let mut states: HashMap<PathBuf, Arc<SuiteState>> = HashMap::new();
+    for run in &runs {
+        if let Ok(case) = &run.case {
+            for s in &case.suites {
+                let st = states.entry(s.dir.clone()).or_insert_with(|| {
+                    Arc::new(SuiteState {
+                        suite: s.clone(),
+                        prepared: OnceLock::new(),
+                        remaining: AtomicUsize::new(0),
+                        report: Mutex::new(SuiteReport {
+                            file: s.file.clone(),
+                            status: None,
+                            prepare: Vec::new(),
+                            cleanup: Vec::new(),
+                        }),
+                    })
+                });
+                st.remaining.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    let states = Arc::new(states);
+    let locks = Arc::new(Locks {
+        held: Mutex::new(HashSet::new()),
+        freed: Condvar::new(),
+    });
+    let failed = Arc::new(AtomicBool::new(false));
+    let total = runs.len();
+    for r in reporters.iter_mut() {
+        r.on_event(&RunEvent::Started {
+            total,
+            jobs: opts.jobs,
+        });
+    }
+
+    enum Msg {
+        Started(String),
+        Finished(usize, Box<CaseReport>),
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+    let jobs = opts.jobs.max(1);
+    let runs = Arc::new(runs);
+    let worker = {
+        let shared = shared.clone();
+        let runs = runs.clone();
+        let states = states.clone();
+        let failed = failed.clone();
+        std::thread::spawn(move || {
+            let pool = match rayon::ThreadPoolBuilder::new()
+                .num_threads(jobs)
+                .thread_name(|i| format!("atf-case-{i}"))
+                .build()
+            {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            pool.install(|| {
+                (0..runs.len())
+                    .into_par_iter()
+                    .with_max_len(1)
+                    .for_each(|i| {
+                        let run = &runs[i];
+                        let report =
+                            run_one(&shared, run, &states, &locks, &failed, &|name: &str| {
+                                let _ = tx.send(Msg::Started(name.to_string()));
+                            });
+                        if matches!(report.status, Status::Failed | Status::Error) {
+                            failed.store(true, Ordering::SeqCst);
+                        }
+                        let _ = tx.send(Msg::Finished(i, Box::new(report)));
+                    });
+            });
+        })
+    };
+    let mut done: Vec<Option<CaseReport>> = vec![None; total];
+    for msg in rx {
+        match msg {
+            Msg::Started(name) => {
+                for r in reporters.iter_mut() {
+                    r.on_event(&RunEvent::CaseStarted { name: &name });
+                }
+            }
+            Msg::Finished(i, report) => {
+                for r in reporters.iter_mut() {
+                    r.on_event(&RunEvent::CaseFinished(&report));
+                }
+                if let Some(slot) = done.get_mut(i) {
+                    *slot = Some(*report);
+                }
+            }
+        }
+    }
+    let _ = worker.join();
+    let cases: Vec<CaseReport> = done
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.unwrap_or_else(|| CaseReport {
+                name: runs[i].name.clone(),
+                file: runs[i].file().to_string(),
+                tags: runs[i].tags().to_vec(),
+                status: Status::Error,
+                error: Some("the case did not report (runner crash)".into()),
+                ..CaseReport::default()
+            })
+        })
+        .collect();
+    let mut suites: Vec<SuiteReport> = states
+        .values()
+        .filter_map(|s| s.report.lock().ok().map(|r| r.clone()))
+        .filter(|r| !r.prepare.is_empty() || !r.cleanup.is_empty() || r.status.is_some())
+        .collect();
+    suites.sort_by(|a, b| a.file.cmp(&b.file));
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let report = RunReport {
+        summary: Summary::count(&cases, duration_ms),
+        env: opts.env_name.clone(),
+        started_at,
+        shard: opts.shard.clone(),
+        suites,
+        cases,
+    };
+    for r in reporters.iter_mut() {
+        r.on_event(&RunEvent::Finished(&report));
+    }
+    report
+}
+
+fn skipped(run: &CaseRun, why: &str) -> CaseReport {
+    CaseReport {
+        name: run.name.clone(),
+        file: run.file().to_string(),
+        tags: run.tags().to_vec(),
+        status: Status::Skipped,
+        error: Some(why.to_string()),
+        data_index: run.row.as_ref().map(|(i, _)| *i),
+        ..CaseReport::default()
+    }
+}
+
+fn run_one(
+    shared: &Shared,
+    run: &CaseRun,
+    states: &HashMap<PathBuf, Arc<SuiteState>>,
+    locks: &Locks,
+    failed: &AtomicBool,
+    on_start: &dyn Fn(&str),
+) -> CaseReport {
+    let case = match &run.case {
+        Ok(c) => c.clone(),
+        Err(broken) => {
+            let message = broken
+                .errors
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n");
+            return CaseReport {
+                name: run.name.clone(),
+                file: broken.file.clone(),
+                tags: broken.tags.clone(),
+                status: Status::Error,
+                error: Some(message.trim_end().to_string()),
+                ..CaseReport::default()
+            };
+        }
+    };
+    let my_suites: Vec<Arc<SuiteState>> = case
+        .suites
+        .iter()
+        .filter_map(|s| states.get(&s.dir).cloned())
+        .collect();
+    let report = if shared.cancel.is_cancelled() {
+        skipped(run, "not started: the run was interrupted")
+    } else if shared.fail_fast && failed.load(Ordering::SeqCst) {
+        skipped(run, "not started: --fail-fast after an earlier failure")
+    } else if !locks.acquire(&case.locks, &shared.cancel) {
+        skipped(run, "not started: the run was interrupted")
+    } else {
+        on_start(&run.name);
+        let report = match prepare_suites(shared, &my_suites) {
+            Ok(vars) => case::run_case(shared, run, &case, &vars),
+            Err(e) => CaseReport {
+                name: run.name.clone(),
+                file: case.file.clone(),
+                tags: case.tags.clone(),
+                status: Status::Error,
+                error: Some(e),
+                data_index: run.row.as_ref().map(|(i, _)| *i),
+                ..CaseReport::default()
+            },
+        };
+        locks.release(&case.locks);
+        report
+    };
+    // The last case of a suite cleans it up (innermost suite first).
+    for st in my_suites.iter().rev() {
+        if st.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+            cleanup_suite(shared, st, &my_suites);
+        }
+    }
+    report
+}
+
+fn suite_scope_vars(chain: &[Arc<SuiteState>], upto: usize) -> Vec<Arc<Map<String, Value>>> {
+    chain[..upto]
+        .iter()
+        .rev()
+        .filter_map(|s| s.prepared.get().and_then(|r| r.as_ref().ok()).cloned())
+        .collect()
+}
+
+fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVars, String> {
+    for (i, st) in chain.iter().enumerate() {
+        let outcome = st.prepared.get_or_init(|| {
+            let parents = suite_scope_vars(chain, i);
+            let base_dir = st.suite.dir.as_path();
+            let outer = Scope {
+                saved: None,
+                overrides: &shared.overrides,
+                vars: None,
+                suites: &parents,
+                global: &shared.global,
+                env: &shared.env_vars,
+            };
+            let mut vars = Map::new();
+            if let Err(e) = context::resolve_vars(
+                &st.suite.vars,
+                &mut vars,
+                &outer,
+                base_dir,
+                &shared.overrides,
+            ) {
+                if let Ok(mut r) = st.report.lock() {
+                    r.status = Some(Status::Error);
+                }
+                return Err(format!("suite {}: {e}", st.suite.file));
+            }
+            let vars = Arc::new(vars);
+            let mut scoped = vec![vars.clone()];
+            scoped.extend(parents);
+            let scope = Scope {
+                saved: None,
+                overrides: &shared.overrides,
+                vars: None,
+                suites: &scoped,
+                global: &shared.global,
+                env: &shared.env_vars,
+            };
+            let sink = GlobalSink(&shared.global);
+            let start_ms = chrono::Utc::now().timestamp_millis();
+            for (j, step) in st.suite.prepare.iter().enumerate() {
+                let place = StepPlace {
+                    index: j + 1,
+                    set: None,
+                    undo: false,
+                    honor_cancel: true,
+                    case_deadline: None,
+                    case_start_ms: start_ms,
+                };
+                let out = run_step(shared, step, &scope, &sink, base_dir, &place);
+                let status = out.report.status;
+                let problem = first_problem(&out.report);
+                let rep = case::finish_report(shared, out.report);
+                if let Ok(mut r) = st.report.lock() {
+                    r.prepare.push(rep);
+                }
+                if matches!(status, Status::Failed | Status::Error) {
+                    if let Ok(mut r) = st.report.lock() {
+                        r.status = Some(status);
+                    }
+                    return Err(shared.masker.text(&format!(
+                        "suite {} prepare failed at step {} ({}): {problem}",
+                        st.suite.file,
+                        j + 1,
+                        step.keyword
+                    )));
+                }
+            }
+            if let Ok(mut r) = st.report.lock() {
+                r.status.get_or_insert(Status::Passed);
+            }
+            Ok(vars)
+        });
+        if let Err(e) = outcome {
+            return Err(e.clone());
+        }
+    }
+    Ok(SuiteVars {
+        nearest_first: suite_scope_vars(chain, chain.len()),
+    })
+}
+
+fn cleanup_suite(shared: &Shared, st: &Arc<SuiteState>, chain: &[Arc<SuiteState>]) {
+    // Only a suite whose prepare began is cleaned up.
+    if st.prepared.get().is_none() {
+        return;
+    }
+    let idx = chain.iter().position(|s| Arc::ptr_eq(s, st)).unwrap_or(0);
+    let suites = suite_scope_vars(chain, idx + 1);
+    let scope = Scope {
+        saved: None,
+        overrides: &shared.overrides,
+        vars: None,
+        suites: &suites,
+        global: &shared.global,
+        env: &shared.env_vars,
+    };
+    let sink = GlobalSink(&shared.global);
+    let start_ms = chrono::Utc::now().timestamp_millis();
+    for (j, step) in st.suite.cleanup.iter().enumerate() {
+        let place = StepPlace {
+            index: j + 1,
+            set: None,
+            undo: false,
+            honor_cancel: false,
+            case_deadline: None,
+            case_start_ms: start_ms,
+        };
+        let out = run_step(shared, step, &scope, &sink, &st.suite.dir, &place);
+        let status = out.report.status;
+        let rep = case::finish_report(shared, out.report);
+        if let Ok(mut r) = st.report.lock() {
+            if matches!(status, Status::Failed | Status::Error) && r.status != Some(Status::Error) {
+                r.status = Some(status);
+            }
+            r.cleanup.push(rep);
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Case and suite files → [`crate::model`], checking every field.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::Catalog;
+use super::fields::{Src, child, kind};
+use crate::diag::did_you_mean;
+use crate::model::{Case, Retry, Step, Suite};
+
+const STEP_FIELDS: &[&str] = &[
+    "keyword", "remark", "args", "expect", "save", "retry", "timeout", "undo",
+];
+const CASE_FIELDS: &[&str] = &[
+    "$schema", "name", "remark", "tags", "vars", "data", "timeout", "locks", "prepare", "steps",
+    "cleanup",
+];
+const SUITE_FIELDS: &[&str] = &["$schema", "name", "remark", "vars", "prepare", "cleanup"];
+
+/// Reads one step at `ptr`.
+pub fn step(
+    src: &mut Src<'_>,
+    v: &Value,
+    ptr: &str,
+    catalog: &Catalog,
+    allow_undo: bool,
+) -> Option<Step> {
+    let obj = src.object(v, ptr, "a step")?;
+    src.known_fields(obj, ptr, STEP_FIELDS, "a step");
+    let line = src.pos.nearest(ptr).map_or(0, |p| p.line);
+    let keyword = match obj.get("keyword") {
+        Some(Value::String(k)) => k.clone(),
+        Some(other) => {
+            src.error(
+                &child(ptr, "keyword"),
+                format!("`keyword` must be a string, found {}", kind(other)),
+            );
+            return None;
+        }
+        None => {
+            src.error(ptr, "a step needs a `keyword`");
+            return None;
+        }
+    };
+    let spec = catalog.get(&keyword);
+    if spec.is_none() {
+        let hint = did_you_mean(&keyword, catalog.names())
+            .or_else(|| Some("`atf keywords` lists every keyword".to_string()));
+        src.error_hint(
+            &child(ptr, "keyword"),
+            format!("unknown keyword `{keyword}`"),
+            hint,
+        );
+    }
+    let args = match obj.get("args") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(Value::Object(a)) => {
+            if let Some(spec) = spec {
+                if !spec.open_args {
+                    let known: Vec<&str> = spec.args.iter().map(|a| a.name.as_str()).collect();
+                    for key in a.keys() {
+                        if !known.contains(&key.as_str()) {
+                            let hint = did_you_mean(key, known.iter().copied()).or_else(|| {
+                                Some(format!("`{keyword}` takes: {}", known.join(", ")))
+                            });
+                            src.error_key(
+                                &child(&child(ptr, "args"), key),
+                                format!("unknown argument `{key}` of `{keyword}`"),
+                                hint,
+                            );
+                        }
+                    }
+                }
+                for arg in spec.args.iter().filter(|a| a.required) {
+                    if !a.contains_key(&arg.name) {
+                        src.error(
+                            &child(ptr, "args"),
+                            format!("`{keyword}` needs the argument `{}`", arg.name),
+                        );
+                    }
+                }
+            }
+            Value::Object(a.clone())
+        }
+        Some(other) => {
+            src.error(
+                &child(ptr, "args"),
+                format!("`args` must be an object, found {}", kind(other)),
+            );
+            Value::Null
+        }
+    };
+    if let (Some(spec), Value::Object(a)) = (spec, &args) {
+        if a.is_empty() && spec.args.iter().any(|x| x.required) && !obj.contains_key("args") {
+            let names: Vec<&str> = spec
+                .args
+                .iter()
+                .filter(|x| x.required)
+                .map(|x| x.name.as_str())
+                .collect();
+            src.error(
+                ptr,
+                format!("`{keyword}` needs `args` with {}", names.join(", ")),
+            );
+        }
+    }
+    let expect = src.opt_object(obj, ptr, "expect");
+    for problem in crate::expect::validate(&expect) {
+        // Messages are prefixed with the key; point at that key when we can.
+        let key = expect.keys().find(|k| problem.starts_with(k.as_str()));
+        let at = match key {
+            Some(k) => child(&child(ptr, "expect"), k),
+            None => child(ptr, "expect"),
+        };
+        src.error(&at, format!("in `expect`: {problem}"));
+    }
+    let save = src.opt_object(obj, ptr, "save");
+    for (name, path) in &save {
+        if !path.is_string() {
+            src.error(
+                &child(&child(ptr, "save"), name),
+                format!(
+                    "`save.{name}` must be a JSONPath string such as \"$.body.id\", found {}",
+                    kind(path)
+                ),
+            );
+        }
+    }
+    let retry = match obj.get("retry") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(t) if t >= 1 => Some(Retry {
+                times: t.min(u32::MAX as u64) as u32,
+                interval: std::time::Duration::from_secs(1),
+            }),
+            _ => {
+                src.error(&child(ptr, "retry"), "`retry` must be at least 1 attempt");
+                None
+            }
+        },
+        Some(Value::Object(r)) => {
+            let rptr = child(ptr, "retry");
+            src.known_fields(r, &rptr, &["times", "interval"], "`retry`");
+            let times = match r.get("times") {
+                Some(Value::Number(n)) if n.as_u64().is_some_and(|t| t >= 1) => {
+                    n.as_u64().map_or(1, |t| t.min(u32::MAX as u64) as u32)
+                }
+                None => {
+                    src.error(&rptr, "`retry` needs `times` (attempts, at least 1)");
+                    1
+                }
+                Some(other) => {
+                    src.error(
+                        &child(&rptr, "times"),
+                        format!("`times` must be a whole number ≥ 1, found {other}"),
+                    );
+                    1
+                }
+            };
+            let interval = src
+                .opt_duration(r, &rptr, "interval")
+                .unwrap_or(std::time::Duration::from_secs(1));
+            Some(Retry { times, interval })
+        }
+        Some(other) => {
+            src.error(
+                &child(ptr, "retry"),
+                format!("`retry` must be an object like {{\"times\": 10, \"interval\": \"500ms\"}}, found {}", kind(other)),
+            );
+            None
+        }
+    };
+    let timeout = src.opt_duration(obj, ptr, "timeout");
+    let undo = match obj.get("undo") {
+        None | Some(Value::Null) => None,
+        Some(u) => {
+            if !allow_undo {
+                src.error(
+                    &child(ptr, "undo"),
+                    "an undo step cannot have an `undo` of its own",
+                );
+                None
+            } else {
+                step(src, u, &child(ptr, "undo"), catalog, false).map(Box::new)
+            }
+        }
+    };
+    let remark = src.opt_str(obj, ptr, "remark");
+    Some(Step {
+        keyword,
+        remark,
+        args,
+        expect,
+        save,
+        retry,
+        timeout,
+        undo,
+        line,
+    })
+}
+
+/// Reads a list of steps.
+pub fn steps(
+    src: &mut Src<'_>,
+    obj: &Map<String, Value>,
+    ptr: &str,
+    field: &str,
+    catalog: &Catalog,
+) -> Vec<Step> {
+    let fptr = child(ptr, field);
+    match obj.get(field) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| step(src, v, &format!("{fptr}/{i}"), catalog, true))
+            .collect(),
+        Some(other) => {
+            src.error(
+                &fptr,
+                format!("`{field}` must be a list of steps, found {}", kind(other)),
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn step_sets(src: &mut Src<'_>, obj: &Map<String, Value>, catalog: &Catalog) -> Vec<Vec<Step>> {
+    let Some(Value::Array(items)) = obj.get("steps") else {
+        let one = steps(src, obj, "", "steps", catalog);
+        return if one.is_empty() {
+            Vec::new()
+        } else {
+            vec![one]
+        };
+    };
+    let arrays = items.iter().filter(|v| v.is_array()).count();
+    if arrays == 0 {
+        let one = steps(src, obj, "", "steps", catalog);
+        return if one.is_empty() {
+            Vec::new()
+        } else {
+            vec![one]
+        };
+    }
+    if arrays != items.len() {
+        src.error(
+            "/steps",
+            "`steps` must be a list of steps, or a list of lists of steps (parallel step sets), not a mix",
+        );
+        return Vec::new();
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, set)| {
+            let sptr = format!("/steps/{i}");
+            match set {
+                Value::Array(list) => list
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, v)| step(src, v, &format!("{sptr}/{j}"), catalog, true))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// Reads a case file's value. `file` is the path shown in reports.
+pub fn case(
+    src: &mut Src<'_>,
+    value: &Value,
+    path: &Path,
+    file: &str,
+    catalog: &Catalog,
+    suites: Vec<Arc<Suite>>,
+) -> Option<Case> {
+    let obj = src.object(value, "", "a case file")?;
+    src.known_fields(obj, "", CASE_FIELDS, "a case");
+    let default_name = path
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .trim_end_matches(".case.json")
+                .trim_end_matches(".json")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let name = src.opt_str(obj, "", "name").unwrap_or(default_name);
+    let data = match obj.get("data") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(rows)) => {
+            let mut out = Vec::with_capacity(rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                match row {
+                    Value::Object(m) => out.push(m.clone()),
+                    other => src.error(
+                        &format!("/data/{i}"),
+                        format!("each `data` row must be an object, found {}", kind(other)),
+                    ),
+                }
+            }
+            Some(out)
+        }
+        Some(other) => {
+            src.error(
+                "/data",
+                format!("`data` must be a list of objects, found {}", kind(other)),
+            );
+            None
+        }
+    };
+    let case = Case {
+        name,
+        path: path.to_path_buf(),
+        file: file.to_string(),
+        remark: src.opt_str(obj, "", "remark"),
+        tags: src.str_list(obj, "", "tags"),
+        vars: src.opt_object(obj, "", "vars"),
+        data,
+        timeout: src.opt_duration(obj, "", "timeout"),
+        locks: src.str_list(obj, "", "locks"),
+        prepare: steps(src, obj, "", "prepare", catalog),
+        steps: step_sets(src, obj, catalog),
+        cleanup: steps(src, obj, "", "cleanup", catalog),
+        suites,
+    };
+    Some(case)
+}
+
+/// Reads a `suite.json` value.
+pub fn suite(
+    src: &mut Src<'_>,
+    value: &Value,
+    dir: &Path,
+    file: &str,
+    catalog: &Catalog,
+) -> Option<Suite> {
+    let obj = src.object(value, "", "a suite file")?;
+    src.known_fields(obj, "", SUITE_FIELDS, "a suite file");
+    Some(Suite {
+        dir: dir.to_path_buf(),
+        file: file.to_string(),
+        vars: src.opt_object(obj, "", "vars"),
+        prepare: steps(src, obj, "", "prepare", catalog),
+        cleanup: steps(src, obj, "", "cleanup", catalog),
+    })
+}

@@ -1,0 +1,212 @@
+//! Reading typed fields out of parsed JSON, with a [`Diagnostic`] for every
+//! wrong type, unknown field (with "did you mean") and bad value, pointing
+//! at the line and column in the file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::jsonpos::{Positions, escape};
+
+/// One source file being read: its text, positions and the problems found.
+pub struct Src<'a> {
+    /// The file as shown to the user.
+    pub file: &'a Path,
+    /// Its text.
+    pub text: &'a str,
+    /// Positions of its values.
+    pub pos: Positions,
+    /// Problems found so far.
+    pub diags: Vec<Diagnostic>,
+}
+
+/// Parses JSON text, or returns the syntax error as a diagnostic.
+pub fn parse(file: &Path, text: &str) -> Result<Value, Diagnostic> {
+    serde_json::from_str(text).map_err(|e| {
+        let pos = crate::jsonpos::Pos {
+            line: e.line().max(1),
+            col: e.column().max(1),
+        };
+        let msg = e.to_string();
+        // serde_json appends " at line X column Y"; the location is shown separately.
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        Diagnostic::at(file, Some(text), Some(pos), format!("invalid JSON: {msg}"))
+    })
+}
+
+impl<'a> Src<'a> {
+    /// Starts reading `text` of `file`.
+    pub fn new(file: &'a Path, text: &'a str) -> Src<'a> {
+        Src {
+            file,
+            text,
+            pos: Positions::scan(text),
+            diags: Vec::new(),
+        }
+    }
+
+    /// Records a problem with the value at `ptr`.
+    pub fn error(&mut self, ptr: &str, message: impl Into<String>) {
+        let pos = self.pos.nearest(ptr);
+        let d = Diagnostic::at(self.file, Some(self.text), pos, message);
+        self.diags.push(d);
+    }
+
+    /// Records a problem with the key at `ptr`, with a hint.
+    pub fn error_key(&mut self, ptr: &str, message: impl Into<String>, hint: Option<String>) {
+        let pos = self.pos.key_or_value(ptr);
+        let d = Diagnostic::at(self.file, Some(self.text), pos, message).with_hint(hint);
+        self.diags.push(d);
+    }
+
+    /// Records a problem with the value at `ptr`, with a hint.
+    pub fn error_hint(&mut self, ptr: &str, message: impl Into<String>, hint: Option<String>) {
+        let pos = self.pos.nearest(ptr);
+        let d = Diagnostic::at(self.file, Some(self.text), pos, message).with_hint(hint);
+        self.diags.push(d);
+    }
+
+    /// Reports every member of `obj` not in `known`, as part of `what`.
+    pub fn known_fields(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        known: &[&str],
+        what: &str,
+    ) {
+        for key in obj.keys() {
+            if !known.contains(&key.as_str()) {
+                let hint = did_you_mean(key, known.iter().copied())
+                    .or_else(|| Some(format!("expected one of: {}", known.join(", "))));
+                self.error_key(
+                    &child(ptr, key),
+                    format!("unknown field `{key}` in {what}"),
+                    hint,
+                );
+            }
+        }
+    }
+
+    /// The object at `ptr`, or an error saying what was expected.
+    pub fn object<'v>(
+        &mut self,
+        v: &'v Value,
+        ptr: &str,
+        what: &str,
+    ) -> Option<&'v Map<String, Value>> {
+        match v {
+            Value::Object(m) => Some(m),
+            other => {
+                self.error(
+                    ptr,
+                    format!("{what} must be an object, found {}", kind(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// An optional string field.
+    pub fn opt_str(&mut self, obj: &Map<String, Value>, ptr: &str, field: &str) -> Option<String> {
+        match obj.get(field)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            other => {
+                self.error(
+                    &child(ptr, field),
+                    format!("`{field}` must be a string, found {}", kind(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// An optional list of strings.
+    pub fn str_list(&mut self, obj: &Map<String, Value>, ptr: &str, field: &str) -> Vec<String> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => out.push(s.clone()),
+                        other => self.error(
+                            &format!("{}/{i}", child(ptr, field)),
+                            format!("`{field}` must be a list of strings, found {}", kind(other)),
+                        ),
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                self.error(
+                    &child(ptr, field),
+                    format!("`{field}` must be a list of strings, found {}", kind(other)),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// An optional object field (empty when absent).
+    pub fn opt_object(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        field: &str,
+    ) -> Map<String, Value> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(other) => {
+                self.error(
+                    &child(ptr, field),
+                    format!("`{field}` must be an object, found {}", kind(other)),
+                );
+                Map::new()
+            }
+        }
+    }
+
+    /// An optional duration field (`"2s"` or milliseconds).
+    pub fn opt_duration(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        field: &str,
+    ) -> Option<Duration> {
+        let v = obj.get(field)?;
+        if v.is_null() {
+            return None;
+        }
+        match atf_sdk::parse_duration(v) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(&child(ptr, field), format!("`{field}`: {e}"));
+                None
+            }
+        }
+    }
+}
+
+/// The pointer of member `key` of the value at `ptr`.
+pub fn child(ptr: &str, key: &str) -> String {
+    format!("{ptr}/{}", escape(key))
+}
+
+/// "a string", "a number"... for messages.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
