@@ -8,6 +8,7 @@
 
 pub mod core;
 pub mod http;
+pub mod mysql;
 
 use std::sync::Arc;
 
@@ -62,10 +63,11 @@ pub fn builtins(env: &Env) -> Builtins {
     let mut keywords: Vec<Arc<dyn Keyword>> = core::keywords(env);
     let http = Arc::new(http::Http::new(env.clone()));
     keywords.push(http);
-    Builtins {
-        keywords,
-        shutdown: Vec::new(),
-    }
+    let mut shutdown: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+    let (mysql, pools) = mysql::keywords(env);
+    keywords.extend(mysql);
+    shutdown.push(Box::new(move || pools.shutdown()));
+    Builtins { keywords, shutdown }
 }
 
 /// The specs of every built-in keyword, without a runtime (for `atf keywords`
@@ -73,5 +75,6 @@ pub fn builtins(env: &Env) -> Builtins {
 pub fn specs() -> Vec<atf_sdk::KeywordSpec> {
     let mut specs: Vec<atf_sdk::KeywordSpec> = core::specs();
     specs.push(http::spec());
+    specs.extend(mysql::specs());
     specs
 }

@@ -1,0 +1,150 @@
+//! Shared helpers of the service tests: one real tokio runtime, a small
+//! [`Host`] whose `check` is subset equality, and checks that the services
+//! answer (a test whose service is down fails and says how to start it).
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use atf_keywords::Env;
+use atf_sdk::{Call, Host, Keyword, KeywordResult, Value};
+use serde_json::Map;
+
+/// The runtime shared by all tests of a binary, as the runner shares one per run.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+/// An `Env` with these `resources` (kind → name → settings).
+pub fn env(resources: Value) -> Env {
+    let resources: Map<String, Value> = match resources {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    Env {
+        runtime: runtime().handle().clone(),
+        resources,
+    }
+}
+
+/// A host whose `check` treats each expectation as "the value at this
+/// field (or `$.a.b` path) equals, or for objects contains, the expected one".
+pub struct TestHost;
+
+fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let path = path.strip_prefix("$.").unwrap_or(path);
+    let mut cur = v;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        cur = match cur {
+            Value::Object(m) => m.get(part)?,
+            Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// `expected` is equal to, or (for objects) a subset of, `actual`; numbers compare by value.
+pub fn contains(actual: &Value, expected: &Value) -> bool {
+    match (actual, expected) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Object(a), Value::Object(b)) => b
+            .iter()
+            .all(|(k, bv)| a.get(k).is_some_and(|av| contains(av, bv))),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| contains(x, y))
+        }
+        (a, b) => a == b,
+    }
+}
+
+impl Host for TestHost {
+    fn check(&self, actual: &Value, expect: &Value) -> Result<Vec<String>, String> {
+        let Value::Object(expect) = expect else {
+            return Err("expectations must be an object".into());
+        };
+        Ok(expect
+            .iter()
+            .filter_map(|(path, want)| match at(actual, path) {
+                Some(got) if contains(got, want) => None,
+                got => Some(format!("{path}: expected {want}, got {got:?}")),
+            })
+            .collect())
+    }
+
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// Milliseconds since the Unix epoch now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Calls `kw` with `args`, a deadline `timeout` from now, the case start `case_start_ms`.
+pub fn call_at(
+    kw: &dyn Keyword,
+    args: Value,
+    timeout: Duration,
+    case_start_ms: i64,
+    base_dir: &Path,
+) -> KeywordResult {
+    let call = Call {
+        args: &args,
+        deadline: Instant::now() + timeout,
+        case_start_ms,
+        base_dir,
+        host: &TestHost,
+    };
+    kw.call(&call)
+}
+
+/// Calls `kw` with `args`, a 20 s deadline, and a case that started now.
+pub fn call(kw: &dyn Keyword, args: Value) -> KeywordResult {
+    call_at(kw, args, Duration::from_secs(20), now_ms(), Path::new("."))
+}
+
+/// The keyword called `name` among `kws`.
+pub fn find<'a>(kws: &'a [std::sync::Arc<dyn Keyword>], name: &str) -> &'a dyn Keyword {
+    kws.iter()
+        .find(|k| k.spec().name == name)
+        .map(|k| k.as_ref())
+        .unwrap_or_else(|| panic!("no keyword {name}"))
+}
+
+/// Fails the test, saying how to start the service, when nothing listens on `addr`.
+pub fn require(service: &str, addr: &str) {
+    let sock: SocketAddr = addr.parse().expect("address");
+    if TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_err() {
+        panic!(
+            "{service} is not answering on {addr}: start the test services with \
+             `scripts/services.sh` (from the repository root), then run the tests again"
+        );
+    }
+}
+
+/// A name unique to this test process and call: for tables, keys and topics.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        now_ms() % 100_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
