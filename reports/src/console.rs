@@ -175,10 +175,17 @@ impl Console {
 /// A failed step, as the console and the JUnit report show it.
 pub fn describe_step(phase: &str, step: &StepReport) -> String {
     let mut text = String::new();
-    let set = step.set.map(|s| format!(" set {s}")).unwrap_or_default();
     let undo = if step.undo { " (undo)" } else { "" };
+    let mut place = String::new();
+    if phase != "steps" {
+        place.push_str(phase);
+        place.push(' ');
+    }
+    if let Some(set) = step.set {
+        place.push_str(&format!("set {set} "));
+    }
     text.push_str(&format!(
-        "    {phase}{set} step {}{undo}: {}",
+        "    {place}step {}{undo}: {}",
         step.index, step.keyword
     ));
     if let Some(r) = &step.remark {

@@ -154,7 +154,22 @@ pub fn run_case(
     }
 
     // Steps: one set in this thread, several sets each on a thread of its own.
-    if first_stop.is_none() && !case.steps.is_empty() {
+    if first_stop.is_some() {
+        // Shown as skipped, so a reader sees what did not run.
+        let several = case.steps.len() > 1;
+        for (si, set) in case.steps.iter().enumerate() {
+            for (i, step) in set.iter().enumerate() {
+                report.steps.push(StepReport {
+                    index: i + 1,
+                    set: several.then_some(si + 1),
+                    keyword: step.keyword.clone(),
+                    remark: step.remark.clone(),
+                    status: Status::Skipped,
+                    ..StepReport::default()
+                });
+            }
+        }
+    } else if !case.steps.is_empty() {
         if case.steps.len() == 1 {
             let (reports, stop) = run_serial(
                 shared,

@@ -1,0 +1,191 @@
+//! The command line: exit codes, selection, list, check, keywords, schema, merge.
+
+use serde_json::{Value, json};
+
+use crate::util::{Project, case};
+
+fn pass(tags: &[&str]) -> Value {
+    json!({ "tags": tags, "steps": [ {"keyword": "assert", "args": {"value": 1}, "expect": {"value": 1}} ] })
+}
+
+#[test]
+fn exit_codes_follow_the_spec() {
+    let p = Project::new();
+    p.file("ok/a.case.json", pass(&[]));
+    p.file(
+        "bad/b.case.json",
+        json!({ "steps": [ {"keyword": "assert", "args": {"value": 1}, "expect": {"value": 2}} ] }),
+    );
+    let ok = p.atf(&["run", "ok"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert_eq!(ok.last_line(), "1 passed, 0 failed, 0 skipped");
+    assert_eq!(p.atf(&["run", "bad"]).code, 1);
+    let none = p.atf(&["run", "ok", "--filter", "zzz"]);
+    assert_eq!(none.code, 2);
+    assert!(none.stderr.contains("no cases selected"), "{}", none.stderr);
+    assert_eq!(p.atf(&["run", "missing-folder"]).code, 2);
+    assert_eq!(p.atf(&["run", "--shard", "5/2"]).code, 2);
+    assert_eq!(p.atf(&["run", "--tags", "a and"]).code, 2);
+    assert_eq!(p.atf(&["frobnicate"]).code, 2);
+}
+
+#[test]
+fn tags_filter_and_exclude_tags_select_cases() {
+    let p = Project::new();
+    p.file(
+        "atf.json",
+        json!({"default_env": "ci", "envs": {"ci": {"exclude_tags": ["prod-only"]}}}),
+    );
+    p.file("order-create.case.json", pass(&["order", "smoke"]));
+    p.file("order-slow.case.json", pass(&["order", "slow"]));
+    p.file("payment.case.json", pass(&["payment", "smoke"]));
+    p.file("prod.case.json", pass(&["smoke", "prod-only"]));
+    let names = |out: &crate::util::Output| -> Vec<String> {
+        out.stdout
+            .lines()
+            .map(|l| l.split("  ").next().unwrap_or("").to_string())
+            .collect()
+    };
+    let out = p.atf(&["list", "--tags", "smoke and not slow"]);
+    assert_eq!(names(&out), vec!["order-create", "payment"]);
+    let out = p.atf(&["list", "--tags", "(order or payment) and not smoke"]);
+    assert_eq!(names(&out), vec!["order-slow"]);
+    let out = p.atf(&["list", "--filter", "order-*"]);
+    assert_eq!(names(&out), vec!["order-create", "order-slow"]);
+    let out = p.atf(&["run", "--tags", "payment"]);
+    assert_eq!(out.code, 0);
+    assert_eq!(p.report()["summary"]["total"], 1);
+}
+
+#[test]
+fn shards_split_cases_exactly_once_and_merge_back() {
+    let p = Project::new();
+    for i in 0..7 {
+        p.file(&format!("c{i}.case.json"), pass(&[]));
+    }
+    let mut all = Vec::new();
+    for k in 1..=3 {
+        let out = p.atf(&["list", "--shard", &format!("{k}/3")]);
+        all.extend(
+            out.stdout
+                .lines()
+                .map(|l| l.split("  ").next().unwrap().to_string()),
+        );
+        let run = p.atf(&[
+            "run",
+            "--shard",
+            &format!("{k}/3"),
+            "--report-dir",
+            &format!("r{k}"),
+        ]);
+        assert_eq!(run.code, 0);
+    }
+    all.sort();
+    let expected: Vec<String> = (0..7).map(|i| format!("c{i}")).collect();
+    assert_eq!(all, expected);
+    let out = p.atf(&["report", "merge", "r1", "r2", "r3", "--out", "merged"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let merged = p.report_in("merged");
+    assert_eq!(merged["summary"]["total"], 7);
+    let names: Vec<&str> = merged["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        expected.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn rerun_failed_runs_only_the_last_failures() {
+    let p = Project::new();
+    p.file("a.case.json", pass(&[]));
+    p.file("b.case.json", json!({ "steps": [ {"keyword": "assert", "args": {"value": "${env.ATF_B}"}, "expect": {"value": "ok"}} ] }));
+    let first = p.command(&["run"]).env("ATF_B", "bad").output().unwrap();
+    assert_eq!(first.status.code(), Some(1));
+    let again = p
+        .command(&["run", "--rerun-failed"])
+        .env("ATF_B", "ok")
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    let r = p.report();
+    assert_eq!(r["summary"]["total"], 1);
+    assert_eq!(case(&r, "b")["status"], "passed");
+}
+
+#[test]
+fn check_names_undefined_placeholders_and_load_errors() {
+    let p = Project::new();
+    p.file(
+        "atf.json",
+        json!({"default_env": "e", "envs": {"e": {"vars": {"host": "h"}}}}),
+    );
+    p.file(
+        "good.case.json",
+        json!({
+            "vars": {"a": "${host}"},
+            "steps": [ {"keyword": "assert", "args": {"value": "${a}"}, "save": {"b": "$.value"}},
+                       {"keyword": "assert", "args": {"value": "${b}"}} ]
+        }),
+    );
+    p.file(
+        "bad.case.json",
+        json!({
+            "steps": [ {"keyword": "assert", "args": {"value": "${later}"}},
+                       {"keyword": "ctx.set", "args": {"later": 1}},
+                       {"keyword": "assert", "args": {"value": "${never_defined}"}} ]
+        }),
+    );
+    p.file(
+        "broken.case.json",
+        "{ \"steps\": [ {\"keyword\": \"nope\"} ] }",
+    );
+    let out = p.atf(&["check"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("`later`") && out.stdout.contains("bad.case.json:"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("`never_defined`"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("unknown keyword `nope`"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("good.case.json"), "{}", out.stdout);
+    let clean = p.atf(&["check", "good.case.json"]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+}
+
+#[test]
+fn keywords_and_schema_describe_the_binary() {
+    let p = Project::new();
+    let out = p.atf(&["keywords"]);
+    assert_eq!(out.code, 0);
+    for k in ["http.request", "assert", "ctx.set", "sleep", "log", "exec"] {
+        assert!(
+            out.stdout.lines().any(|l| l == k),
+            "{k} missing:\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stdout.contains("- url (string, required)"),
+        "{}",
+        out.stdout
+    );
+    let schema = p.atf(&["schema"]);
+    assert_eq!(schema.code, 0);
+    let s: Value = serde_json::from_str(&schema.stdout).expect("schema is JSON");
+    assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    let names = s["$defs"]["step"]["properties"]["keyword"]["examples"]
+        .as_array()
+        .unwrap();
+    assert!(names.iter().any(|n| n == "http.request"));
+    assert_eq!(s["$defs"]["args:http.request"]["required"], json!(["url"]));
+}

@@ -1,0 +1,89 @@
+//! Bad files are reported with file, line and column; the other cases run.
+
+use serde_json::json;
+
+use crate::util::{Project, case};
+
+#[test]
+fn broken_files_become_error_cases_and_the_rest_still_run() {
+    let p = Project::new();
+    p.file(
+        "cases/ok.case.json",
+        json!({ "steps": [ {"keyword": "assert", "args": {"value": 1}, "expect": {"value": 1}} ] }),
+    );
+    p.file(
+        "cases/syntax.case.json",
+        "{\n  \"steps\": [\n    {\"keyword\": \"log\",}\n  ]\n}",
+    );
+    p.file("cases/typo.case.json", "{\n  \"steps\": [\n    {\n      \"keyword\": \"assert\",\n      \"expct\": {\"value\": 1}\n    }\n  ]\n}");
+    p.file("cases/kw.case.json", "{\n  \"steps\": [\n    {\"keyword\": \"http.requets\", \"args\": {\"url\": \"/\"}}\n  ]\n}");
+    p.file("cases/types.case.json", "{\n  \"tags\": \"smoke\",\n  \"steps\": [ {\"keyword\": \"sleep\", \"args\": {\"duration\": \"2 weeks\"}, \"timeout\": \"soon\"} ]\n}");
+    p.file("cases/args.case.json", "{\n  \"steps\": [ {\"keyword\": \"http.request\", \"args\": {\"methd\": \"GET\", \"url\": \"/\"}} ]\n}");
+    let out = p.atf(&["run", "cases"]);
+    assert_eq!(out.code, 1);
+    let r = p.report();
+    assert_eq!(case(&r, "ok")["status"], "passed");
+
+    let syntax = case(&r, "syntax")["error"].as_str().unwrap().to_string();
+    assert!(syntax.contains("cases/syntax.case.json:3:"), "{syntax}");
+    assert!(syntax.contains("invalid JSON"), "{syntax}");
+
+    let typo = case(&r, "typo")["error"].as_str().unwrap().to_string();
+    assert!(typo.contains("cases/typo.case.json:5:7"), "{typo}");
+    assert!(typo.contains("unknown field `expct`"), "{typo}");
+    assert!(typo.contains("did you mean `expect`?"), "{typo}");
+
+    let kw = case(&r, "kw")["error"].as_str().unwrap().to_string();
+    assert!(kw.contains("cases/kw.case.json:3:17"), "{kw}");
+    assert!(kw.contains("unknown keyword `http.requets`"), "{kw}");
+    assert!(kw.contains("did you mean `http.request`?"), "{kw}");
+
+    let types = case(&r, "types")["error"].as_str().unwrap().to_string();
+    assert!(
+        types.contains("types.case.json:2:11")
+            && types.contains("`tags` must be a list of strings"),
+        "{types}"
+    );
+    assert!(
+        types.contains("types.case.json:3:") && types.contains("`timeout`"),
+        "{types}"
+    );
+
+    let args = case(&r, "args")["error"].as_str().unwrap().to_string();
+    assert!(
+        args.contains("unknown argument `methd`") && args.contains("did you mean `method`?"),
+        "{args}"
+    );
+
+    // The console shows the error with its source line.
+    assert!(
+        out.stdout.contains("\"expct\": {\"value\": 1}"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.last_line(), "1 passed, 5 failed, 0 skipped");
+}
+
+#[test]
+fn a_bad_project_file_stops_the_run_with_exit_2() {
+    let p = Project::new();
+    p.file("atf.json", "{\n  \"jobs\": \"many\"\n}");
+    p.file("a.case.json", json!({ "steps": [] }));
+    let out = p.atf(&["run"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("atf.json:2:11"), "{}", out.stderr);
+}
+
+#[test]
+fn an_unknown_environment_is_a_usage_error_naming_the_known_ones() {
+    let p = Project::new();
+    p.file("atf.json", json!({"envs": {"local": {}, "staging": {}}}));
+    p.file("a.case.json", json!({ "steps": [] }));
+    let out = p.atf(&["run", "--env", "prod"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("no environment `prod`") && out.stderr.contains("local, staging"),
+        "{}",
+        out.stderr
+    );
+}

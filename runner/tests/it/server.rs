@@ -1,0 +1,217 @@
+//! A real HTTP server for the tests, started in-process on a free port.
+//!
+//! Endpoints:
+//! - `ANY /echo` → the request as JSON: method, path, query, headers, body, json
+//! - `GET /status/{code}` → that status, body `{"code": code}`
+//! - `GET /delay/{ms}` → waits, then `{"slept": ms}`
+//! - `POST|GET /counter/{name}` → increments (POST) and returns `{"n": n}`
+//! - `GET /barrier/{name}/{n}` → answers 200 once `n` requests wait at the
+//!   barrier together, 408 after 5 s alone (proves real overlap)
+//! - `POST /enter/{key}`, `POST /leave/{key}`, `GET /max/{key}` → the most
+//!   requests between enter and leave at once (proves locks)
+//! - `POST /events` (body text) and `GET /events` → an ordered list
+//! - `GET /redirect` → 302 to /echo; `GET /text` → text/plain
+//! - `GET /whoami` → echoes the Authorization header in the body
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{any, get, post};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+#[derive(Default)]
+struct Inner {
+    counters: Mutex<HashMap<String, u64>>,
+    barriers: Mutex<HashMap<String, usize>>,
+    barrier_notify: Notify,
+    inside: Mutex<HashMap<String, (u64, u64)>>,
+    events: Mutex<Vec<String>>,
+}
+
+type S = Arc<Inner>;
+
+/// A running test server; it stops when the test process ends.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    inner: S,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let inner: S = Arc::new(Inner::default());
+        let app = Router::new()
+            .route("/echo", any(echo))
+            .route("/echo/{*rest}", any(echo))
+            .route("/status/{code}", get(status))
+            .route("/delay/{ms}", get(delay))
+            .route("/counter/{name}", post(counter_inc).get(counter_get))
+            .route("/barrier/{name}/{n}", get(barrier))
+            .route("/enter/{key}", post(enter))
+            .route("/leave/{key}", post(leave))
+            .route("/max/{key}", get(max))
+            .route("/events", post(event_push).get(event_list))
+            .route("/redirect", get(|| async { Redirect::to("/echo") }))
+            .route("/text", get(|| async { "hello" }))
+            .route("/whoami", get(whoami))
+            .with_state(inner.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test server runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind test server");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                axum::serve(listener, app).await.expect("serve");
+            });
+        });
+        let addr = rx.recv().expect("test server did not start");
+        TestServer { addr, inner }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn events(&self) -> Vec<String> {
+        self.inner.events.lock().unwrap().clone()
+    }
+
+    pub fn max_inside(&self, key: &str) -> u64 {
+        self.inner
+            .inside
+            .lock()
+            .unwrap()
+            .get(key)
+            .map_or(0, |v| v.1)
+    }
+
+    pub fn counter(&self, name: &str) -> u64 {
+        *self.inner.counters.lock().unwrap().get(name).unwrap_or(&0)
+    }
+}
+
+async fn echo(
+    method: Method,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = String::from_utf8_lossy(&body).to_string();
+    let mut h = serde_json::Map::new();
+    for (k, v) in &headers {
+        h.insert(k.as_str().to_string(), json!(v.to_str().unwrap_or("")));
+    }
+    let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    axum::Json(json!({
+        "method": method.as_str(),
+        "path": uri.path(),
+        "query": q,
+        "raw_query": uri.query().unwrap_or(""),
+        "headers": h,
+        "body": text,
+        "json": parsed,
+    }))
+    .into_response()
+}
+
+async fn status(Path(code): Path<u16>) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+    (code, axum::Json(json!({"code": code.as_u16()}))).into_response()
+}
+
+async fn delay(Path(ms): Path<u64>) -> Response {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    axum::Json(json!({"slept": ms})).into_response()
+}
+
+async fn counter_inc(State(s): State<S>, Path(name): Path<String>) -> Response {
+    let n = {
+        let mut c = s.counters.lock().unwrap();
+        let e = c.entry(name).or_insert(0);
+        *e += 1;
+        *e
+    };
+    axum::Json(json!({"n": n})).into_response()
+}
+
+async fn counter_get(State(s): State<S>, Path(name): Path<String>) -> Response {
+    let n = *s.counters.lock().unwrap().get(&name).unwrap_or(&0);
+    axum::Json(json!({"n": n})).into_response()
+}
+
+async fn barrier(State(s): State<S>, Path((name, n)): Path<(String, usize)>) -> Response {
+    {
+        let mut b = s.barriers.lock().unwrap();
+        *b.entry(name.clone()).or_insert(0) += 1;
+    }
+    s.barrier_notify.notify_waiters();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let arrived = *s.barriers.lock().unwrap().get(&name).unwrap_or(&0);
+        if arrived >= n {
+            s.barrier_notify.notify_waiters();
+            return axum::Json(json!({"arrived": arrived})).into_response();
+        }
+        let wait = s.barrier_notify.notified();
+        if tokio::time::timeout_at(deadline, wait).await.is_err() {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                axum::Json(json!({"arrived": arrived})),
+            )
+                .into_response();
+        }
+    }
+}
+
+async fn enter(State(s): State<S>, Path(key): Path<String>) -> Response {
+    let mut m = s.inside.lock().unwrap();
+    let e = m.entry(key).or_insert((0, 0));
+    e.0 += 1;
+    e.1 = e.1.max(e.0);
+    axum::Json(json!({"inside": e.0})).into_response()
+}
+
+async fn leave(State(s): State<S>, Path(key): Path<String>) -> Response {
+    let mut m = s.inside.lock().unwrap();
+    let e = m.entry(key).or_insert((0, 0));
+    e.0 = e.0.saturating_sub(1);
+    axum::Json(json!({"inside": e.0})).into_response()
+}
+
+async fn max(State(s): State<S>, Path(key): Path<String>) -> Response {
+    let m = s.inside.lock().unwrap();
+    axum::Json(json!({"max": m.get(&key).map_or(0, |v| v.1)})).into_response()
+}
+
+async fn event_push(State(s): State<S>, body: String) -> Response {
+    s.events.lock().unwrap().push(body);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn event_list(State(s): State<S>) -> Response {
+    axum::Json(json!(s.events.lock().unwrap().clone())).into_response()
+}
+
+async fn whoami(headers: HeaderMap) -> Response {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    axum::Json(json!({"you_sent": auth, "note": format!("token={auth}")})).into_response()
+}
