@@ -9,6 +9,7 @@
 pub mod core;
 pub mod http;
 pub mod mysql;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -67,6 +68,7 @@ pub fn builtins(env: &Env) -> Builtins {
     let (mysql, pools) = mysql::keywords(env);
     keywords.extend(mysql);
     shutdown.push(Box::new(move || pools.shutdown()));
+    keywords.push(Arc::new(redis::Redis::new(env.clone())));
     Builtins { keywords, shutdown }
 }
 
@@ -76,5 +78,6 @@ pub fn specs() -> Vec<atf_sdk::KeywordSpec> {
     let mut specs: Vec<atf_sdk::KeywordSpec> = core::specs();
     specs.push(http::spec());
     specs.extend(mysql::specs());
+    specs.push(redis::spec());
     specs
 }
