@@ -1,0 +1,548 @@
+//! Expectation keys and `save` paths: RFC 9535 JSONPaths (`$.a.b[0]`) or
+//! bare names (`status`, `body.data.id`, `content-type`).
+//!
+//! A key not starting with `$` is read as `$.` + key, and when that is not
+//! a JSONPath, as the single member name `$['key']`. Plain paths (only
+//! member names and indexes) select one value or nothing; any other path
+//! (wildcard, filter, slice, union, descendant) selects a list. The common
+//! plain paths are walked by hand without allocating; everything else is
+//! parsed once by `jsonpath-rust` and cached.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
+use jsonpath_rust::parser::parse_json_path;
+use jsonpath_rust::query::js_path_process;
+use serde_json::Value;
+
+use super::cache::Cache;
+
+/// What a path selected in a value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selection<'a> {
+    /// A plain path found this value.
+    One(&'a Value),
+    /// A plain path found nothing.
+    Nothing,
+    /// A list path (wildcard, filter, slice, union, descendant) found these,
+    /// in document order; possibly none.
+    List(Vec<&'a Value>),
+}
+
+impl Selection<'_> {
+    /// The selection as an owned value: `None` for [`Selection::Nothing`], an
+    /// array for a list.
+    pub fn to_value(&self) -> Option<Value> {
+        match self {
+            Selection::One(v) => Some((*v).clone()),
+            Selection::Nothing => None,
+            Selection::List(vs) => Some(Value::Array(vs.iter().map(|v| (*v).clone()).collect())),
+        }
+    }
+}
+
+/// One step of a plain path.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Name(String),
+    Index(i64),
+}
+
+/// A parsed path.
+#[derive(Debug)]
+enum Plan {
+    Plain(Vec<Step>),
+    List(JpQuery),
+}
+
+static PLANS: Cache<Plan> = Cache::new(4096);
+
+/// Selects what `path` points at in `root`. `Err` for a malformed path.
+pub fn select<'a>(root: &'a Value, path: &str) -> Result<Selection<'a>, String> {
+    if let Some(found) = walk_simple(root, path) {
+        return Ok(found.map_or(Selection::Nothing, Selection::One));
+    }
+    let plan = PLANS.get_or_try_insert(path, || make_plan(path))?;
+    match &*plan {
+        Plan::Plain(steps) => {
+            Ok(walk_steps(root, steps).map_or(Selection::Nothing, Selection::One))
+        }
+        Plan::List(query) => run_query(query, root, path).map(Selection::List),
+    }
+}
+
+/// Whether `path` is a list path (`Ok(false)` for a plain one); `Err` when
+/// it is malformed.
+pub fn is_list(path: &str) -> Result<bool, String> {
+    if walk_simple(&Value::Null, path).is_some() {
+        return Ok(false);
+    }
+    let plan = PLANS.get_or_try_insert(path, || make_plan(path))?;
+    Ok(matches!(&*plan, Plan::List(_)))
+}
+
+/// Walks a path of the simple form by hand: `$`, then `.name` (ASCII
+/// member-name shorthand), `[0]`, `[-1]`, `['name']` or `["name"]` (no
+/// escapes); a bare key starts with a name without the dot. `None` when the
+/// path is not of that form (the caller falls back to the full parser);
+/// otherwise what it found. Every form accepted here means the same to
+/// `jsonpath-rust`.
+fn walk_simple<'a>(root: &'a Value, path: &str) -> Option<Option<&'a Value>> {
+    let bytes = path.as_bytes();
+    let mut cur = Some(root);
+    let mut i = if bytes.first() == Some(&b'$') {
+        1
+    } else {
+        let n = name_len(bytes);
+        if n == 0 {
+            return None;
+        }
+        cur = cur.and_then(|v| v.get(&path[..n]));
+        n
+    };
+    while i < bytes.len() {
+        match bytes[i] {
+            b'.' => {
+                let n = name_len(&bytes[i + 1..]);
+                if n == 0 {
+                    return None;
+                }
+                let name = &path[i + 1..i + 1 + n];
+                cur = cur.and_then(|v| v.as_object()).and_then(|o| o.get(name));
+                i += 1 + n;
+            }
+            b'[' => {
+                let close = i + 1 + bytes[i + 1..].iter().position(|&b| b == b']')?;
+                let inner = &path[i + 1..close];
+                let sel = simple_selector(inner)?;
+                cur = cur.and_then(|v| step(v, &sel));
+                i = close + 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(cur)
+}
+
+/// Length of the ASCII member-name shorthand at the start of `bytes` (0 when
+/// there is none).
+fn name_len(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        Some(b) if b.is_ascii_alphabetic() || *b == b'_' => bytes
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .unwrap_or(bytes.len()),
+        _ => 0,
+    }
+}
+
+/// A borrowed selector of the simple form.
+enum SimpleSelector<'s> {
+    Name(&'s str),
+    Index(i64),
+}
+
+/// The inside of `[...]` when it is an index or a quoted name without
+/// escapes; `None` otherwise. (A `]` inside quotes makes the caller's split
+/// wrong, but then the text fails the checks here and falls back.)
+fn simple_selector(inner: &str) -> Option<SimpleSelector<'_>> {
+    let b = inner.as_bytes();
+    match b.first()? {
+        q @ (b'\'' | b'"') => {
+            if b.len() < 2 || b[b.len() - 1] != *q {
+                return None;
+            }
+            let name = &inner[1..inner.len() - 1];
+            let ok = name
+                .chars()
+                .all(|c| c >= ' ' && c != '\\' && c != *q as char);
+            ok.then_some(SimpleSelector::Name(name))
+        }
+        _ => {
+            let digits = inner.strip_prefix('-').unwrap_or(inner);
+            let plain = digits == "0" && digits.len() == inner.len()
+                || (1..=15).contains(&digits.len())
+                    && digits.bytes().all(|d| d.is_ascii_digit())
+                    && !digits.starts_with('0');
+            if plain {
+                inner.parse().ok().map(SimpleSelector::Index)
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn step<'a>(v: &'a Value, sel: &SimpleSelector<'_>) -> Option<&'a Value> {
+    match *sel {
+        SimpleSelector::Name(n) => v.as_object()?.get(n),
+        SimpleSelector::Index(i) => index(v, i),
+    }
+}
+
+/// RFC 9535 index selection: negative indexes count from the end.
+fn index(v: &Value, i: i64) -> Option<&Value> {
+    let arr = v.as_array()?;
+    let at = if i >= 0 {
+        usize::try_from(i).ok()?
+    } else {
+        arr.len()
+            .checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?
+    };
+    arr.get(at)
+}
+
+fn walk_steps<'a>(root: &'a Value, steps: &[Step]) -> Option<&'a Value> {
+    steps.iter().try_fold(root, |v, s| match s {
+        Step::Name(n) => v.as_object()?.get(n),
+        Step::Index(i) => index(v, *i),
+    })
+}
+
+fn parse(path: &str) -> Result<JpQuery, String> {
+    match catch_unwind(|| parse_json_path(path)) {
+        Ok(Ok(q)) => Ok(q),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the JSONPath parser failed on it".to_owned()),
+    }
+}
+
+/// Parses `path` (or a bare key) and sorts it into plain or list.
+fn make_plan(path: &str) -> Result<Plan, String> {
+    let query = if path.starts_with('$') {
+        parse(path).map_err(|e| format!("bad JSONPath: {}", one_line(&e)))?
+    } else {
+        parse_bare(path)
+    };
+    let mut steps = Vec::with_capacity(query.segments.len());
+    for seg in &query.segments {
+        match seg {
+            Segment::Selector(Selector::Name(n)) => steps.push(Step::Name(n.clone())),
+            Segment::Selector(Selector::Index(i)) => steps.push(Step::Index(*i)),
+            _ => return Ok(Plan::List(query)),
+        }
+    }
+    Ok(Plan::Plain(steps))
+}
+
+/// A bare key: `$.` + key when that parses; otherwise its dot-separated
+/// parts (dots inside brackets or quotes do not separate) each taken as
+/// `.part` when that parses and as the member name `['part']` when not
+/// (`headers.content-type` is `$.headers['content-type']`); failing that,
+/// the whole key as one member name. So a bare key is never malformed.
+fn parse_bare(key: &str) -> JpQuery {
+    if let Ok(q) = parse(&format!("$.{key}")) {
+        return q;
+    }
+    let whole = || JpQuery::new(vec![Segment::name(key)]);
+    let parts = split_dots(key);
+    if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+        return whole();
+    }
+    let mut composed = String::from("$");
+    for part in parts {
+        if parse(&format!("$.{part}")).is_ok() {
+            composed.push('.');
+            composed.push_str(part);
+        } else {
+            composed.push('[');
+            composed.push_str(&quote(part));
+            composed.push(']');
+        }
+    }
+    parse(&composed).unwrap_or_else(|_| whole())
+}
+
+/// `key` split at the dots outside brackets and quotes.
+fn split_dots(key: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quote, mut escaped, mut start) = (0usize, None, false, 0);
+    for (i, c) in key.char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => {
+                parts.push(&key[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&key[start..]);
+    parts
+}
+
+/// A JSONPath single-quoted string literal denoting `s`.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The parser's (multi-line, pest-style) message folded into one line:
+/// "expected selector at column 5".
+fn one_line(msg: &str) -> String {
+    let expected = msg.lines().find_map(|l| l.trim().strip_prefix("= "));
+    let Some(why) = expected else {
+        return msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    };
+    let at = msg
+        .lines()
+        .find_map(|l| l.split_once("--> ").map(|(_, pos)| pos.trim()))
+        .map(|pos| match pos.split_once(':') {
+            Some(("1", col)) => format!(" at column {col}"),
+            _ => format!(" at {pos}"),
+        })
+        .unwrap_or_default();
+    format!("{why}{at}")
+}
+
+fn run_query<'a>(query: &JpQuery, root: &'a Value, path: &str) -> Result<Vec<&'a Value>, String> {
+    match catch_unwind(AssertUnwindSafe(|| js_path_process(query, root))) {
+        Ok(Ok(found)) => Ok(found.into_iter().map(|r| r.val).collect()),
+        Ok(Err(e)) => Err(format!("JSONPath {path} failed: {e}")),
+        Err(_) => Err(format!("JSONPath {path} failed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc() -> Value {
+        json!({
+            "status": 200,
+            "content-type": "application/json",
+            "0": "zero",
+            "a b": 1,
+            "x'y": 2,
+            "body": {"data": {"id": 7, "tags": ["a", "b", "c"], "nil": null},
+                     "items": [{"id": 1, "n": "x"}, {"id": 3, "n": "y"}, {"id": 3, "n": "z"}]},
+            "ü": "umlaut"
+        })
+    }
+
+    fn one(path: &str) -> Value {
+        let d = doc();
+        match select(&d, path).unwrap() {
+            Selection::One(v) => v.clone(),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    fn list(path: &str) -> Vec<Value> {
+        let d = doc();
+        match select(&d, path).unwrap() {
+            Selection::List(vs) => vs.into_iter().cloned().collect(),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    fn nothing(path: &str) {
+        let d = doc();
+        assert_eq!(select(&d, path).unwrap(), Selection::Nothing, "{path}");
+    }
+
+    #[test]
+    fn plain_paths_by_hand() {
+        assert_eq!(one("$"), doc());
+        assert_eq!(one("$.status"), json!(200));
+        assert_eq!(one("$.body.data.id"), json!(7));
+        assert_eq!(one("$.body.data.tags[0]"), json!("a"));
+        assert_eq!(one("$.body.data.tags[-1]"), json!("c"));
+        assert_eq!(one("$['content-type']"), json!("application/json"));
+        assert_eq!(one("$[\"a b\"]"), json!(1));
+        assert_eq!(one("$.body['data'][\"tags\"][1]"), json!("b"));
+        assert_eq!(one("$.body.data.nil"), Value::Null);
+        assert!(walk_simple(&doc(), "$.body.data.tags[2]").is_some());
+    }
+
+    #[test]
+    fn bare_names() {
+        assert_eq!(one("status"), json!(200));
+        assert_eq!(one("body.data.id"), json!(7));
+        assert_eq!(one("body.items[1].n"), json!("y"));
+        assert_eq!(one("content-type"), json!("application/json"));
+        assert_eq!(one("0"), json!("zero"));
+        assert_eq!(one("a b"), json!(1));
+        assert_eq!(one("x'y"), json!(2));
+        assert_eq!(one("ü"), json!("umlaut"));
+        nothing("missing");
+        nothing("body.nope.deeper");
+    }
+
+    #[test]
+    fn dotted_bare_keys_with_odd_names() {
+        let d = json!({
+            "headers": {"content-type": "text/plain", "x.y": 1},
+            "items": [{"sku-id": "A"}, {"sku-id": "B"}],
+            "a": {"b-c": {"d": 4}}
+        });
+        assert_eq!(
+            select(&d, "headers.content-type").unwrap(),
+            Selection::One(&json!("text/plain"))
+        );
+        assert_eq!(select(&d, "a.b-c.d").unwrap(), Selection::One(&json!(4)));
+        assert_eq!(
+            select(&d, "items[1].sku-id").unwrap(),
+            Selection::One(&json!("B"))
+        );
+        assert_eq!(
+            select(&d, "items[*].sku-id").unwrap(),
+            Selection::List(vec![&json!("A"), &json!("B")])
+        );
+        assert_eq!(
+            select(&d, "items[?@['sku-id'] == 'A'].sku-id").unwrap(),
+            Selection::List(vec![&json!("A")])
+        );
+        assert_eq!(
+            select(&d, "headers['x.y']").unwrap(),
+            Selection::One(&json!(1))
+        );
+        assert_eq!(
+            split_dots("a.b['c.d'].e[?@.f == \"g.h\"]"),
+            vec!["a", "b['c.d']", "e[?@.f == \"g.h\"]"]
+        );
+    }
+
+    #[test]
+    fn plain_paths_through_the_parser() {
+        assert_eq!(one("$['x\\'y']"), json!(2));
+        assert_eq!(one("$.ü"), json!("umlaut"));
+        assert_eq!(one("$ .body .data .id"), json!(7));
+        assert_eq!(one("$.body.data.tags[ 1 ]"), json!("b"));
+        assert!(!is_list("$['x\\'y']").unwrap());
+    }
+
+    #[test]
+    fn missing_plain_paths() {
+        nothing("$.nope");
+        nothing("$.body.data.tags[3]");
+        nothing("$.body.data.tags[-4]");
+        nothing("$.status.deeper");
+        nothing("$.body.data.tags.x");
+        nothing("$.body.data[0]");
+        nothing("$.body.data.nil.x");
+    }
+
+    #[test]
+    fn list_paths() {
+        assert_eq!(
+            list("$.body.data.tags[*]"),
+            vec![json!("a"), json!("b"), json!("c")]
+        );
+        assert_eq!(
+            list("$.body.items[?@.id == 3].n"),
+            vec![json!("y"), json!("z")]
+        );
+        assert_eq!(
+            list("$.body.items[?@.id == 1]"),
+            vec![json!({"id": 1, "n": "x"})]
+        );
+        assert_eq!(list("$.body.items[?@.id == 9]"), Vec::<Value>::new());
+        assert_eq!(list("$.body.data.tags[0:2]"), vec![json!("a"), json!("b")]);
+        assert_eq!(list("$.body.data.tags[0,2]"), vec![json!("a"), json!("c")]);
+        assert_eq!(list("$..id"), vec![json!(7), json!(1), json!(3), json!(3)]);
+        assert_eq!(list("$.nope[*]"), Vec::<Value>::new());
+        assert_eq!(list("body.items[*].id"), vec![json!(1), json!(3), json!(3)]);
+        assert!(is_list("$.a[*]").unwrap());
+        assert!(is_list("$.a[?@.x]").unwrap());
+        assert!(is_list("$.a[1:]").unwrap());
+        assert!(is_list("$..a").unwrap());
+        assert!(is_list("$['a','b']").unwrap());
+        assert!(!is_list("$.a[0]").unwrap());
+        assert!(!is_list("a.b").unwrap());
+    }
+
+    #[test]
+    fn malformed_paths() {
+        let d = doc();
+        for bad in [
+            "$.a[",
+            "$.",
+            "$..",
+            "$[01]",
+            "$.a[?@.x ~= 1]",
+            "$[-0]",
+            "$x",
+        ] {
+            let err = select(&d, bad).unwrap_err();
+            assert!(err.starts_with("bad JSONPath: expected "), "{bad}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+            assert!(!err.contains("-->"), "{err}");
+            assert!(is_list(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn malformed_path_message() {
+        assert_eq!(
+            select(&doc(), "$.a[").unwrap_err(),
+            "bad JSONPath: expected selector at column 5"
+        );
+        // A bare key that is no JSONPath is a member name.
+        let odd = json!({"a[": 1, "x-y[*]": 2, "q.": 3});
+        assert_eq!(select(&odd, "a[").unwrap(), Selection::One(&json!(1)));
+        assert_eq!(select(&odd, "x-y[*]").unwrap(), Selection::One(&json!(2)));
+        assert_eq!(select(&odd, "q.").unwrap(), Selection::One(&json!(3)));
+    }
+
+    #[test]
+    fn quote_round_trips() {
+        for key in ["a'b", "back\\slash", "new\nline", "bell\u{7}", "[x]", "$y"] {
+            let q = parse(&format!("$[{}]", quote(key))).unwrap();
+            assert_eq!(
+                q.segments,
+                vec![Segment::Selector(Selector::Name(key.to_owned()))]
+            );
+        }
+    }
+
+    #[test]
+    fn simple_selector_forms() {
+        assert!(simple_selector("0").is_some());
+        assert!(simple_selector("-3").is_some());
+        assert!(simple_selector("123456789012345").is_some());
+        for no in [
+            "",
+            "-0",
+            "01",
+            "1234567890123456",
+            "+1",
+            " 1",
+            "'a",
+            "'a\\'b'",
+            "'a\"",
+            "*",
+            "1:2",
+        ] {
+            assert!(simple_selector(no).is_none(), "{no:?}");
+        }
+    }
+}
