@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use atf_keywords::redis::Redis;
-use atf_sdk::{Keyword, KeywordResult, Value, json};
+use atf_sdk::{KeywordResult, Value, json};
 use common::{call, call_at, env, now_ms, require, unique};
 
 const ADDR: &str = "127.0.0.1:6379";
