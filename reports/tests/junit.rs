@@ -1,0 +1,270 @@
+//! `junit.xml` read back by a real JUnit consumer: Python's `junitparser`
+//! (installed by `scripts/test-deps.sh`), parsing with the standard XML
+//! parser, which rejects anything that is not well-formed XML 1.0.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use atf_reports::console::describe_step;
+use atf_reports::junit;
+use serde_json::Value;
+
+const READER: &str = r#"
+import json, sys
+from junitparser import JUnitXml
+
+xml = JUnitXml.fromfile(sys.argv[1])
+out = {"tests": xml.tests, "failures": xml.failures, "errors": xml.errors,
+       "skipped": xml.skipped, "time": xml.time, "suites": []}
+for s in xml:
+    err = s._elem.find("system-err")
+    suite = {"name": s.name, "tests": s.tests, "failures": s.failures, "errors": s.errors,
+             "skipped": s.skipped, "time": s.time, "timestamp": s.timestamp,
+             "properties": {p.name: p.value for p in s.properties()},
+             "system_err": None if err is None else err.text, "cases": []}
+    for c in s:
+        suite["cases"].append({
+            "name": c.name, "classname": c.classname, "time": c.time,
+            "results": [{"kind": type(r).__name__, "message": r.message, "type": r.type,
+                         "text": r.text} for r in c.result],
+            "system_out": c.system_out})
+    out["suites"].append(suite)
+print(json.dumps(out))
+"#;
+
+/// What junitparser read from `path`, as JSON.
+fn read_with_junitparser(path: &std::path::Path) -> Value {
+    let probe = Command::new("python3")
+        .args(["-c", "import junitparser"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "python3 cannot import junitparser: run scripts/test-deps.sh \
+             (it runs `pip install junitparser`). python3 said:\n{}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => {
+            panic!("python3 is not available ({e}): install python3, then run scripts/test-deps.sh")
+        }
+    }
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(READER)
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "junitparser could not read {}:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the reader prints JSON")
+}
+
+/// `text` with the characters XML 1.0 cannot carry replaced by U+FFFD.
+fn xml_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn suite<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["suites"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no testsuite {name:?} in {doc:#}"))
+}
+
+fn case<'a>(suite: &'a Value, name: &str) -> &'a Value {
+    suite["cases"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no testcase {name:?} in {suite:#}"))
+}
+
+#[test]
+fn junitparser_reads_counts_suites_and_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junit.xml");
+    let report = common::sample();
+    junit::write(&path, &report).unwrap();
+    let doc = read_with_junitparser(&path);
+
+    // Totals on <testsuites>.
+    assert_eq!(doc["tests"], 6, "{doc:#}");
+    assert_eq!(doc["failures"], 1);
+    assert_eq!(doc["errors"], 1);
+    assert_eq!(doc["skipped"], 1);
+    assert_eq!(doc["time"], 4.321);
+
+    // One suite per folder, in report order.
+    let names: Vec<&str> = doc["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orders", "users", "."]);
+
+    let orders = suite(&doc, "orders");
+    assert_eq!(
+        (
+            &orders["tests"],
+            &orders["failures"],
+            &orders["errors"],
+            &orders["skipped"]
+        ),
+        (
+            &Value::from(3),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(0)
+        )
+    );
+    assert_eq!(orders["time"], 0.75);
+    assert_eq!(orders["timestamp"], "2026-11-20T10:15:00+01:00");
+    assert_eq!(orders["properties"]["env"], "local");
+    assert_eq!(orders["system_err"], Value::Null);
+
+    let users = suite(&doc, "users");
+    assert_eq!(users["tests"], 2);
+    assert_eq!(users["skipped"], 1);
+    let err = users["system_err"].as_str().expect("users has system-err");
+    assert!(err.contains("users/suite.json failed"), "{err}");
+    assert!(
+        err.contains(&describe_step("cleanup", &report.suites[0].cleanup[0])),
+        "{err}"
+    );
+
+    let top = suite(&doc, ".");
+    assert_eq!(top["tests"], 1);
+    let odd = case(top, "smoke \"quoted\" & <name>");
+    assert_eq!(odd["classname"], "top");
+    assert_eq!(odd["results"], Value::Array(vec![]));
+
+    // Passed data row: no result, its log message in system-out.
+    let paid0 = case(orders, "order paid[0]");
+    assert_eq!(paid0["classname"], "orders.paid");
+    assert_eq!(paid0["time"], 0.25);
+    assert_eq!(paid0["results"], Value::Array(vec![]));
+    assert_eq!(paid0["system_out"], "created order ORD-1\n");
+
+    // Failed data row: message is the case error, the body every failed step.
+    let paid1 = case(orders, "order paid[1]");
+    let results = paid1["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{paid1:#}");
+    assert_eq!(results[0]["kind"], "Failure");
+    assert_eq!(results[0]["type"], "failed");
+    assert_eq!(
+        results[0]["message"],
+        "steps failed at step 1: $.status expected 200 <b>&amp;</b>"
+    );
+    let body = results[0]["text"].as_str().unwrap();
+    let step = &report.cases[1].steps[0];
+    assert_eq!(
+        body,
+        xml_safe(&format!(
+            "{}\n{}",
+            report.cases[1].error.as_deref().unwrap(),
+            describe_step("steps", step)
+        )),
+        "the body is the case error and every failed step as the console shows it"
+    );
+    assert!(
+        body.contains("pay with an expired card (after 3 attempts)"),
+        "{body}"
+    );
+    assert!(body.contains("$.status: expected 200, got 500"), "{body}");
+    // The hostile text survives as text; control characters became U+FFFD.
+    assert!(
+        body.contains("<script>alert(1)</script><b id=\"pwned\">bold</b> & \"double\" 'single' \u{FFFD}[31m\u{FFFD}\u{FFFD} does not contain"),
+        "{body}"
+    );
+    assert_eq!(
+        paid1["system_out"], "log <with> & \u{FFFD} control\n",
+        "log messages are escaped and kept"
+    );
+
+    let refund = case(orders, "refund");
+    let results = refund["results"].as_array().unwrap();
+    assert_eq!(results[0]["kind"], "Error");
+    assert_eq!(
+        results[0]["message"],
+        "prepare failed at step 1: connection refused"
+    );
+    let body = results[0]["text"].as_str().unwrap();
+    assert_eq!(
+        body,
+        format!(
+            "prepare failed at step 1: connection refused\n{}",
+            describe_step("prepare", &report.cases[2].prepare[0])
+        )
+    );
+    assert!(
+        body.contains("error: connection refused (os error 111)\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("       while connecting to 127.0.0.1:3306"),
+        "{body}"
+    );
+
+    let login = case(users, "login");
+    assert_eq!(login["classname"], "users.login");
+    assert_eq!(login["system_out"], "logged in as ann\n");
+
+    let locked = case(users, "locked user");
+    let results = locked["results"].as_array().unwrap();
+    assert_eq!(results[0]["kind"], "Skipped");
+    assert_eq!(results[0]["message"], "not run: the run was interrupted");
+}
+
+#[test]
+fn junit_text_is_well_formed_and_escaped() {
+    let xml = junit::render(&common::sample());
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"atf\" tests=\"6\" failures=\"1\" errors=\"1\" skipped=\"1\" time=\"4.321\">"), "{xml}");
+    assert!(
+        !xml.contains("<script>"),
+        "raw markup from a service leaked"
+    );
+    assert!(!xml.contains('\u{1b}') && !xml.contains('\u{0}') && !xml.contains('\u{7}'));
+    assert!(xml.contains(
+        "<testcase name=\"smoke &quot;quoted&quot; &amp; &lt;name&gt;\" classname=\"top\""
+    ));
+    assert!(xml.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+}
+
+#[test]
+fn empty_run_is_a_valid_document() {
+    let xml = junit::render(&atf_reports::RunReport::default());
+    assert_eq!(
+        xml,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"atf\" tests=\"0\" failures=\"0\" errors=\"0\" skipped=\"0\" time=\"0.000\">\n</testsuites>\n"
+    );
+}
+
+#[test]
+fn ten_thousand_cases_are_quick_and_readable() {
+    let report = common::large(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junit.xml");
+    let started = Instant::now();
+    junit::write(&path, &report).unwrap();
+    let took = started.elapsed();
+    // Well under a second in a debug build; quadratic building would take minutes.
+    assert!(took < Duration::from_secs(20), "10,000 cases took {took:?}");
+    let doc = read_with_junitparser(&path);
+    assert_eq!(doc["tests"], 10_000);
+    assert_eq!(doc["failures"], 1_000);
+    assert_eq!(doc["suites"].as_array().unwrap().len(), 50);
+}
