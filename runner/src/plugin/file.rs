@@ -227,10 +227,7 @@ impl PluginFile {
         };
         // Another thread may have handled this change while we waited, or
         // the file may have changed again: look once more.
-        let now = match now {
-            Some(_) => stamp(&self.source).ok(),
-            None => None,
-        };
+        let now = now.and_then(|_| stamp(&self.source).ok());
         if seen == now {
             return old;
         }

@@ -97,8 +97,9 @@ impl PluginHost {
                     ));
                     continue;
                 }
+                let name = spec.name.clone();
                 if let Some(keyword) = PluginKeyword::new(spec, file.clone()) {
-                    host.origins.insert(keyword.spec().name, index);
+                    host.origins.insert(name, index);
                     host.keywords.push(Arc::new(keyword));
                 }
             }

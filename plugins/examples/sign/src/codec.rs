@@ -37,7 +37,7 @@ pub(crate) fn message(call: &Call<'_>, allow_params: bool) -> Result<Message, Ke
     }
     let data = match call.arg("data") {
         Some(Value::String(s)) => s.clone(),
-        Some(other) => serde_json_text(other),
+        Some(other) => other.to_string(),
         None if allow_params => return Err("argument `data` or `params` is required".into()),
         None => return Err("argument `data` is required".into()),
     };
@@ -46,10 +46,6 @@ pub(crate) fn message(call: &Call<'_>, allow_params: bool) -> Result<Message, Ke
         let text = (input == "text").then(|| data.clone());
         Message { bytes, text }
     })
-}
-
-fn serde_json_text(v: &Value) -> String {
-    v.to_string()
 }
 
 /// Decodes `text` written as `encoding` (`text`, `hex` or `base64`).
