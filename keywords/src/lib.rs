@@ -8,6 +8,7 @@
 
 pub mod core;
 pub mod http;
+pub mod kafka;
 pub mod mysql;
 pub mod redis;
 
@@ -69,6 +70,9 @@ pub fn builtins(env: &Env) -> Builtins {
     keywords.extend(mysql);
     shutdown.push(Box::new(move || pools.shutdown()));
     keywords.push(Arc::new(redis::Redis::new(env.clone())));
+    let (kafka, clients) = kafka::keywords(env);
+    keywords.extend(kafka);
+    shutdown.push(Box::new(move || clients.shutdown()));
     Builtins { keywords, shutdown }
 }
 
@@ -79,5 +83,6 @@ pub fn specs() -> Vec<atf_sdk::KeywordSpec> {
     specs.push(http::spec());
     specs.extend(mysql::specs());
     specs.push(redis::spec());
+    specs.extend(kafka::specs());
     specs
 }
