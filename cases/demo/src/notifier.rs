@@ -4,8 +4,9 @@
 //! A member of a Kafka consumer group (at-least-once: an event's offset is
 //! stored only after it was handled). For each event it waits a little (it
 //! "sends a mail"), sets `notified = 1` in MySQL and updates the cached
-//! copy in Redis, if there is one, keeping its TTL. Malformed events and
-//! events for orders that no longer exist are logged and skipped.
+//! copy in Redis, if there is one, keeping its TTL. Malformed events, events
+//! for orders that no longer exist and events of orders already notified
+//! (delivered again) are logged and skipped at once.
 
 use std::time::Duration;
 
@@ -129,6 +130,26 @@ async fn handle(
         log!("notifier", "skipping {at}: not an order event");
         return;
     };
+    // Look first: events of deleted orders, and events delivered again
+    // (at-least-once), are done with at once.
+    match db::find_order(pool, &order_no).await {
+        Ok(Some(order)) if order.notified => {
+            log!("notifier", "{at}: {order_no} was already notified");
+            return;
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            log!(
+                "notifier",
+                "{at}: order {order_no} is gone (deleted), nothing to do"
+            );
+            return;
+        }
+        Err(e) => {
+            log!("notifier", "{at}: looking up {order_no}: {e:#}");
+            return;
+        }
+    }
     tokio::time::sleep(delay).await; // "sending the mail"
     match db::mark_notified(pool, &order_no).await {
         Ok(true) => {}
