@@ -20,7 +20,7 @@ wait_seconds="${ATF_WAIT_SECONDS:-30}"
 broker="tcp://127.0.0.1:9092"
 
 # Topics the tests and demo cases use (the keyword tests make their own as well).
-TOPICS=(atf-test atf-demo-orders atf-demo-events)
+TOPICS=(atf-test demo.order.created)
 # shellcheck disable=SC2206
 TOPICS+=(${ATF_KAFKA_TOPICS:-})
 
