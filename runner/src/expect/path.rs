@@ -210,7 +210,18 @@ fn parse(path: &str) -> Result<JpQuery, String> {
 /// Parses `path` (or a bare key) and sorts it into plain or list.
 fn make_plan(path: &str) -> Result<Plan, String> {
     let query = if path.starts_with('$') {
-        parse(path).map_err(|e| format!("bad JSONPath: {}", one_line(&e)))?
+        match parse(path) {
+            Ok(q) => q,
+            // `$.headers.content-type`: RFC 9535 wants `['content-type']`,
+            // but testers write dots; read such parts as member names.
+            Err(e) => match path
+                .strip_prefix("$.")
+                .and_then(|rest| compose_dotted(rest, true))
+            {
+                Some(q) => q,
+                None => return Err(format!("bad JSONPath: {}", one_line(&e))),
+            },
+        }
     } else {
         parse_bare(path)
     };
@@ -235,9 +246,20 @@ fn parse_bare(key: &str) -> JpQuery {
         return q;
     }
     let whole = || JpQuery::new(vec![Segment::name(key)]);
-    let parts = split_dots(key);
-    if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+    if split_dots(key).len() < 2 {
         return whole();
+    }
+    compose_dotted(key, false).unwrap_or_else(whole)
+}
+
+/// `a.b-c.d` read part by part: each part as `.part` when that parses and
+/// as the member name `['part']` when not. `None` when that does not parse,
+/// or, when `strict`, when such a part is more than letters, digits, `_` and
+/// `-` (so that a broken path like `$.a[` stays an error).
+fn compose_dotted(key: &str, strict: bool) -> Option<JpQuery> {
+    let parts = split_dots(key);
+    if parts.iter().any(|p| p.is_empty()) {
+        return None;
     }
     let mut composed = String::from("$");
     for part in parts {
@@ -245,12 +267,19 @@ fn parse_bare(key: &str) -> JpQuery {
             composed.push('.');
             composed.push_str(part);
         } else {
+            if strict
+                && !part
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            {
+                return None;
+            }
             composed.push('[');
             composed.push_str(&quote(part));
             composed.push(']');
         }
     }
-    parse(&composed).unwrap_or_else(|_| whole())
+    parse(&composed).ok()
 }
 
 /// `key` split at the dots outside brackets and quotes.
@@ -478,6 +507,21 @@ mod tests {
         assert!(is_list("$['a','b']").unwrap());
         assert!(!is_list("$.a[0]").unwrap());
         assert!(!is_list("a.b").unwrap());
+    }
+
+    #[test]
+    fn dollar_paths_with_dashed_names() {
+        let doc = json!({"headers": {"content-type": "text/plain", "x-a": {"b-c": 1}}});
+        assert_eq!(
+            select(&doc, "$.headers.content-type").unwrap().to_value(),
+            Some(json!("text/plain"))
+        );
+        assert_eq!(
+            select(&doc, "$.headers.x-a.b-c").unwrap().to_value(),
+            Some(json!(1))
+        );
+        assert!(!is_list("$.headers.content-type").unwrap());
+        assert!(select(&doc, "$.a[").is_err());
     }
 
     #[test]
