@@ -17,7 +17,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf 'ensure-tools: %s\n' "$*" >&2; }
 
 # Debian packages that rdkafka's cmake build and its TLS/SASL/zstd features link against.
-pkgs=(cmake g++ make pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev curl)
+pkgs=(cmake g++ make pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
