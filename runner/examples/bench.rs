@@ -1,0 +1,279 @@
+//! `just bench`: what the runner itself costs.
+//!
+//! Generates N cases, runs the release `atf` binary on them against local
+//! services, and prints cases per second and the runner's own CPU time
+//! (user + system of the `atf` process, read with `getrusage`) per case and
+//! per step. Modes:
+//!
+//! - `http` (default): each case makes 2 HTTP requests with 3 expectations,
+//!   against an in-process axum server of this benchmark;
+//! - `redis`, `mysql`: 2 data steps per case, next to the same commands sent
+//!   by a plain `redis-cli` / `mysql` client reading them from stdin;
+//! - `plugin`: 10 calls of a plugin keyword per case next to 10 calls of the
+//!   built-in `assert`, giving the cost of one call through the plugin ABI.
+//!
+//! Usage: `cargo run --release -p atf --example bench -- [MODE] [--cases N] [--jobs N]`
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use axum::Router;
+use axum::routing::any;
+use serde_json::{Value, json};
+
+fn child_cpu_ms() -> f64 {
+    // SAFETY: getrusage only writes into the struct we hand it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    ms(ru.ru_utime) + ms(ru.ru_stime)
+}
+
+struct Measure {
+    wall_s: f64,
+    cpu_ms: f64,
+    ok: bool,
+}
+
+fn measure(mut cmd: Command) -> Measure {
+    let cpu0 = child_cpu_ms();
+    let t0 = Instant::now();
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run the command");
+    Measure {
+        wall_s: t0.elapsed().as_secs_f64(),
+        cpu_ms: child_cpu_ms() - cpu0,
+        ok: status.success(),
+    }
+}
+
+fn atf_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/release/examples/bench → target/release/atf
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("atf");
+    assert!(
+        bin.exists(),
+        "build the release binary first: cargo build -p atf --release"
+    );
+    bin
+}
+
+fn start_server() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let app = Router::new().route(
+                "/echo",
+                any(|body: String| async move {
+                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    axum::Json(json!({"ok": true, "echo": v}))
+                }),
+            );
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(l.local_addr().expect("addr")).expect("send");
+            axum::serve(l, app).await.expect("serve");
+        });
+    });
+    format!("http://{}", rx.recv().expect("server address"))
+}
+
+fn write_cases(dir: &Path, n: usize, project: Value, case: impl Fn(usize) -> Value) {
+    std::fs::create_dir_all(dir.join("cases")).expect("mkdir");
+    std::fs::write(dir.join("atf.json"), project.to_string()).expect("write project");
+    for i in 0..n {
+        std::fs::write(
+            dir.join(format!("cases/c{i:05}.case.json")),
+            case(i).to_string(),
+        )
+        .expect("write case");
+    }
+}
+
+fn run_atf(dir: &Path, jobs: usize, path: &str) -> Measure {
+    let mut cmd = Command::new(atf_bin());
+    cmd.current_dir(dir)
+        .args(["run", path, "--jobs", &jobs.to_string(), "--report-dir"])
+        .arg(dir.join("report"))
+        .env("CI", "1");
+    measure(cmd)
+}
+
+fn report(label: &str, n: usize, steps_per_case: usize, m: &Measure) {
+    println!(
+        "{label:<28} {n:>5} cases  {:>7.2} s  {:>8.0} cases/s  {:>6.3} ms CPU/case  {:>6.1} µs CPU/step{}",
+        m.wall_s,
+        n as f64 / m.wall_s,
+        m.cpu_ms / n as f64,
+        m.cpu_ms * 1000.0 / (n * steps_per_case) as f64,
+        if m.ok { "" } else { "  (RUN FAILED)" }
+    );
+}
+
+fn baseline(label: &str, program: &str, args: &[&str], input: String, commands: usize) {
+    let cpu0 = child_cpu_ms();
+    let t0 = Instant::now();
+    let mut child = match Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            println!("{label:<28} skipped: cannot start {program}: {e}");
+            return;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = child_cpu_ms() - cpu0;
+    println!(
+        "{label:<28} {commands:>5} cmds   {wall:>7.2} s  {:>8.0} cmds/s   {:>6.1} µs CPU/cmd{}",
+        commands as f64 / wall,
+        cpu * 1000.0 / commands as f64,
+        if ok { "" } else { "  (FAILED)" }
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut mode = "http".to_string();
+    let mut n = 200usize;
+    let mut jobs = 8usize;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--cases" => n = it.next().and_then(|v| v.parse().ok()).unwrap_or(n),
+            "--jobs" => jobs = it.next().and_then(|v| v.parse().ok()).unwrap_or(jobs),
+            m if !m.starts_with('-') => mode = m.to_string(),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    match mode.as_str() {
+        "http" => {
+            let url = start_server();
+            let project = json!({"default_env": "b", "envs": {"b": {"resources": {"http": {"default": {"base_url": url}}}}}});
+            write_cases(dir, n, project.clone(), |i| {
+                json!({
+                    "name": format!("case {i}"),
+                    "steps": [
+                        {"keyword": "http.request", "args": {"method": "POST", "url": "/echo", "json": {"n": i, "sku": "A-1"}},
+                         "expect": {"status": 200, "$.body.echo.n": i}, "save": {"sku": "$.body.echo.sku"}},
+                        {"keyword": "http.request", "args": {"url": "/echo?sku=${sku}"}, "expect": {"status": 200}}
+                    ]
+                })
+            });
+            // Warm up the page cache and the server once.
+            let _ = run_atf(dir, jobs, "cases/c00000.case.json");
+            let one = run_atf(dir, 1, "cases/c00000.case.json");
+            println!(
+                "start-up: one case in {:.3} s, {:.1} ms CPU",
+                one.wall_s, one.cpu_ms
+            );
+            report("http, --jobs 1", n, 2, &run_atf(dir, 1, "cases"));
+            report(
+                &format!("http, --jobs {jobs}"),
+                n,
+                2,
+                &run_atf(dir, jobs, "cases"),
+            );
+        }
+        "redis" => {
+            write_cases(dir, n, json!({}), |i| {
+                json!({"steps": [
+                    {"keyword": "redis.command", "args": {"cmd": ["SET", format!("atf:bench:{i}"), "v"]}, "expect": {"value": "OK"}},
+                    {"keyword": "redis.command", "args": {"cmd": ["DEL", format!("atf:bench:{i}")]}, "expect": {"value": 1}}
+                ]})
+            });
+            report(
+                &format!("redis, --jobs {jobs}"),
+                n,
+                2,
+                &run_atf(dir, jobs, "cases"),
+            );
+            let input: String = (0..n)
+                .map(|i| format!("SET atf:bench:{i} v\nDEL atf:bench:{i}\n"))
+                .collect();
+            baseline(
+                "redis-cli reading stdin",
+                "redis-cli",
+                &["-h", "127.0.0.1"],
+                input,
+                2 * n,
+            );
+        }
+        "mysql" => {
+            write_cases(dir, n, json!({}), |i| {
+                json!({"steps": [
+                    {"keyword": "mysql.query", "args": {"sql": "SELECT ? AS n, NOW() AS t", "params": [i]}, "expect": {"$.rows[0].n": i}},
+                    {"keyword": "mysql.query", "args": {"sql": "SELECT COUNT(*) AS c FROM information_schema.tables WHERE table_schema = ?", "params": ["test"]}}
+                ]})
+            });
+            report(
+                &format!("mysql, --jobs {jobs}"),
+                n,
+                2,
+                &run_atf(dir, jobs, "cases"),
+            );
+            let input: String = (0..n)
+                .map(|i| format!("SELECT {i} AS n, NOW() AS t;\nSELECT COUNT(*) AS c FROM information_schema.tables WHERE table_schema = 'test';\n"))
+                .collect();
+            baseline(
+                "mysql client reading stdin",
+                "mysql",
+                &["-h127.0.0.1", "-uroot", "test"],
+                input,
+                2 * n,
+            );
+        }
+        "plugin" => {
+            let plugin_dir = std::env::var("ATF_BENCH_PLUGINS").unwrap_or_else(|_| {
+                atf_bin()
+                    .parent()
+                    .expect("target")
+                    .to_string_lossy()
+                    .into_owned()
+            });
+            let project = json!({"plugins": [plugin_dir]});
+            let steps = |kw: &str, args: Value| -> Value {
+                json!(
+                    (0..10)
+                        .map(|_| json!({"keyword": kw, "args": args}))
+                        .collect::<Vec<_>>()
+                )
+            };
+            let plugin_case = json!({"steps": steps("sign.sm3", json!({"data": "abc"}))});
+            let builtin_case = json!({"steps": steps("assert", json!({"value": "abc"}))});
+            write_cases(&dir.join("p"), n, project.clone(), |_| plugin_case.clone());
+            write_cases(&dir.join("b"), n, project, |_| builtin_case.clone());
+            let b = run_atf(&dir.join("b"), jobs, "cases");
+            let p = run_atf(&dir.join("p"), jobs, "cases");
+            report("built-in assert ×10", n, 10, &b);
+            report("plugin sign.sm3 ×10", n, 10, &p);
+            println!(
+                "one plugin call costs about {:.1} µs CPU more than a built-in call",
+                (p.cpu_ms - b.cpu_ms) * 1000.0 / (n * 10) as f64
+            );
+        }
+        other => panic!("unknown mode {other}: use http, redis, mysql or plugin"),
+    }
+}
