@@ -194,12 +194,12 @@ fn exec(rt: &tokio::runtime::Handle, c: &Call<'_>) -> KeywordResult {
         let mut child = cmd
             .spawn()
             .map_err(|e| KeywordError::new(format!("cannot start {program}: {e}")))?;
-        if let Some(text) = stdin {
-            if let Some(mut pipe) = child.stdin.take() {
-                use tokio::io::AsyncWriteExt;
-                // A program that exits without reading its input is not an error.
-                let _ = pipe.write_all(text.as_bytes()).await;
-            }
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use tokio::io::AsyncWriteExt;
+            // A program that exits without reading its input is not an error.
+            let _ = pipe.write_all(text.as_bytes()).await;
+            // Closing the pipe tells the program its input has ended.
+            drop(pipe);
         }
         match tokio::time::timeout(timeout, child.wait_with_output()).await {
             Err(_) => Err(KeywordError::new(format!(

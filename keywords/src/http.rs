@@ -81,10 +81,13 @@ struct Resource {
     insecure: bool,
 }
 
+/// A client per resource name and redirect policy.
+type ClientKey = (String, bool);
+
 /// The `http.request` keyword with its clients.
 pub struct Http {
     env: Env,
-    clients: Mutex<HashMap<(String, bool), (reqwest::Client, Arc<Resource>)>>,
+    clients: Mutex<HashMap<ClientKey, (reqwest::Client, Arc<Resource>)>>,
 }
 
 impl Http {

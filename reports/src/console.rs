@@ -136,7 +136,7 @@ impl Console {
                 .iter()
                 .filter(|c| c.status != Status::Skipped)
                 .collect();
-            slow.sort_by(|a, b| b.duration_ms.cmp(&a.duration_ms));
+            slow.sort_by_key(|c| std::cmp::Reverse(c.duration_ms));
             slow.truncate(self.opts.slowest);
             if !slow.is_empty() {
                 text.push_str("\nslowest cases:\n");

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// How a case or step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Everything held.
@@ -14,6 +14,7 @@ pub enum Status {
     /// It could not run as written: a load, placeholder or keyword error.
     Error,
     /// It did not run (an earlier step failed, or the run was interrupted).
+    #[default]
     Skipped,
 }
 
@@ -134,12 +135,6 @@ pub struct CaseReport {
     /// Undo steps (newest first, `undo: true`) then the steps of `cleanup`.
     #[serde(default)]
     pub cleanup: Vec<StepReport>,
-}
-
-impl Default for Status {
-    fn default() -> Self {
-        Status::Skipped
-    }
 }
 
 impl CaseReport {

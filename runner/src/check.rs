@@ -47,10 +47,10 @@ fn names_in(v: &Value, out: &mut Vec<(String, String)>, errors: &mut Vec<String>
 
 fn saved_by(step: &Step) -> Vec<String> {
     let mut out: Vec<String> = step.save.keys().cloned().collect();
-    if step.keyword == "ctx.set" {
-        if let Value::Object(m) = &step.args {
-            out.extend(m.keys().cloned());
-        }
+    if step.keyword == "ctx.set"
+        && let Value::Object(m) = &step.args
+    {
+        out.extend(m.keys().cloned());
     }
     out
 }
@@ -75,8 +75,8 @@ impl Checker<'_> {
                 None => defined.contains(&name),
             };
             if !ok && self.seen.insert((line, name.clone())) {
-                let why = if name.starts_with("env.") {
-                    format!("the environment variable `{}` is not set", &name[4..])
+                let why = if let Some(var) = name.strip_prefix("env.") {
+                    format!("the environment variable `{var}` is not set")
                 } else {
                     format!(
                         "nothing defines `{name}` before this step (no var, data row, environment, --var or earlier save)"

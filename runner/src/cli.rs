@@ -289,8 +289,12 @@ fn catalog(plugins: &crate::plugin::PluginHost) -> Result<Catalog, i32> {
     for k in plugins.keywords() {
         let spec = k.spec();
         if builtin.iter().any(|b| b.name == spec.name) {
+            let file = plugins
+                .origin(&spec.name)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "a plugin".into());
             return Err(usage_error(format!(
-                "a plugin defines `{}`, which is a built-in keyword",
+                "{file} defines `{}`, which is a built-in keyword",
                 spec.name
             )));
         }
@@ -355,6 +359,9 @@ fn run(args: RunArgs) -> i32 {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
+    for w in plugins.take_warnings() {
+        eprintln!("warning: {w}");
+    }
     if let Err(e) = atf_reports::write_all(&cfg.report_dir, &outcome.report) {
         eprintln!(
             "error: cannot write reports to {}: {e}",

@@ -136,15 +136,15 @@ impl Project {
                 format!("`jobs` must be a whole number above 0, found {other}"),
             ),
         }
-        if let Some(t) = obj.get("timeouts") {
-            if let Some(t) = src.object(t, "/timeouts", "`timeouts`") {
-                src.known_fields(t, "/timeouts", &["step", "case"], "`timeouts`");
-                if let Some(d) = src.opt_duration(t, "/timeouts", "step") {
-                    p.step_timeout = d;
-                }
-                if let Some(d) = src.opt_duration(t, "/timeouts", "case") {
-                    p.case_timeout = d;
-                }
+        if let Some(t) = obj.get("timeouts")
+            && let Some(t) = src.object(t, "/timeouts", "`timeouts`")
+        {
+            src.known_fields(t, "/timeouts", &["step", "case"], "`timeouts`");
+            if let Some(d) = src.opt_duration(t, "/timeouts", "step") {
+                p.step_timeout = d;
+            }
+            if let Some(d) = src.opt_duration(t, "/timeouts", "case") {
+                p.case_timeout = d;
             }
         }
         p.plugins = src
@@ -182,15 +182,15 @@ impl Project {
             }
             p.parsed_envs.push((name.clone(), cfg));
         }
-        if let Some(d) = &p.default_env {
-            if !envs.contains_key(d) {
-                let hint = crate::diag::did_you_mean(d, envs.keys().map(String::as_str));
-                src.error_hint(
-                    "/default_env",
-                    format!("`default_env` names `{d}`, which is not in `envs`"),
-                    hint,
-                );
-            }
+        if let Some(d) = &p.default_env
+            && !envs.contains_key(d)
+        {
+            let hint = crate::diag::did_you_mean(d, envs.keys().map(String::as_str));
+            src.error_hint(
+                "/default_env",
+                format!("`default_env` names `{d}`, which is not in `envs`"),
+                hint,
+            );
         }
         p.envs = envs;
         if src.diags.is_empty() {

@@ -110,10 +110,10 @@ where
 
 /// The path of `p` relative to the working directory when it lies below it.
 pub fn display_path(p: &Path) -> PathBuf {
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Ok(rel) = p.strip_prefix(&cwd) {
-            return rel.to_path_buf();
-        }
+    if let Ok(cwd) = std::env::current_dir()
+        && let Ok(rel) = p.strip_prefix(&cwd)
+    {
+        return rel.to_path_buf();
     }
     p.to_path_buf()
 }

@@ -45,12 +45,12 @@ impl Masker {
         if secret.is_empty() || secret == MASK {
             return;
         }
-        if let Ok(mut list) = self.secrets.write() {
-            if !list.iter().any(|s| s == secret) {
-                list.push(secret.to_string());
-                // Longest first, so that a secret containing another is masked whole.
-                list.sort_by_key(|s| std::cmp::Reverse(s.len()));
-            }
+        if let Ok(mut list) = self.secrets.write()
+            && !list.iter().any(|s| s == secret)
+        {
+            list.push(secret.to_string());
+            // Longest first, so that a secret containing another is masked whole.
+            list.sort_by_key(|s| std::cmp::Reverse(s.len()));
         }
     }
 
@@ -74,15 +74,15 @@ impl Masker {
             Value::Object(m) => {
                 for (k, v) in m {
                     let key = k.to_ascii_lowercase();
-                    if is_secret_key(&key) {
-                        if let Value::String(s) = v {
-                            self.add(s);
-                        }
+                    if is_secret_key(&key)
+                        && let Value::String(s) = v
+                    {
+                        self.add(s);
                     }
-                    if SECRET_HEADERS.contains(&key.as_str()) {
-                        if let Value::String(s) = v {
-                            self.add(s);
-                        }
+                    if SECRET_HEADERS.contains(&key.as_str())
+                        && let Value::String(s) = v
+                    {
+                        self.add(s);
                     }
                     self.add_from_resources(v);
                 }

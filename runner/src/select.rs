@@ -196,23 +196,22 @@ impl Selector {
         if self.selection.exclude_tags.iter().any(|t| tags.contains(t)) {
             return false;
         }
-        if let Some(e) = &self.tags {
-            if !e.matches(tags) {
-                return false;
-            }
+        if let Some(e) = &self.tags
+            && !e.matches(tags)
+        {
+            return false;
         }
-        if let Some(f) = &self.filters {
-            if !f.is_match(&run.name) {
-                return false;
-            }
+        if let Some(f) = &self.filters
+            && !f.is_match(&run.name)
+        {
+            return false;
         }
-        if let Some(only) = &self.selection.only {
-            if !only
+        if let Some(only) = &self.selection.only
+            && !only
                 .iter()
                 .any(|(file, name)| file == run.file() && name == &run.name)
-            {
-                return false;
-            }
+        {
+            return false;
         }
         true
     }

@@ -248,7 +248,7 @@ pub fn run_case(
         .lock()
         .map(|mut l| std::mem::take(&mut *l))
         .unwrap_or_default();
-    due.sort_by(|a, b| b.0.cmp(&a.0));
+    due.sort_by_key(|d| std::cmp::Reverse(d.0));
     let mut cleanup_stop: Option<Stop> = None;
     for (i, (_, set, step)) in due.iter().enumerate() {
         let p = StepPlace {

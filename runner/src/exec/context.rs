@@ -27,12 +27,11 @@ pub struct Scope<'a> {
 
 impl Lookup for Scope<'_> {
     fn get(&self, name: &str) -> Option<Value> {
-        if let Some(saved) = self.saved {
-            if let Ok(m) = saved.lock() {
-                if let Some(v) = m.get(name) {
-                    return Some(v.clone());
-                }
-            }
+        if let Some(saved) = self.saved
+            && let Ok(m) = saved.lock()
+            && let Some(v) = m.get(name)
+        {
+            return Some(v.clone());
         }
         if let Some(v) = self.overrides.get(name) {
             return Some(v.clone());
@@ -45,20 +44,20 @@ impl Lookup for Scope<'_> {
                 return Some(v.clone());
             }
         }
-        if let Ok(g) = self.global.read() {
-            if let Some(v) = g.get(name) {
-                return Some(v.clone());
-            }
+        if let Ok(g) = self.global.read()
+            && let Some(v) = g.get(name)
+        {
+            return Some(v.clone());
         }
         self.env.get(name).cloned()
     }
 
     fn names(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        if let Some(saved) = self.saved {
-            if let Ok(m) = saved.lock() {
-                out.extend(m.keys().cloned());
-            }
+        if let Some(saved) = self.saved
+            && let Ok(m) = saved.lock()
+        {
+            out.extend(m.keys().cloned());
         }
         out.extend(self.overrides.keys().cloned());
         if let Some(v) = self.vars {

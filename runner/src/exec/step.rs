@@ -232,11 +232,11 @@ fn save(
     r: &Resolver<'_>,
     sink: &dyn SaveSink,
 ) -> Result<(), Vec<Failure>> {
-    if step.keyword == "ctx.set" {
-        if let Value::Object(m) = result {
-            for (k, v) in m {
-                sink.save(k, v.clone());
-            }
+    if step.keyword == "ctx.set"
+        && let Value::Object(m) = result
+    {
+        for (k, v) in m {
+            sink.save(k, v.clone());
         }
     }
     let mut failures = Vec::new();

@@ -92,19 +92,21 @@ pub fn step(
             Value::Null
         }
     };
-    if let (Some(spec), Value::Object(a)) = (spec, &args) {
-        if a.is_empty() && spec.args.iter().any(|x| x.required) && !obj.contains_key("args") {
-            let names: Vec<&str> = spec
-                .args
-                .iter()
-                .filter(|x| x.required)
-                .map(|x| x.name.as_str())
-                .collect();
-            src.error(
-                ptr,
-                format!("`{keyword}` needs `args` with {}", names.join(", ")),
-            );
-        }
+    if let (Some(spec), Value::Object(a)) = (spec, &args)
+        && a.is_empty()
+        && spec.args.iter().any(|x| x.required)
+        && !obj.contains_key("args")
+    {
+        let names: Vec<&str> = spec
+            .args
+            .iter()
+            .filter(|x| x.required)
+            .map(|x| x.name.as_str())
+            .collect();
+        src.error(
+            ptr,
+            format!("`{keyword}` needs `args` with {}", names.join(", ")),
+        );
     }
     let expect = src.opt_object(obj, ptr, "expect");
     for problem in crate::expect::validate(&expect) {

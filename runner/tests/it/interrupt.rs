@@ -25,7 +25,7 @@ fn first_ctrl_c_runs_cleanup_and_writes_the_report() {
                      {"keyword": "exec", "args": {"cmd": ["touch", cleaned.to_str().unwrap()]}} ]
     }));
     p.file("b.case.json", json!({ "name": "b", "steps": [ {"keyword": "log", "args": {"message": "never started"}} ] }));
-    let mut child = p
+    let child = p
         .command(&["run", "--jobs", "1"])
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -1,7 +1,7 @@
 //! Test harness: a temporary project folder and a way to run the real
 //! `atf` binary in it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
@@ -37,10 +37,6 @@ impl Project {
         Project {
             dir: tempfile::tempdir().expect("temp dir"),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Writes a file (a JSON value is written pretty).
