@@ -310,7 +310,7 @@ impl Keyword for Http {
         }
         let req = req.timeout(timeout);
         let started = Instant::now();
-        self.env.runtime.block_on(async move {
+        crate::run_on(&self.env.runtime, async move {
             let resp = req.send().await.map_err(|e| request_error(&url, &e))?;
             let status = resp.status().as_u16();
             let mut headers = serde_json::Map::new();

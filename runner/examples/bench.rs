@@ -23,22 +23,30 @@ use axum::Router;
 use axum::routing::any;
 use serde_json::{Value, json};
 
-fn child_cpu_ms() -> f64 {
+/// User and system CPU of all waited-for children so far, in ms.
+fn child_cpu() -> (f64, f64) {
     // SAFETY: getrusage only writes into the struct we hand it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
     let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
-    ms(ru.ru_utime) + ms(ru.ru_stime)
+    (ms(ru.ru_utime), ms(ru.ru_stime))
+}
+
+fn child_cpu_ms() -> f64 {
+    let (u, s) = child_cpu();
+    u + s
 }
 
 struct Measure {
     wall_s: f64,
     cpu_ms: f64,
+    user_ms: f64,
     ok: bool,
 }
 
 fn measure(mut cmd: Command) -> Measure {
     let cpu0 = child_cpu_ms();
+    let user0 = child_cpu().0;
     let t0 = Instant::now();
     let status = cmd
         .stdout(Stdio::null())
@@ -48,6 +56,7 @@ fn measure(mut cmd: Command) -> Measure {
     Measure {
         wall_s: t0.elapsed().as_secs_f64(),
         cpu_ms: child_cpu_ms() - cpu0,
+        user_ms: child_cpu().0 - user0,
         ok: status.success(),
     }
 }
@@ -113,10 +122,11 @@ fn run_atf(dir: &Path, jobs: usize, path: &str) -> Measure {
 
 fn report(label: &str, n: usize, steps_per_case: usize, m: &Measure) {
     println!(
-        "{label:<28} {n:>5} cases  {:>7.2} s  {:>8.0} cases/s  {:>6.3} ms CPU/case  {:>6.1} µs CPU/step{}",
+        "{label:<28} {n:>5} cases  {:>7.2} s  {:>8.0} cases/s  {:>6.3} ms CPU/case ({:.3} user)  {:>6.1} µs CPU/step{}",
         m.wall_s,
         n as f64 / m.wall_s,
         m.cpu_ms / n as f64,
+        m.user_ms / n as f64,
         m.cpu_ms * 1000.0 / (n * steps_per_case) as f64,
         if m.ok { "" } else { "  (RUN FAILED)" }
     );
