@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::diag::{Diagnostic, display_path};
-use crate::load::fields::{Src, child, kind, parse};
+use crate::load::fields::{JsonFile, Src, child, kind, read};
 
 /// Default step timeout.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,16 +90,8 @@ impl Project {
 
     /// Loads a project file; every problem is a diagnostic.
     pub fn load(path: &Path) -> Result<Project, Vec<Diagnostic>> {
-        let shown = display_path(path);
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![Diagnostic::at(
-                &shown,
-                None,
-                None,
-                format!("cannot read the project file: {e}"),
-            )]
-        })?;
-        let value = parse(&shown, &text).map_err(|d| vec![d])?;
+        let JsonFile { shown, text, value } =
+            read(path, "the project file").map_err(|d| vec![d])?;
         let root = path
             .parent()
             .map(Path::to_path_buf)

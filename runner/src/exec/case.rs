@@ -86,14 +86,7 @@ pub fn run_case(
     // Vars: the data row first, then the case vars in order (a row value wins).
     let mut vars = Map::new();
     {
-        let outer = Scope {
-            saved: None,
-            overrides: &shared.overrides,
-            vars: None,
-            suites: &suites.nearest_first,
-            global: &shared.global,
-            env: &shared.env_vars,
-        };
+        let outer = shared.outer_scope(&suites.nearest_first);
         let mut result = Ok(());
         if let Some((_, row)) = &run.row {
             result = resolve_vars(row, &mut vars, &outer, base_dir, &shared.overrides);
@@ -130,20 +123,15 @@ pub fn run_case(
         case_start_ms,
     };
 
+    let serial = |steps: &[Step], set: Option<usize>| {
+        run_serial(
+            shared, steps, &scope, &ctx, base_dir, &undos, set, &place, deadline, timeout,
+        )
+    };
+
     // Prepare, serially; a failure skips the steps.
     if first_stop.is_none() {
-        let (reports, stop) = run_serial(
-            shared,
-            &case.prepare,
-            &scope,
-            &ctx,
-            base_dir,
-            &undos,
-            None,
-            &place,
-            deadline,
-            timeout,
-        );
+        let (reports, stop) = serial(&case.prepare, None);
         report.prepare = reports;
         if let Some(stop) = stop {
             first_stop = Some(Stop {
@@ -171,18 +159,7 @@ pub fn run_case(
         }
     } else if !case.steps.is_empty() {
         if case.steps.len() == 1 {
-            let (reports, stop) = run_serial(
-                shared,
-                &case.steps[0],
-                &scope,
-                &ctx,
-                base_dir,
-                &undos,
-                None,
-                &place,
-                deadline,
-                timeout,
-            );
+            let (reports, stop) = serial(&case.steps[0], None);
             report.steps = reports;
             first_stop = stop.map(|s| Stop {
                 status: s.status,
@@ -195,24 +172,8 @@ pub fn run_case(
                     .iter()
                     .enumerate()
                     .map(|(i, set)| {
-                        let scope = &scope;
-                        let ctx = &ctx;
-                        let undos = &undos;
-                        let place = &place;
-                        sc.spawn(move || {
-                            run_serial(
-                                shared,
-                                set,
-                                scope,
-                                ctx,
-                                base_dir,
-                                undos,
-                                Some(i + 1),
-                                place,
-                                deadline,
-                                timeout,
-                            )
-                        })
+                        let serial = &serial;
+                        sc.spawn(move || serial(set, Some(i + 1)))
                     })
                     .collect();
                 handles

@@ -68,6 +68,21 @@ pub struct Shared {
     pub fail_fast: bool,
 }
 
+impl Shared {
+    /// The names seen outside any case: `--var`, the given suite vars
+    /// (nearest first), the global context and the environment's vars.
+    fn outer_scope<'a>(&'a self, suites: &'a [Arc<Map<String, Value>>]) -> Scope<'a> {
+        Scope {
+            saved: None,
+            overrides: &self.overrides,
+            vars: None,
+            suites,
+            global: &self.global,
+            env: &self.env_vars,
+        }
+    }
+}
+
 /// Resolved vars of the suites above a case, nearest first.
 #[derive(Clone, Default)]
 pub struct SuiteVars {
@@ -388,14 +403,7 @@ fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVar
         let outcome = st.prepared.get_or_init(|| {
             let parents = suite_scope_vars(chain, i);
             let base_dir = st.suite.dir.as_path();
-            let outer = Scope {
-                saved: None,
-                overrides: &shared.overrides,
-                vars: None,
-                suites: &parents,
-                global: &shared.global,
-                env: &shared.env_vars,
-            };
+            let outer = shared.outer_scope(&parents);
             let mut vars = Map::new();
             if let Err(e) = context::resolve_vars(
                 &st.suite.vars,
@@ -412,25 +420,11 @@ fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVar
             let vars = Arc::new(vars);
             let mut scoped = vec![vars.clone()];
             scoped.extend(parents);
-            let scope = Scope {
-                saved: None,
-                overrides: &shared.overrides,
-                vars: None,
-                suites: &scoped,
-                global: &shared.global,
-                env: &shared.env_vars,
-            };
+            let scope = shared.outer_scope(&scoped);
             let sink = GlobalSink(&shared.global);
             let start_ms = chrono::Utc::now().timestamp_millis();
             for (j, step) in st.suite.prepare.iter().enumerate() {
-                let place = StepPlace {
-                    index: j + 1,
-                    set: None,
-                    undo: false,
-                    honor_cancel: true,
-                    case_deadline: None,
-                    case_start_ms: start_ms,
-                };
+                let place = StepPlace::suite(j + 1, true, start_ms);
                 let out = run_step(shared, step, &scope, &sink, base_dir, &place);
                 let status = out.report.status;
                 let problem = first_problem(&out.report);
@@ -471,25 +465,11 @@ fn cleanup_suite(shared: &Shared, st: &Arc<SuiteState>, chain: &[Arc<SuiteState>
     }
     let idx = chain.iter().position(|s| Arc::ptr_eq(s, st)).unwrap_or(0);
     let suites = suite_scope_vars(chain, idx + 1);
-    let scope = Scope {
-        saved: None,
-        overrides: &shared.overrides,
-        vars: None,
-        suites: &suites,
-        global: &shared.global,
-        env: &shared.env_vars,
-    };
+    let scope = shared.outer_scope(&suites);
     let sink = GlobalSink(&shared.global);
     let start_ms = chrono::Utc::now().timestamp_millis();
     for (j, step) in st.suite.cleanup.iter().enumerate() {
-        let place = StepPlace {
-            index: j + 1,
-            set: None,
-            undo: false,
-            honor_cancel: false,
-            case_deadline: None,
-            case_start_ms: start_ms,
-        };
+        let place = StepPlace::suite(j + 1, false, start_ms);
         let out = run_step(shared, step, &scope, &sink, &st.suite.dir, &place);
         let status = out.report.status;
         let rep = case::finish_report(shared, out.report);

@@ -67,6 +67,20 @@ pub struct StepPlace {
     pub case_start_ms: i64,
 }
 
+impl StepPlace {
+    /// A step of a suite's prepare (`honor_cancel`) or cleanup.
+    pub fn suite(index: usize, honor_cancel: bool, start_ms: i64) -> StepPlace {
+        StepPlace {
+            index,
+            set: None,
+            undo: false,
+            honor_cancel,
+            case_deadline: None,
+            case_start_ms: start_ms,
+        }
+    }
+}
+
 /// Runs `step` with the names of `lookup`, saving into `sink`.
 pub fn run_step(
     shared: &Shared,

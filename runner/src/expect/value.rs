@@ -62,17 +62,7 @@ pub fn is_integer(n: &Number) -> bool {
             .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
 }
 
-/// The JSON type name of a value, as `$type` spells it.
-pub fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
+pub use atf_sdk::type_name;
 
 /// A value with its type for messages: `string "abc"`, `number 3`, `null`.
 pub fn describe(v: &Value) -> String {

@@ -22,6 +22,27 @@ pub struct Src<'a> {
     pub diags: Vec<Diagnostic>,
 }
 
+/// A JSON file read and parsed: the path as shown to the user, its text
+/// and its value.
+pub struct JsonFile {
+    /// The path as shown (relative to the working directory when below it).
+    pub shown: std::path::PathBuf,
+    /// The text.
+    pub text: String,
+    /// The parsed value.
+    pub value: Value,
+}
+
+/// Reads and parses the JSON file at `path`; `what` names it in errors
+/// ("the suite file"). The error is a diagnostic naming the file.
+pub fn read(path: &Path, what: &str) -> Result<JsonFile, Diagnostic> {
+    let shown = crate::diag::display_path(path);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostic::at(&shown, None, None, format!("cannot read {what}: {e}")))?;
+    let value = parse(&shown, &text)?;
+    Ok(JsonFile { shown, text, value })
+}
+
 /// Parses JSON text, or returns the syntax error as a diagnostic.
 pub fn parse(file: &Path, text: &str) -> Result<Value, Diagnostic> {
     serde_json::from_str(text).map_err(|e| {

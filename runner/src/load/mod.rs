@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::diag::{Diagnostic, display_path};
 use crate::model::{BrokenCase, Case, CaseRun, Suite};
-use fields::{Src, parse};
+use fields::Src;
 
 /// The keywords a run knows, by name.
 #[derive(Debug, Default, Clone)]
@@ -153,21 +153,8 @@ pub fn load(files: &[PathBuf], boundaries: &[PathBuf], catalog: &Catalog) -> Loa
                 .unwrap_or_default(),
             row: None,
         };
-        let text = match std::fs::read_to_string(&abs) {
-            Ok(t) => t,
-            Err(e) => {
-                let d = Diagnostic::at(
-                    &shown,
-                    None,
-                    None,
-                    format!("cannot read the case file: {e}"),
-                );
-                loaded.runs.push(broken(vec![d], Vec::new()));
-                continue;
-            }
-        };
-        let value = match parse(&shown, &text) {
-            Ok(v) => v,
+        let fields::JsonFile { text, value, .. } = match fields::read(&abs, "the case file") {
+            Ok(f) => f,
             Err(d) => {
                 loaded.runs.push(broken(vec![d], Vec::new()));
                 continue;
@@ -194,16 +181,8 @@ pub fn load(files: &[PathBuf], boundaries: &[PathBuf], catalog: &Catalog) -> Loa
 }
 
 fn load_suite(path: &Path, dir: &Path, catalog: &Catalog) -> Result<Arc<Suite>, Vec<Diagnostic>> {
-    let shown = display_path(path);
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic::at(
-            &shown,
-            None,
-            None,
-            format!("cannot read the suite file: {e}"),
-        )]
-    })?;
-    let value = parse(&shown, &text).map_err(|d| vec![d])?;
+    let fields::JsonFile { shown, text, value } =
+        fields::read(path, "the suite file").map_err(|d| vec![d])?;
     let mut src = Src::new(&shown, &text);
     let suite = case::suite(&mut src, &value, dir, &shown.to_string_lossy(), catalog);
     match suite {
