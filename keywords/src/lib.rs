@@ -58,7 +58,9 @@ where
     match rt.block_on(rt.spawn(fut)) {
         Ok(out) => out,
         Err(e) if e.is_panic() => Err(atf_sdk::KeywordError::new("the keyword's task panicked")),
-        Err(_) => Err(atf_sdk::KeywordError::new("the keyword's task was cancelled")),
+        Err(_) => Err(atf_sdk::KeywordError::new(
+            "the keyword's task was cancelled",
+        )),
     }
 }
 
