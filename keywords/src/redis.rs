@@ -339,10 +339,9 @@ impl Keyword for Redis {
             cmd.arg(p);
         }
         let limit = c.remaining();
-        let reply = self
-            .env
-            .runtime
-            .block_on(async move { resource.run(cmd, blocking, limit).await })?;
+        let reply = crate::run_on(&self.env.runtime, async move {
+            resource.run(cmd, blocking, limit).await
+        })?;
         Ok(json!({ "value": reply_json(&reply)? }))
     }
 }
