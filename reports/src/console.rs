@@ -115,7 +115,10 @@ impl Console {
     fn describe_failure(&self, case: &CaseReport) -> String {
         let mut text = String::new();
         if let Some(err) = &case.error {
-            text.push_str(&format!("    {}\n", self.paint("1", err)));
+            // Load errors span several lines (source line, marker, hint).
+            for line in err.lines() {
+                text.push_str(&format!("    {}\n", self.paint("1", line)));
+            }
         }
         for (phase, step) in case.all_steps() {
             if matches!(step.status, Status::Failed | Status::Error) {
