@@ -151,7 +151,8 @@ pub fn check(cfg: &RunConfig, runs: &[CaseRun]) -> Vec<Finding> {
             defined.extend(row.keys().cloned());
         }
         for (name, value) in &case.vars {
-            ck.check_value(0, &format!("var `{name}`"), value, &defined);
+            let line = case.var_lines.get(name).copied().unwrap_or(0);
+            ck.check_value(line, &format!("var `{name}`"), value, &defined);
             defined.insert(name.clone());
         }
         for (i, st) in case.prepare.iter().enumerate() {
@@ -186,7 +187,7 @@ pub fn check(cfg: &RunConfig, runs: &[CaseRun]) -> Vec<Finding> {
             ck.step(st, &format!("cleanup step {}", i + 1), &after_steps);
             after_steps.extend(saved_by(st));
         }
-        // Var lines are unknown: point at the file.
+        // Where a line is unknown, point at the file.
         for f in &mut ck.findings {
             if f.location.ends_with(":0") {
                 f.location = case.file.clone();

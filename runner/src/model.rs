@@ -83,6 +83,8 @@ pub struct Case {
     pub cleanup: Vec<Step>,
     /// The suites above the case, outermost first.
     pub suites: Vec<Arc<Suite>>,
+    /// The line of each var in the case file (for `atf check`).
+    pub var_lines: std::collections::HashMap<String, usize>,
 }
 
 /// One run of a case: the case itself, or one data row of it.

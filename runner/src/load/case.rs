@@ -315,13 +315,24 @@ pub fn case(
             None
         }
     };
+    let vars = src.opt_object(obj, "", "vars");
+    let var_lines = vars
+        .keys()
+        .map(|k| {
+            let line = src
+                .pos
+                .key_or_value(&child("/vars", k))
+                .map_or(0, |p| p.line);
+            (k.clone(), line)
+        })
+        .collect();
     let case = Case {
         name,
         path: path.to_path_buf(),
         file: file.to_string(),
         remark: src.opt_str(obj, "", "remark"),
         tags: src.str_list(obj, "", "tags"),
-        vars: src.opt_object(obj, "", "vars"),
+        vars,
         data,
         timeout: src.opt_duration(obj, "", "timeout"),
         locks: src.str_list(obj, "", "locks"),
@@ -329,6 +340,7 @@ pub fn case(
         steps: step_sets(src, obj, catalog),
         cleanup: steps(src, obj, "", "cleanup", catalog),
         suites,
+        var_lines,
     };
     Some(case)
 }

@@ -144,8 +144,17 @@ fn check_names_undefined_placeholders_and_load_errors() {
         "broken.case.json",
         "{ \"steps\": [ {\"keyword\": \"nope\"} ] }",
     );
+    p.file(
+        "var.case.json",
+        "{\n  \"vars\": {\n    \"a\": 1,\n    \"b\": \"${undefined_in_var}\"\n  }\n}",
+    );
     let out = p.atf(&["check"]);
     assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("var.case.json:4") && out.stdout.contains("`undefined_in_var`"),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stdout.contains("`later`") && out.stdout.contains("bad.case.json:"),
         "{}",
