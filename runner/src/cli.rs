@@ -114,6 +114,10 @@ struct RunArgs {
     /// Print every case, not only failures.
     #[arg(long, short = 'v')]
     verbose: bool,
+    /// After the run, watch the cases, the files beside them, the project
+    /// file and the plugins, and run again when one changes (Ctrl-C stops).
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Args, Debug)]
@@ -331,6 +335,9 @@ fn load_selected(
 }
 
 fn run(args: RunArgs) -> i32 {
+    if args.watch {
+        return watch(&args);
+    }
     let cfg = match build_config(&args.common, Some(&args)) {
         Ok(c) => c,
         Err(code) => return code,
@@ -339,11 +346,80 @@ fn run(args: RunArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let catalog = match catalog(&plugins) {
+    run_with(&args, &cfg, &plugins)
+}
+
+/// `atf run --watch`: see [`crate::watch`]. The plugin folders are loaded
+/// again when a plugin file changed; `--rerun-failed` picks the cases once,
+/// from the report before the first run.
+fn watch(args: &RunArgs) -> i32 {
+    let mut host: Option<(Vec<PathBuf>, crate::plugin::PluginHost)> = None;
+    let mut only = None;
+    crate::watch::watch(
+        || match build_config(&args.common, Some(args)) {
+            Ok(mut cfg) => {
+                match &only {
+                    None => only = Some(cfg.selection.only.clone()),
+                    Some(first) => cfg.selection.only = first.clone(),
+                }
+                (crate::watch::Targets::of(&cfg), Ok(cfg))
+            }
+            Err(code) => (watch_fallback(args), Err(code)),
+        },
+        |cfg, change| {
+            if change.plugins
+                || host
+                    .as_ref()
+                    .is_some_and(|(dirs, _)| *dirs != cfg.plugin_dirs)
+            {
+                host = None;
+            }
+            if host.is_none() {
+                match load_plugins(&cfg.plugin_dirs) {
+                    Ok(p) => host = Some((cfg.plugin_dirs.clone(), p)),
+                    Err(code) => return code,
+                }
+            }
+            match &host {
+                Some((_, plugins)) => run_with(args, &cfg, plugins),
+                None => EXIT_USAGE,
+            }
+        },
+    )
+}
+
+/// What to watch when the configuration cannot be read (a broken project
+/// file): the paths, the project file, and the plugin folders known
+/// without it.
+fn watch_fallback(args: &RunArgs) -> crate::watch::Targets {
+    let paths = if args.common.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.common.paths.clone()
+    };
+    let project = args
+        .common
+        .config
+        .clone()
+        .or_else(|| paths.first().and_then(|p| Project::find(p)));
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    crate::watch::Targets {
+        project_root: project.as_ref().and_then(|p| p.parent()).map(PathBuf::from),
+        files: project.into_iter().collect(),
+        plugin_dirs: plugin_dirs(&Project::empty(cwd), &args.common.plugins),
+        exclude: vec![args.report_dir.clone()],
+        paths,
+    }
+}
+
+/// Runs with the configuration and plugins loaded: loads and selects the
+/// cases, runs them, writes the reports.
+fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost) -> i32 {
+    let catalog = match catalog(plugins) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (_loaded, runs) = match load_selected(&cfg, &catalog) {
+    let (_loaded, runs) = match load_selected(cfg, &catalog) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -355,7 +431,7 @@ fn run(args: RunArgs) -> i32 {
         o.verbose = args.verbose;
         o
     });
-    let outcome = match crate::engine::run(&cfg, &plugins, runs, &mut [&mut console]) {
+    let outcome = match crate::engine::run(cfg, plugins, runs, &mut [&mut console]) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };

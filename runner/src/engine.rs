@@ -44,36 +44,83 @@ impl Outcome {
     }
 }
 
-/// The cancel flag of the process, shared with the Ctrl-C handler.
-fn cancel_flag() -> &'static Mutex<Option<Arc<Cancel>>> {
-    static FLAG: OnceLock<Mutex<Option<Arc<Cancel>>>> = OnceLock::new();
-    FLAG.get_or_init(|| Mutex::new(None))
+/// What Ctrl-C does at the moment.
+enum OnCtrlC {
+    /// A run is going: the first Ctrl-C cancels it (running cases clean
+    /// up), a second one exits at once.
+    Run(Arc<Cancel>),
+    /// `atf run --watch` waits between runs: the first Ctrl-C sets the
+    /// flag, which ends the watch; a second one exits at once.
+    Idle(Arc<Cancel>),
 }
 
-fn install_ctrlc(cancel: Arc<Cancel>) {
-    if let Ok(mut slot) = cancel_flag().lock() {
-        *slot = Some(cancel);
+/// The process's Ctrl-C state, shared with the handler.
+fn ctrlc_slot() -> &'static Mutex<Option<OnCtrlC>> {
+    static SLOT: OnceLock<Mutex<Option<OnCtrlC>>> = OnceLock::new();
+    SLOT.get_or_init(|| Mutex::new(None))
+}
+
+/// Sets what Ctrl-C does, installing the handler on the first call.
+fn set_ctrlc(update: impl FnOnce(Option<OnCtrlC>) -> OnCtrlC) {
+    {
+        let mut slot = ctrlc_slot()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = slot.take();
+        *slot = Some(update(old));
     }
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        let _ = ctrlc::set_handler(|| {
-            let Ok(slot) = cancel_flag().lock() else {
-                std::process::exit(crate::cli::EXIT_INTERRUPTED);
-            };
-            match slot.as_ref() {
-                Some(c) if !c.is_cancelled() => {
-                    c.cancel();
-                    eprintln!(
-                        "\ninterrupted: starting no new cases; running cases stop and clean up. Press Ctrl-C again to stop at once."
-                    );
-                }
-                _ => {
-                    eprintln!("\ninterrupted again: stopping now, without cleanup.");
-                    std::process::exit(crate::cli::EXIT_INTERRUPTED);
-                }
-            }
-        });
+        let _ = ctrlc::set_handler(on_ctrlc);
     });
+}
+
+fn on_ctrlc() {
+    let Ok(slot) = ctrlc_slot().lock() else {
+        std::process::exit(crate::cli::EXIT_INTERRUPTED);
+    };
+    match slot.as_ref() {
+        Some(OnCtrlC::Run(c)) if !c.is_cancelled() => {
+            c.cancel();
+            eprintln!(
+                "\ninterrupted: starting no new cases; running cases stop and clean up. Press Ctrl-C again to stop at once."
+            );
+        }
+        Some(OnCtrlC::Idle(stop)) if !stop.is_cancelled() => stop.cancel(),
+        _ => {
+            eprintln!("\ninterrupted again: stopping now, without cleanup.");
+            std::process::exit(crate::cli::EXIT_INTERRUPTED);
+        }
+    }
+}
+
+/// Ctrl-C cancels this run. A Ctrl-C that came while `atf run --watch`
+/// was between runs (loading this one) cancels it from the start.
+fn install_ctrlc(cancel: Arc<Cancel>) {
+    set_ctrlc(|old| {
+        if let Some(OnCtrlC::Idle(stop)) = &old
+            && stop.is_cancelled()
+        {
+            cancel.cancel();
+        }
+        OnCtrlC::Run(cancel)
+    });
+}
+
+/// Puts Ctrl-C in the between-runs state of `atf run --watch` and returns
+/// the flag that the next Ctrl-C sets (a second Ctrl-C exits at once with
+/// 130). The flag is set already when Ctrl-C interrupted the run that
+/// just ended, or came while idle before.
+pub fn ctrlc_idle() -> Arc<Cancel> {
+    let stop = Arc::new(Cancel::default());
+    set_ctrlc(|old| {
+        match &old {
+            Some(OnCtrlC::Run(c) | OnCtrlC::Idle(c)) if c.is_cancelled() => stop.cancel(),
+            _ => {}
+        }
+        OnCtrlC::Idle(stop.clone())
+    });
+    stop
 }
 
 /// Resolves the environment's vars (in order; they may use `${env.X}`,

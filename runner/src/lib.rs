@@ -23,3 +23,4 @@ pub mod resolve;
 pub mod schema;
 pub mod secret;
 pub mod select;
+pub mod watch;

@@ -1,0 +1,213 @@
+//! Helpers for the tests that run the real `atf` binary as a long-running
+//! process (`atf run --watch`): a project folder, and the process with its
+//! output read as it comes.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A temporary project folder.
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (a JSON value is written pretty), making its folders.
+    pub fn file(&self, rel: &str, content: impl Into<Content>) {
+        let path = self.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        let text = match content.into() {
+            Content::Json(v) => serde_json::to_string_pretty(&v).expect("json"),
+            Content::Text(t) => t,
+        };
+        std::fs::write(path, text).expect("write");
+    }
+
+    /// `atf ARGS` in the project folder, without `ATF_PLUGIN_PATH`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atf"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("ATF_PLUGIN_PATH")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Runs `atf ARGS` to its end.
+    pub fn atf(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("run atf");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `atf-report/report.json`.
+    pub fn report(&self) -> Value {
+        let text = std::fs::read_to_string(self.join("atf-report/report.json"))
+            .expect("report.json was not written");
+        serde_json::from_str(&text).expect("report.json is JSON")
+    }
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub enum Content {
+    Json(Value),
+    Text(String),
+}
+
+impl From<Value> for Content {
+    fn from(v: Value) -> Self {
+        Content::Json(v)
+    }
+}
+
+impl From<&str> for Content {
+    fn from(v: &str) -> Self {
+        Content::Text(v.to_string())
+    }
+}
+
+/// The case named `name` in a report.
+pub fn case<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["cases"]
+        .as_array()
+        .and_then(|cases| cases.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no case {name} in report: {report:#}"))
+}
+
+/// A running `atf` process whose stdout and stderr are collected.
+pub struct Running {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let to = text.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            to.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+impl Running {
+    pub fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn atf");
+        let stdout = collect(child.stdout.take().expect("stdout"));
+        let stderr = collect(child.stderr.take().expect("stderr"));
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// How many times `needle` occurs in stdout.
+    pub fn count(&self, needle: &str) -> usize {
+        self.stdout().matches(needle).count()
+    }
+
+    /// Waits until `needle` occurs `n` times in stdout.
+    pub fn wait_for(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.count(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} did not appear {n} times in {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C does.
+    pub fn interrupt(&self) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) with a pid of our own child and a valid signal.
+        let rc = unsafe { libc::kill(pid, libc::SIGINT) };
+        assert_eq!(rc, 0, "kill -INT");
+    }
+
+    /// Waits for the process to end within `timeout`; its exit code (-1
+    /// for a signal) and how long it took.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (i32, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return (status.code().unwrap_or(-1), started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!(
+                    "atf did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
