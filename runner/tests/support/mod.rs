@@ -81,6 +81,17 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl Output {
+    /// The last line of stdout before the `reports:` line (the summary).
+    pub fn last_line(&self) -> &str {
+        self.stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty() && !l.starts_with("reports:"))
+            .unwrap_or("")
+    }
+}
+
 pub enum Content {
     Json(Value),
     Text(String),
