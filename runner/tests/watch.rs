@@ -51,7 +51,7 @@ fn a_change_runs_again_and_ctrl_c_ends_with_the_last_code() {
     assert_eq!(atf.count(WATCHING), 1, "{}", atf.stdout());
 
     // A file beside a case changes: the cases run again, reports too.
-    p.file("cases/orders/payload.txt", "two");
+    p.file("cases/orders/payload.txt", "three");
     atf.wait_for(WATCHING, 2, LONG);
     let out = atf.stdout();
     let separator = out
@@ -67,7 +67,7 @@ fn a_change_runs_again_and_ctrl_c_ends_with_the_last_code() {
     assert_eq!(case(&second, "a")["status"], "passed");
     let payload = case(&second, "payload");
     assert_eq!(payload["status"], "failed");
-    assert_eq!(payload["steps"][0]["failures"][0]["actual"], "two");
+    assert_eq!(payload["steps"][0]["failures"][0]["actual"], "three");
 
     // A new case file is found by the next run.
     p.file(
