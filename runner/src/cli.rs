@@ -449,20 +449,18 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
     outcome.exit_code()
 }
 
+/// What `check` and `list` work on: the config and the selected case runs
+/// (plugins loaded, so plugin keywords are known).
+fn load_for(args: &CommonArgs) -> Result<(RunConfig, Vec<crate::model::CaseRun>), i32> {
+    let cfg = build_config(args, None)?;
+    let plugins = load_plugins(&cfg.plugin_dirs)?;
+    let catalog = catalog(&plugins)?;
+    let (_loaded, runs) = load_selected(&cfg, &catalog)?;
+    Ok((cfg, runs))
+}
+
 fn check(args: CommonArgs) -> i32 {
-    let cfg = match build_config(&args, None) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let plugins = match load_plugins(&cfg.plugin_dirs) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let catalog = match catalog(&plugins) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let (_loaded, runs) = match load_selected(&cfg, &catalog) {
+    let (cfg, runs) = match load_for(&args) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -486,19 +484,7 @@ fn check(args: CommonArgs) -> i32 {
 }
 
 fn list(args: CommonArgs) -> i32 {
-    let cfg = match build_config(&args, None) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let plugins = match load_plugins(&cfg.plugin_dirs) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let catalog = match catalog(&plugins) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let (_loaded, runs) = match load_selected(&cfg, &catalog) {
+    let (_cfg, runs) = match load_for(&args) {
         Ok(x) => x,
         Err(code) => return code,
     };
