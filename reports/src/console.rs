@@ -2,9 +2,10 @@
 //! step's remark, expected versus actual and the keyword's error, a table
 //! of the slowest cases, and the closing line `N passed, N failed, N skipped`.
 //!
-//! On a terminal it draws a progress bar; elsewhere (CI, pipes) it prints
-//! one plain line per finished case. Colours follow `NO_COLOR` and are off
-//! when the output is not a terminal.
+//! On a terminal it draws a progress bar; elsewhere (CI, pipes) it draws
+//! none. Either way it prints one line per case that did not pass (per case
+//! with `verbose`). Colours are on only when stdout is a terminal and
+//! `NO_COLOR` is unset or empty.
 
 use std::io::{IsTerminal, Write};
 
@@ -27,12 +28,18 @@ pub struct ConsoleOptions {
 
 impl ConsoleOptions {
     /// Options fitting the current terminal and environment.
+    ///
+    /// Colours go to stdout, so they follow stdout. The bar lives on stderr
+    /// but is redrawn around every stdout line, which only works when both
+    /// are the same terminal: with stdout piped (`atf run | tee log`) there
+    /// is no bar.
     pub fn detect() -> ConsoleOptions {
-        let tty = std::io::stderr().is_terminal();
+        let out_tty = std::io::stdout().is_terminal();
+        let err_tty = std::io::stderr().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         ConsoleOptions {
-            color: tty && !no_color,
-            progress: tty && std::env::var_os("CI").is_none(),
+            color: out_tty && !no_color,
+            progress: out_tty && err_tty && std::env::var_os("CI").is_none(),
             verbose: false,
             slowest: 5,
         }
@@ -95,7 +102,7 @@ impl Console {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
-        let show_line = case.status != Status::Passed || self.opts.verbose || self.bar.is_none();
+        let show_line = case.status != Status::Passed || self.opts.verbose;
         if !show_line {
             return;
         }
@@ -246,7 +253,12 @@ impl Reporter for Console {
             }
             RunEvent::CaseFinished(case) => self.case_finished(case),
             RunEvent::Notice(msg) => {
-                let text = format!("{}\n", self.paint("33", msg));
+                // Notices go to stderr: coloured only when that is a terminal too.
+                let text = if std::io::stderr().is_terminal() {
+                    format!("{}\n", self.paint("33", msg))
+                } else {
+                    format!("{msg}\n")
+                };
                 match &self.bar {
                     Some(bar) => bar.suspend(|| eprint!("{text}")),
                     None => eprint!("{text}"),
