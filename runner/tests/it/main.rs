@@ -2,9 +2,11 @@
 //! HTTP server started by the test.
 
 mod cli;
+mod console;
 mod flow;
 mod http;
 mod interrupt;
 mod load;
+mod reports;
 mod server;
 mod util;
