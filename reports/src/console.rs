@@ -24,6 +24,9 @@ pub struct ConsoleOptions {
     pub verbose: bool,
     /// How many of the slowest cases to list at the end (0: none).
     pub slowest: usize,
+    /// Where the HTML report will be, announced before the summary line
+    /// (the summary stays the last line).
+    pub report_path: Option<String>,
 }
 
 impl ConsoleOptions {
@@ -42,6 +45,7 @@ impl ConsoleOptions {
             progress: out_tty && err_tty && std::env::var_os("CI").is_none(),
             verbose: false,
             slowest: 5,
+            report_path: None,
         }
     }
 }
@@ -157,9 +161,13 @@ impl Console {
         }
         let s = &report.summary;
         let failed = s.failed + s.errored;
+        if let Some(path) = &self.opts.report_path {
+            text.push_str(&format!("\nreports: {path}"));
+        }
         text.push_str(&format!(
-            "\nran {} cases in {:.2}s{}\n",
+            "\nran {} case{} in {:.2}s{}\n",
             s.total,
+            if s.total == 1 { "" } else { "s" },
             s.duration_ms as f64 / 1000.0,
             if s.errored > 0 {
                 format!(" ({} with errors)", s.errored)

@@ -162,7 +162,7 @@ pub struct StepReport {
     /// The keyword it called.
     pub keyword: String,
     /// Its remark.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub remark: Option<String>,
     /// How it ended.
     pub status: Status,
@@ -177,10 +177,10 @@ pub struct StepReport {
     #[serde(default)]
     pub result: Value,
     /// Expectations that did not hold.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub failures: Vec<Failure>,
     /// The keyword's or placeholder's error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub error: Option<String>,
 }
 

@@ -429,6 +429,7 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
     let mut console = atf_reports::console::Console::new({
         let mut o = atf_reports::console::ConsoleOptions::detect();
         o.verbose = args.verbose;
+        o.report_path = Some(cfg.report_dir.join("index.html").display().to_string());
         o
     });
     let outcome = match crate::engine::run(cfg, plugins, runs, &mut [&mut console]) {
@@ -445,7 +446,6 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         );
         return EXIT_FAILED;
     }
-    println!("reports: {}", cfg.report_dir.join("index.html").display());
     outcome.exit_code()
 }
 

@@ -68,14 +68,10 @@ fn block<'a>(stdout: &'a str, head: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// The console's own lines: stdout without the `reports:` line the command
-/// adds after the reporter finished.
+/// The console's lines, without trailing blank lines.
 fn console_lines(out: &Output) -> Vec<&str> {
     let mut lines: Vec<&str> = out.stdout.lines().collect();
-    while lines
-        .last()
-        .is_some_and(|l| l.starts_with("reports:") || l.trim().is_empty())
-    {
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
         lines.pop();
     }
     lines

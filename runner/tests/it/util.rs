@@ -23,7 +23,7 @@ impl Output {
         self.stdout
             .lines()
             .rev()
-            .find(|l| !l.trim().is_empty() && !l.starts_with("reports:"))
+            .find(|l| !l.trim().is_empty())
             .unwrap_or("")
     }
 }

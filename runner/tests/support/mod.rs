@@ -82,12 +82,12 @@ pub struct Output {
 }
 
 impl Output {
-    /// The last line of stdout before the `reports:` line (the summary).
+    /// The last line of stdout (the summary).
     pub fn last_line(&self) -> &str {
         self.stdout
             .lines()
             .rev()
-            .find(|l| !l.trim().is_empty() && !l.starts_with("reports:"))
+            .find(|l| !l.trim().is_empty())
             .unwrap_or("")
     }
 }
