@@ -30,7 +30,11 @@ while (($#)); do
   shift
 done
 
-say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
+else
+  say() { printf 'demo: %s\n' "$*"; }
+fi
 die() { printf 'demo: ERROR: %s\n' "$*" >&2; exit 2; }
 
 demo_dir="${ATF_DEMO_DIR:-$root/target/demo}"
