@@ -9,4 +9,6 @@ mod interrupt;
 mod load;
 mod reports;
 mod server;
+#[path = "../support/mod.rs"]
+mod support;
 mod util;

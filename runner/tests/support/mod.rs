@@ -1,6 +1,8 @@
-//! Helpers for the tests that run the real `atf` binary as a long-running
-//! process (`atf run --watch`): a project folder, and the process with its
-//! output read as it comes.
+//! Helpers for the tests that run the real `atf` binary: a temporary
+//! project folder, running `atf` in it, reading its reports, and — for
+//! long-running processes (`atf run --watch`) — the process with its output
+//! read as it comes. Shared by the `it`, `plugin_cli` and `watch` test
+//! binaries.
 
 #![allow(dead_code)]
 
@@ -34,7 +36,7 @@ impl Project {
     }
 
     /// Writes a file (a JSON value is written pretty), making its folders.
-    pub fn file(&self, rel: &str, content: impl Into<Content>) {
+    pub fn file(&self, rel: &str, content: impl Into<Content>) -> &Project {
         let path = self.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("mkdir");
@@ -44,15 +46,15 @@ impl Project {
             Content::Text(t) => t,
         };
         std::fs::write(path, text).expect("write");
+        self
     }
 
     /// `atf ARGS` in the project folder, without `ATF_PLUGIN_PATH`.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atf"));
+        let mut cmd = Command::new(atf_bin());
         cmd.args(args)
             .current_dir(self.dir.path())
-            .env_remove("ATF_PLUGIN_PATH")
-            .env("NO_COLOR", "1");
+            .env_remove("ATF_PLUGIN_PATH");
         cmd
     }
 
@@ -68,10 +70,28 @@ impl Project {
 
     /// `atf-report/report.json`.
     pub fn report(&self) -> Value {
-        let text = std::fs::read_to_string(self.join("atf-report/report.json"))
+        self.report_in("atf-report")
+    }
+
+    /// `DIR/report.json`.
+    pub fn report_in(&self, dir: &str) -> Value {
+        let text = std::fs::read_to_string(self.join(dir).join("report.json"))
             .expect("report.json was not written");
         serde_json::from_str(&text).expect("report.json is JSON")
     }
+}
+
+/// The `atf` binary under test.
+pub fn atf_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_atf")
+}
+
+/// A project file pointing the default http resource at `url`.
+pub fn project_file(url: &str) -> Value {
+    serde_json::json!({
+        "default_env": "test",
+        "envs": { "test": { "resources": { "http": { "default": { "base_url": url } } } } }
+    })
 }
 
 #[derive(Debug)]
@@ -106,6 +126,12 @@ impl From<Value> for Content {
 impl From<&str> for Content {
     fn from(v: &str) -> Self {
         Content::Text(v.to_string())
+    }
+}
+
+impl From<String> for Content {
+    fn from(v: String) -> Self {
+        Content::Text(v)
     }
 }
 
