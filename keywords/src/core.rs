@@ -11,9 +11,21 @@ use atf_sdk::{Call, FnKeyword, Keyword, KeywordError, KeywordResult, KeywordSpec
 
 use crate::Env;
 
-/// The specs of the core keywords.
+/// The specs of the core keywords. Like every built-in keyword they take
+/// `resource` (SPEC §5); they use no connection, so it changes nothing.
 pub fn specs() -> Vec<KeywordSpec> {
-    vec![
+    let with_resource = |spec: KeywordSpec| {
+        if spec.open_args {
+            spec
+        } else {
+            spec.arg(
+                "resource",
+                "string",
+                "accepted like on every built-in keyword; unused here",
+            )
+        }
+    };
+    let specs = vec![
         KeywordSpec::new("assert", "Returns `value` so that `expect` can check it.")
             .arg("value", "", "any value, usually with placeholders")
             .result("`value`: the value given"),
@@ -60,7 +72,8 @@ pub fn specs() -> Vec<KeywordSpec> {
             "kill it after this long (default: the step timeout)",
         )
         .result("`exit_code`, `stdout`, `stderr` (text)"),
-    ]
+    ];
+    specs.into_iter().map(with_resource).collect()
 }
 
 fn spec_of(name: &str) -> KeywordSpec {
