@@ -259,20 +259,42 @@ struct Outcome {
 }
 
 impl Pools {
-    /// Runs `work` on a pooled connection of the step's resource, within the step's deadline.
-    fn run<F>(&self, c: &Call<'_>, work: F) -> Result<Outcome, KeywordError>
-    where
-        F: AsyncFnOnce(&mut mysql_async::Conn) -> Result<Outcome, mysql_async::Error>,
-    {
+    /// Runs `sql` (bound to `params` when given, else as a text query) on a
+    /// pooled connection of the step's resource, within the step's deadline.
+    fn run(
+        &self,
+        c: &Call<'_>,
+        sql: String,
+        params: Option<Vec<mysql_async::Value>>,
+    ) -> Result<Outcome, KeywordError> {
         let name = c.resource()?;
         let (pool, where_) = self.pool(name)?;
         let remaining = c.remaining();
-        self.env.runtime.block_on(async move {
+        // A task of the runtime: the query runs on the thread that owns the
+        // connection's I/O, with two thread wake-ups per step.
+        crate::run_on(&self.env.runtime, async move {
             let fut = async {
                 let mut conn = pool.get_conn().await.map_err(|e| {
                     KeywordError::new(format!("cannot connect to {where_}: {}", error_text(&e)))
                 })?;
-                work(&mut conn).await.map_err(|e| match e {
+                let result = match params {
+                    Some(params) => {
+                        let params = if params.is_empty() {
+                            mysql_async::Params::Empty
+                        } else {
+                            mysql_async::Params::Positional(params)
+                        };
+                        match conn.exec_iter(sql.as_str(), params).await {
+                            Ok(r) => drain(r).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    None => match conn.query_iter(sql.as_str()).await {
+                        Ok(r) => drain(r).await,
+                        Err(e) => Err(e),
+                    },
+                };
+                result.map_err(|e| match e {
                     mysql_async::Error::Server(_) => KeywordError::new(error_text(&e)),
                     _ => KeywordError::new(format!("{where_}: {}", error_text(&e))),
                 })
@@ -489,19 +511,7 @@ impl Keyword for Query {
                 )));
             }
         };
-        let out = self
-            .0
-            .run(c, async move |conn: &mut mysql_async::Conn| match params {
-                Some(params) => {
-                    let params = if params.is_empty() {
-                        mysql_async::Params::Empty
-                    } else {
-                        mysql_async::Params::Positional(params)
-                    };
-                    drain(conn.exec_iter(sql.as_str(), params).await?).await
-                }
-                None => drain(conn.query_iter(sql.as_str()).await?).await,
-            })?;
+        let out = self.0.run(c, sql, params)?;
         Ok(json!({
             "rows": out.rows,
             "affected_rows": out.affected_rows,
@@ -527,9 +537,7 @@ impl Keyword for Exec {
         if script.trim().is_empty() {
             return Ok(json!({ "affected_rows": 0 }));
         }
-        let out = self.0.run(c, async move |conn: &mut mysql_async::Conn| {
-            drain(conn.query_iter(script.as_str()).await?).await
-        })?;
+        let out = self.0.run(c, script, None)?;
         Ok(json!({ "affected_rows": out.affected_rows }))
     }
 }
