@@ -17,38 +17,7 @@ use std::time::{Duration, Instant};
 use atf::plugin::PluginHost;
 use atf_sdk::{Call, NoHost, json};
 use serde_json::Value;
-use support::{Project, Running, case};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the runner crate sits in the workspace")
-        .to_path_buf()
-}
-
-/// The target folder and profile this test binary was built in.
-fn target() -> (PathBuf, String) {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let profile = profile_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "debug".into());
-    let target = profile_dir.parent().expect("target folder").to_path_buf();
-    (target, profile)
-}
-
-fn lib_name(crate_name: &str) -> String {
-    format!(
-        "{}{}{}",
-        std::env::consts::DLL_PREFIX,
-        crate_name.replace('-', "_"),
-        std::env::consts::DLL_SUFFIX
-    )
-}
+use support::{Project, Running, case, lib_name, target, workspace};
 
 /// The version a built fixture answers with, read through the plugin host.
 fn version_of(lib: &Path) -> Option<String> {

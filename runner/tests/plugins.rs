@@ -6,6 +6,8 @@
 //! discovery, refusals, calls, panics, name clashes, hot reload with a
 //! call in flight, and the cost of a call.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
@@ -14,38 +16,7 @@ use std::time::{Duration, Instant};
 
 use atf::plugin::PluginHost;
 use atf_sdk::{Call, Keyword, KeywordResult, NoHost, Value, json};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the runner crate sits in the workspace")
-        .to_path_buf()
-}
-
-/// The target folder and profile folder this test binary was built in
-/// (`target/debug/deps/plugins-*` → `target`, `debug`).
-fn target() -> (PathBuf, String) {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let profile = profile_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "debug".into());
-    let target = profile_dir.parent().expect("target folder").to_path_buf();
-    (target, profile)
-}
-
-fn lib_name(crate_name: &str) -> String {
-    format!(
-        "{}{}{}",
-        std::env::consts::DLL_PREFIX,
-        crate_name.replace('-', "_"),
-        std::env::consts::DLL_SUFFIX
-    )
-}
+use support::{lib_name, target, workspace};
 
 /// Runs cargo; panics with its output when it fails.
 fn cargo(args: &[&str], target_dir: &Path, envs: &[(&str, &str)]) {

@@ -248,3 +248,37 @@ impl Drop for Running {
         }
     }
 }
+
+/// The workspace folder.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the runner crate sits in the workspace")
+        .to_path_buf()
+}
+
+/// The target folder and profile folder this test binary was built in
+/// (`target/debug/deps/NAME-*` → `target`, `debug`).
+pub fn target() -> (PathBuf, String) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let profile = profile_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "debug".into());
+    let target = profile_dir.parent().expect("target folder").to_path_buf();
+    (target, profile)
+}
+
+/// The file name of the shared library of crate `crate_name`.
+pub fn lib_name(crate_name: &str) -> String {
+    format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        crate_name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    )
+}
