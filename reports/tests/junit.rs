@@ -4,66 +4,13 @@
 
 mod common;
 
-use std::process::Command;
+use common::read_with_junitparser;
+
 use std::time::{Duration, Instant};
 
 use atf_reports::console::describe_step;
 use atf_reports::junit;
 use serde_json::Value;
-
-const READER: &str = r#"
-import json, sys
-from junitparser import JUnitXml
-
-xml = JUnitXml.fromfile(sys.argv[1])
-out = {"tests": xml.tests, "failures": xml.failures, "errors": xml.errors,
-       "skipped": xml.skipped, "time": xml.time, "suites": []}
-for s in xml:
-    err = s._elem.find("system-err")
-    suite = {"name": s.name, "tests": s.tests, "failures": s.failures, "errors": s.errors,
-             "skipped": s.skipped, "time": s.time, "timestamp": s.timestamp,
-             "properties": {p.name: p.value for p in s.properties()},
-             "system_err": None if err is None else err.text, "cases": []}
-    for c in s:
-        suite["cases"].append({
-            "name": c.name, "classname": c.classname, "time": c.time,
-            "results": [{"kind": type(r).__name__, "message": r.message, "type": r.type,
-                         "text": r.text} for r in c.result],
-            "system_out": c.system_out})
-    out["suites"].append(suite)
-print(json.dumps(out))
-"#;
-
-/// What junitparser read from `path`, as JSON.
-fn read_with_junitparser(path: &std::path::Path) -> Value {
-    let probe = Command::new("python3")
-        .args(["-c", "import junitparser"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "python3 cannot import junitparser: run scripts/test-deps.sh \
-             (it runs `pip install junitparser`). python3 said:\n{}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => {
-            panic!("python3 is not available ({e}): install python3, then run scripts/test-deps.sh")
-        }
-    }
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(READER)
-        .arg(path)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "junitparser could not read {}:\n{}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the reader prints JSON")
-}
 
 /// `text` with the characters XML 1.0 cannot carry replaced by U+FFFD.
 fn xml_safe(text: &str) -> String {

@@ -7,12 +7,11 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
 use atf_reports::{CaseReport, Failure, RunReport, Status, StepReport, SuiteReport, Summary};
 use serde_json::json;
+
+mod tools;
+pub use tools::*;
 
 /// The HTML a service sent back, which must never become markup.
 pub const HOSTILE: &str =
@@ -211,80 +210,4 @@ pub fn large(count: usize) -> RunReport {
         cases,
         ..RunReport::default()
     }
-}
-
-/// Runs `cmd`, killing it after `limit`; `None` when it did not finish.
-pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Option<Output>> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let deadline = Instant::now() + limit;
-    // Read the pipes on threads so a chatty child cannot block on a full pipe.
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out = std::thread::spawn(move || read_all(stdout.as_mut()));
-    let err = std::thread::spawn(move || read_all(stderr.as_mut()));
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    Ok(status.map(|status| Output {
-        status,
-        stdout,
-        stderr,
-    }))
-}
-
-fn read_all(pipe: Option<&mut impl std::io::Read>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(p) = pipe {
-        let _ = p.read_to_end(&mut buf);
-    }
-    buf
-}
-
-pub const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// The Chromium binary, or a panic that says how to install it.
-pub fn chromium() -> PathBuf {
-    let path = PathBuf::from(CHROMIUM);
-    assert!(
-        path.exists(),
-        "{CHROMIUM} is missing: the HTML report tests render the page in headless Chromium. \
-         Run scripts/test-deps.sh (or: apt-get update && apt-get install -y chromium)."
-    );
-    path
-}
-
-/// Headless Chromium with the flags that keep it off the network and quiet.
-pub fn chromium_command(profile: &Path) -> Command {
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--mute-audio",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    cmd
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::reports::run_with_limit;
+use crate::tools::run_with_limit;
 use crate::util::{Output, Project, atf_bin};
 
 const SUMMARY: &str = "2 passed, 2 failed, 0 skipped";

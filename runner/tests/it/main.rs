@@ -11,4 +11,6 @@ mod reports;
 mod server;
 #[path = "../support/mod.rs"]
 mod support;
+#[path = "../../../reports/tests/common/tools.rs"]
+mod tools;
 mod util;

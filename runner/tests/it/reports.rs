@@ -9,12 +9,12 @@
 //! skipped by `--fail-fast --jobs 1` in `users/`.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::server::TestServer;
+use crate::tools::{chromium_command, read_with_junitparser, run_with_limit};
 use crate::util::{Project, case, project_file};
 
 /// What the service sends back, and must stay text in every report.
@@ -257,56 +257,6 @@ fn case_files_are_relative_to_the_working_directory() {
 
 // ---------------------------------------------------------------- junit.xml
 
-const JUNIT_READER: &str = r#"
-import json, sys
-from junitparser import JUnitXml
-
-xml = JUnitXml.fromfile(sys.argv[1])
-out = {"tests": xml.tests, "failures": xml.failures, "errors": xml.errors,
-       "skipped": xml.skipped, "suites": []}
-for s in xml:
-    suite = {"name": s.name, "tests": s.tests, "failures": s.failures,
-             "errors": s.errors, "skipped": s.skipped, "cases": []}
-    for c in s:
-        suite["cases"].append({
-            "name": c.name, "classname": c.classname, "time": c.time,
-            "results": [{"kind": type(r).__name__, "message": r.message, "type": r.type,
-                         "text": r.text} for r in c.result]})
-    out["suites"].append(suite)
-print(json.dumps(out))
-"#;
-
-/// What junitparser read from `path`, as JSON.
-fn read_with_junitparser(path: &Path) -> Value {
-    match Command::new("python3")
-        .args(["-c", "import junitparser"])
-        .output()
-    {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "python3 cannot import junitparser: run scripts/test-deps.sh \
-             (it runs `pip install junitparser`). python3 said:\n{}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => {
-            panic!("python3 is not available ({e}): install python3, then run scripts/test-deps.sh")
-        }
-    }
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(JUNIT_READER)
-        .arg(path)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "junitparser could not read {}:\n{}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the reader prints JSON")
-}
-
 #[test]
 fn junit_xml_has_a_suite_per_folder_and_a_testcase_per_case() {
     let (_srv, p) = run_sample();
@@ -404,72 +354,13 @@ fn junit_xml_has_a_suite_per_folder_and_a_testcase_per_case() {
 
 // --------------------------------------------------------------- index.html
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// Runs `cmd`, killing it after `limit`; `None` when it did not finish.
-pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Option<Output>> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    // Read the pipes on threads so a chatty child cannot block on a full pipe.
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out = std::thread::spawn(move || read_all(stdout.as_mut()));
-    let err = std::thread::spawn(move || read_all(stderr.as_mut()));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    Ok(status.map(|status| Output {
-        status,
-        stdout,
-        stderr,
-    }))
-}
-
-fn read_all(pipe: Option<&mut impl std::io::Read>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(p) = pipe {
-        let _ = p.read_to_end(&mut buf);
-    }
-    buf
-}
-
 /// The DOM of `page` (with `fragment` after `#`) once its script ran.
 fn dump_dom(page: &Path, fragment: &str) -> String {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: the HTML report tests render the page in headless Chromium. \
-         Run scripts/test-deps.sh (or: apt-get update && apt-get install -y chromium)."
-    );
     let profile = tempfile::tempdir().unwrap();
     let url = format!("file://{}#{fragment}", page.display());
-    let mut cmd = Command::new(CHROMIUM);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(["--virtual-time-budget=2000", "--dump-dom"])
-    .arg(&url);
+    let mut cmd = chromium_command(profile.path());
+    cmd.args(["--virtual-time-budget=2000", "--dump-dom"])
+        .arg(&url);
     let out = run_with_limit(&mut cmd, Duration::from_secs(90))
         .expect("chromium starts")
         .unwrap_or_else(|| panic!("chromium did not finish within 90 s for {url}"));
