@@ -226,7 +226,7 @@ pub fn run_case(
         };
         let out = run_step(shared, step, &scope, &ctx, base_dir, &p);
         note_cleanup(&mut cleanup_stop, &out, "undo step");
-        report.cleanup.push(finish_report(shared, out.report));
+        report.cleanup.push(trim_report(out.report));
     }
     for (i, step) in case.cleanup.iter().enumerate() {
         let p = StepPlace {
@@ -239,13 +239,13 @@ pub fn run_case(
         };
         let out = run_step(shared, step, &scope, &ctx, base_dir, &p);
         note_cleanup(&mut cleanup_stop, &out, "cleanup step");
-        report.cleanup.push(finish_report(shared, out.report));
+        report.cleanup.push(trim_report(out.report));
     }
 
     match (first_stop, cleanup_stop) {
         (Some(s), _) | (None, Some(s)) => {
             report.status = s.status;
-            report.error = Some(shared.masker.text(&s.message));
+            report.error = Some(s.message);
         }
         (None, None) => {}
     }
@@ -283,11 +283,12 @@ pub fn first_problem(r: &StepReport) -> String {
     "failed".into()
 }
 
-/// Masks and trims a step report before it leaves the runner.
-pub fn finish_report(shared: &Shared, mut r: StepReport) -> StepReport {
+/// Cuts long values of a step report. Secrets are masked later, once per
+/// case, before any reporter sees it (`engine`), and once more in the final
+/// report, with every secret the run learnt.
+pub fn trim_report(mut r: StepReport) -> StepReport {
     cut(&mut r.result);
     cut(&mut r.args);
-    shared.masker.step(&mut r);
     r
 }
 
@@ -361,7 +362,7 @@ fn run_serial(
                 message: msg,
             });
         }
-        reports.push(finish_report(shared, out.report));
+        reports.push(trim_report(out.report));
     }
     (reports, stop)
 }

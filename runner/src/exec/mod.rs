@@ -428,7 +428,7 @@ fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVar
                 let out = run_step(shared, step, &scope, &sink, base_dir, &place);
                 let status = out.report.status;
                 let problem = first_problem(&out.report);
-                let rep = case::finish_report(shared, out.report);
+                let rep = case::trim_report(out.report);
                 if let Ok(mut r) = st.report.lock() {
                     r.prepare.push(rep);
                 }
@@ -436,12 +436,12 @@ fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVar
                     if let Ok(mut r) = st.report.lock() {
                         r.status = Some(status);
                     }
-                    return Err(shared.masker.text(&format!(
+                    return Err(format!(
                         "suite {} prepare failed at step {} ({}): {problem}",
                         st.suite.file,
                         j + 1,
                         step.keyword
-                    )));
+                    ));
                 }
             }
             if let Ok(mut r) = st.report.lock() {
@@ -472,7 +472,7 @@ fn cleanup_suite(shared: &Shared, st: &Arc<SuiteState>, chain: &[Arc<SuiteState>
         let place = StepPlace::suite(j + 1, false, start_ms);
         let out = run_step(shared, step, &scope, &sink, &st.suite.dir, &place);
         let status = out.report.status;
-        let rep = case::finish_report(shared, out.report);
+        let rep = case::trim_report(out.report);
         if let Ok(mut r) = st.report.lock() {
             if matches!(status, Status::Failed | Status::Error) && r.status != Some(Status::Error) {
                 r.status = Some(status);
