@@ -308,10 +308,7 @@ fn catalog(plugins: &crate::plugin::PluginHost) -> Result<Catalog, i32> {
 }
 
 /// Loads and selects the case runs of a config.
-fn load_selected(
-    cfg: &RunConfig,
-    catalog: &Catalog,
-) -> Result<(crate::load::Loaded, Vec<crate::model::CaseRun>), i32> {
+fn load_selected(cfg: &RunConfig, catalog: &Catalog) -> Result<Vec<crate::model::CaseRun>, i32> {
     let files = crate::load::discover(&cfg.paths).map_err(usage_error)?;
     let mut boundaries: Vec<PathBuf> = cfg
         .paths
@@ -328,10 +325,8 @@ fn load_selected(
     if cfg.project.path.is_some() {
         boundaries.push(cfg.project.root.clone());
     }
-    let mut loaded = crate::load::load(&files, &boundaries, catalog);
     let selector = crate::select::Selector::new(&cfg.selection).map_err(usage_error)?;
-    let runs = selector.apply(std::mem::take(&mut loaded.runs));
-    Ok((loaded, runs))
+    Ok(selector.apply(crate::load::load(&files, &boundaries, catalog)))
 }
 
 fn run(args: RunArgs) -> i32 {
@@ -419,7 +414,7 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (_loaded, runs) = match load_selected(cfg, &catalog) {
+    let runs = match load_selected(cfg, &catalog) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -455,7 +450,7 @@ fn load_for(args: &CommonArgs) -> Result<(RunConfig, Vec<crate::model::CaseRun>)
     let cfg = build_config(args, None)?;
     let plugins = load_plugins(&cfg.plugin_dirs)?;
     let catalog = catalog(&plugins)?;
-    let (_loaded, runs) = load_selected(&cfg, &catalog)?;
+    let runs = load_selected(&cfg, &catalog)?;
     Ok((cfg, runs))
 }
 

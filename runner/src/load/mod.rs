@@ -49,15 +49,6 @@ impl Catalog {
     }
 }
 
-/// What loading found.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    /// Every case run (data rows expanded), in file order.
-    pub runs: Vec<CaseRun>,
-    /// Every suite used by a case.
-    pub suites: Vec<Arc<Suite>>,
-}
-
 /// Finds the case files under `paths`: folders are searched recursively for
 /// `*.case.json` (hidden folders and `target` skipped), files are taken as
 /// named. Errors name a path that does not exist.
@@ -101,9 +92,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Loads the case files and their suites. `boundary` is the highest folder
 /// whose `suite.json` applies (the project root, or the folder given).
-pub fn load(files: &[PathBuf], boundaries: &[PathBuf], catalog: &Catalog) -> Loaded {
+pub fn load(files: &[PathBuf], boundaries: &[PathBuf], catalog: &Catalog) -> Vec<CaseRun> {
     let mut suites: HashMap<PathBuf, Result<Arc<Suite>, Vec<Diagnostic>>> = HashMap::new();
-    let mut loaded = Loaded::default();
+    let mut runs = Vec::new();
     for file in files {
         let abs = std::path::absolute(file).unwrap_or_else(|_| file.clone());
         let shown = display_path(&abs);
@@ -156,7 +147,7 @@ pub fn load(files: &[PathBuf], boundaries: &[PathBuf], catalog: &Catalog) -> Loa
         let fields::JsonFile { text, value, .. } = match fields::read(&abs, "the case file") {
             Ok(f) => f,
             Err(d) => {
-                loaded.runs.push(broken(vec![d], Vec::new()));
+                runs.push(broken(vec![d], Vec::new()));
                 continue;
             }
         };
@@ -165,19 +156,16 @@ pub fn load(files: &[PathBuf], boundaries: &[PathBuf], catalog: &Catalog) -> Loa
         let mut errors = suite_errors;
         errors.extend(src.diags);
         match case {
-            Some(c) if errors.is_empty() => loaded.runs.extend(expand(Arc::new(c))),
+            Some(c) if errors.is_empty() => runs.extend(expand(Arc::new(c))),
             Some(c) => {
                 let mut run = broken(errors, c.tags.clone());
                 run.name = c.name.clone();
-                loaded.runs.push(run);
+                runs.push(run);
             }
-            None => loaded.runs.push(broken(errors, Vec::new())),
+            None => runs.push(broken(errors, Vec::new())),
         }
     }
-    let mut used: Vec<Arc<Suite>> = suites.into_values().filter_map(Result::ok).collect();
-    used.sort_by(|a, b| a.file.cmp(&b.file));
-    loaded.suites = used;
-    loaded
+    runs
 }
 
 fn load_suite(path: &Path, dir: &Path, catalog: &Catalog) -> Result<Arc<Suite>, Vec<Diagnostic>> {
