@@ -13,14 +13,17 @@ pub mod config;
 pub mod diag;
 pub mod engine;
 pub mod exec;
-pub mod expect;
 pub mod jsonpos;
 pub mod load;
 pub mod merge;
 pub mod model;
 pub mod plugin;
-pub mod resolve;
 pub mod schema;
 pub mod secret;
 pub mod select;
 pub mod watch;
+
+/// Expectations and JSONPath selection (crate `atf-expect`).
+pub use atf_expect as expect;
+/// The placeholder language (crate `atf-template`).
+pub use atf_template as resolve;

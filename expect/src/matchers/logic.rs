@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{Ctx, Node, Verdict, eval};
-use crate::expect::value::{describe, show};
+use crate::value::{describe, show};
 
 /// Evaluates `$not` (also on an absent value).
 pub fn not(inner: &Node<'_>, written: &Value, actual: Option<&Value>, ctx: Ctx<'_>) -> Verdict {

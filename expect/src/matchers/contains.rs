@@ -12,7 +12,7 @@
 use serde_json::Value;
 
 use super::{Verdict, verdict};
-use crate::expect::value::{deep_eq, describe, show, text_of};
+use crate::value::{deep_eq, describe, show, text_of};
 
 /// Applies `$contains` with operand `want` to a present value.
 pub fn eval(want: &Value, got: &Value) -> Verdict {

@@ -324,10 +324,13 @@ mod tests {
     fn env_vars() {
         // Cargo sets these for the test process it runs.
         let pkg = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
-        assert_eq!(pkg, "atf");
-        assert_eq!(res("${env.CARGO_PKG_NAME}"), json!("atf"));
-        assert_eq!(res("pkg=${env['CARGO_PKG_NAME']}!"), json!("pkg=atf!"));
-        assert_eq!(res("${upper(env.CARGO_PKG_NAME)}"), json!("ATF"));
+        assert_eq!(pkg, "atf-template");
+        assert_eq!(res("${env.CARGO_PKG_NAME}"), json!("atf-template"));
+        assert_eq!(
+            res("pkg=${env['CARGO_PKG_NAME']}!"),
+            json!("pkg=atf-template!")
+        );
+        assert_eq!(res("${upper(env.CARGO_PKG_NAME)}"), json!("ATF-TEMPLATE"));
         assert_eq!(
             res_err("${env.ATF_RESOLVE_TEST_SURELY_UNSET_42}"),
             "environment variable `ATF_RESOLVE_TEST_SURELY_UNSET_42` is not set (in `${env.ATF_RESOLVE_TEST_SURELY_UNSET_42}`)"

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use super::{Op, Verdict, verdict};
-use crate::expect::value::{deep_eq, describe, num_cmp, show, type_name};
+use crate::value::{deep_eq, describe, num_cmp, show, type_name};
 
 /// Which comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::{Mode, Op, Verdict, is_placeholder, verdict};
-use crate::expect::cache::Cache;
-use crate::expect::value::{cut, describe, show, text_of};
+use crate::cache::Cache;
+use crate::value::{cut, describe, show, text_of};
 
 static REGEXES: Cache<Regex> = Cache::new(1024);
 

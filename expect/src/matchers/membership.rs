@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{Mode, Op, Verdict, is_placeholder, verdict};
-use crate::expect::value::{deep_eq, show};
+use crate::value::{deep_eq, show};
 
 /// A compiled `$in` (`inside: true`) or `$nin`.
 #[derive(Debug)]

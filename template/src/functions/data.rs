@@ -21,7 +21,7 @@ use jsonpath_rust::parser::parse_json_path;
 use serde_json::Value;
 
 use super::{Context, Function, arg, text, type_name};
-use crate::resolve::to_text;
+use crate::to_text;
 
 pub(super) const FUNCTIONS: &[Function] = &[
     Function {

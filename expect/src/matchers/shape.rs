@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::{Ctx, Mode, Node, Op, Verdict, compile_inner, eval, is_placeholder, suggest, verdict};
-use crate::expect::value::{deep_eq, describe, is_integer, show, type_name};
+use crate::value::{deep_eq, describe, is_integer, show, type_name};
 
 /// The type names `$type` knows.
 pub const TYPE_NAMES: [&str; 7] = [
