@@ -19,6 +19,7 @@ use atf_reports::Failure;
 use serde_json::{Map, Value};
 
 use matchers::{Ctx, Mode, Verdict};
+pub use path::JsonPath;
 use path::Selection;
 
 /// Checks `actual` against every expectation; returns the ones that fail
@@ -26,14 +27,31 @@ use path::Selection;
 /// JSONPath, unknown matcher, operand of the wrong type, bad regex), with
 /// the key first.
 pub fn check(actual: &Value, expect: &Map<String, Value>) -> Result<Vec<Failure>, String> {
+    let mut paths = Vec::with_capacity(expect.len());
+    for key in expect.keys() {
+        paths.push(JsonPath::parse(key).map_err(|e| format!("{key}: {e}"))?);
+    }
+    check_compiled(
+        actual,
+        paths.iter().zip(expect.values()).map(|(p, v)| (p, v)),
+    )
+}
+
+/// [`check`] with the keys parsed already (at load time): each item is a
+/// key's [`JsonPath`] and the expected value, placeholders resolved.
+pub fn check_compiled<'e>(
+    actual: &Value,
+    expect: impl IntoIterator<Item = (&'e JsonPath, &'e Value)>,
+) -> Result<Vec<Failure>, String> {
     let mut failures = Vec::new();
-    for (key, expected) in expect {
+    for (path, expected) in expect {
+        let key = path.as_str();
         let mut errors = Vec::new();
         let node = matchers::compile(expected, Mode::Strict, &mut errors);
         if !errors.is_empty() {
             return Err(format!("{key}: {}", errors.join("; ")));
         }
-        let selection = path::select(actual, key).map_err(|e| format!("{key}: {e}"))?;
+        let selection = path.select(actual).map_err(|e| format!("{key}: {e}"))?;
         let list;
         let (got, is_list) = match selection {
             Selection::One(v) => (Some(v), false),
@@ -53,10 +71,11 @@ pub fn check(actual: &Value, expect: &Map<String, Value>) -> Result<Vec<Failure>
             Verdict::Missing => format!("nothing at {key}"),
         };
         failures.push(Failure {
-            path: key.clone(),
+            path: key.to_string(),
             expected: expected.clone(),
             actual: got.cloned().unwrap_or(Value::Null),
             message,
+            location: None,
         });
     }
     Ok(failures)
@@ -137,6 +156,7 @@ mod tests {
             expected,
             actual,
             message: message.into(),
+            location: None,
         }
     }
 

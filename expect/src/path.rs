@@ -4,9 +4,9 @@
 //! A key not starting with `$` is read as `$.` + key, and when that is not
 //! a JSONPath, as the single member name `$['key']`. Plain paths (only
 //! member names and indexes) select one value or nothing; any other path
-//! (wildcard, filter, slice, union, descendant) selects a list. The common
-//! plain paths are walked by hand without allocating; everything else is
-//! parsed once by `jsonpath-rust` and cached.
+//! (wildcard, filter, slice, union, descendant) selects a list. A path is
+//! parsed once into a [`JsonPath`] (by `jsonpath-rust`); plain paths are
+//! then walked member by member, list paths run the parsed query.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -14,8 +14,6 @@ use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
 use jsonpath_rust::parser::parse_json_path;
 use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
-
-use super::cache::Cache;
 
 /// What a path selected in a value.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,129 +53,53 @@ enum Plan {
     List(JpQuery),
 }
 
-static PLANS: Cache<Plan> = Cache::new(4096);
+/// A JSONPath (or bare key) parsed once; selecting with it parses nothing.
+#[derive(Debug)]
+pub struct JsonPath {
+    text: String,
+    plan: Plan,
+}
 
-/// Selects what `path` points at in `root`. `Err` for a malformed path.
-pub fn select<'a>(root: &'a Value, path: &str) -> Result<Selection<'a>, String> {
-    if let Some(found) = walk_simple(root, path) {
-        return Ok(found.map_or(Selection::Nothing, Selection::One));
+impl JsonPath {
+    /// Parses `path`; `Err` says why it is malformed.
+    pub fn parse(path: &str) -> Result<JsonPath, String> {
+        Ok(JsonPath {
+            text: path.to_string(),
+            plan: make_plan(path)?,
+        })
     }
-    let plan = PLANS.get_or_try_insert(path, || make_plan(path))?;
-    match &*plan {
-        Plan::Plain(steps) => {
-            Ok(walk_steps(root, steps).map_or(Selection::Nothing, Selection::One))
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether it selects a list (wildcard, filter, slice, union, descent).
+    pub fn is_list(&self) -> bool {
+        matches!(self.plan, Plan::List(_))
+    }
+
+    /// What it points at in `root`.
+    pub fn select<'a>(&self, root: &'a Value) -> Result<Selection<'a>, String> {
+        match &self.plan {
+            Plan::Plain(steps) => {
+                Ok(walk_steps(root, steps).map_or(Selection::Nothing, Selection::One))
+            }
+            Plan::List(query) => run_query(query, root, &self.text).map(Selection::List),
         }
-        Plan::List(query) => run_query(query, root, path).map(Selection::List),
     }
+}
+
+/// Selects what `path` points at in `root` (parsing it first: for paths
+/// known only at run time). `Err` for a malformed path.
+pub fn select<'a>(root: &'a Value, path: &str) -> Result<Selection<'a>, String> {
+    JsonPath::parse(path)?.select(root)
 }
 
 /// Whether `path` is a list path (`Ok(false)` for a plain one); `Err` when
 /// it is malformed.
 pub fn is_list(path: &str) -> Result<bool, String> {
-    if walk_simple(&Value::Null, path).is_some() {
-        return Ok(false);
-    }
-    let plan = PLANS.get_or_try_insert(path, || make_plan(path))?;
-    Ok(matches!(&*plan, Plan::List(_)))
-}
-
-/// Walks a path of the simple form by hand: `$`, then `.name` (ASCII
-/// member-name shorthand), `[0]`, `[-1]`, `['name']` or `["name"]` (no
-/// escapes); a bare key starts with a name without the dot. `None` when the
-/// path is not of that form (the caller falls back to the full parser);
-/// otherwise what it found. Every form accepted here means the same to
-/// `jsonpath-rust`.
-fn walk_simple<'a>(root: &'a Value, path: &str) -> Option<Option<&'a Value>> {
-    let bytes = path.as_bytes();
-    let mut cur = Some(root);
-    let mut i = if bytes.first() == Some(&b'$') {
-        1
-    } else {
-        let n = name_len(bytes);
-        if n == 0 {
-            return None;
-        }
-        cur = cur.and_then(|v| v.get(&path[..n]));
-        n
-    };
-    while i < bytes.len() {
-        match bytes[i] {
-            b'.' => {
-                let n = name_len(&bytes[i + 1..]);
-                if n == 0 {
-                    return None;
-                }
-                let name = &path[i + 1..i + 1 + n];
-                cur = cur.and_then(|v| v.as_object()).and_then(|o| o.get(name));
-                i += 1 + n;
-            }
-            b'[' => {
-                let close = i + 1 + bytes[i + 1..].iter().position(|&b| b == b']')?;
-                let inner = &path[i + 1..close];
-                let sel = simple_selector(inner)?;
-                cur = cur.and_then(|v| step(v, &sel));
-                i = close + 1;
-            }
-            _ => return None,
-        }
-    }
-    Some(cur)
-}
-
-/// Length of the ASCII member-name shorthand at the start of `bytes` (0 when
-/// there is none).
-fn name_len(bytes: &[u8]) -> usize {
-    match bytes.first() {
-        Some(b) if b.is_ascii_alphabetic() || *b == b'_' => bytes
-            .iter()
-            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-            .unwrap_or(bytes.len()),
-        _ => 0,
-    }
-}
-
-/// A borrowed selector of the simple form.
-enum SimpleSelector<'s> {
-    Name(&'s str),
-    Index(i64),
-}
-
-/// The inside of `[...]` when it is an index or a quoted name without
-/// escapes; `None` otherwise. (A `]` inside quotes makes the caller's split
-/// wrong, but then the text fails the checks here and falls back.)
-fn simple_selector(inner: &str) -> Option<SimpleSelector<'_>> {
-    let b = inner.as_bytes();
-    match b.first()? {
-        q @ (b'\'' | b'"') => {
-            if b.len() < 2 || b[b.len() - 1] != *q {
-                return None;
-            }
-            let name = &inner[1..inner.len() - 1];
-            let ok = name
-                .chars()
-                .all(|c| c >= ' ' && c != '\\' && c != *q as char);
-            ok.then_some(SimpleSelector::Name(name))
-        }
-        _ => {
-            let digits = inner.strip_prefix('-').unwrap_or(inner);
-            let plain = digits == "0" && digits.len() == inner.len()
-                || (1..=15).contains(&digits.len())
-                    && digits.bytes().all(|d| d.is_ascii_digit())
-                    && !digits.starts_with('0');
-            if plain {
-                inner.parse().ok().map(SimpleSelector::Index)
-            } else {
-                None
-            }
-        }
-    }
-}
-
-fn step<'a>(v: &'a Value, sel: &SimpleSelector<'_>) -> Option<&'a Value> {
-    match *sel {
-        SimpleSelector::Name(n) => v.as_object()?.get(n),
-        SimpleSelector::Index(i) => index(v, i),
-    }
+    Ok(JsonPath::parse(path)?.is_list())
 }
 
 /// RFC 9535 index selection: negative indexes count from the end.
@@ -399,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn plain_paths_by_hand() {
+    fn plain_paths() {
         assert_eq!(one("$"), doc());
         assert_eq!(one("$.status"), json!(200));
         assert_eq!(one("$.body.data.id"), json!(7));
@@ -409,7 +331,8 @@ mod tests {
         assert_eq!(one("$[\"a b\"]"), json!(1));
         assert_eq!(one("$.body['data'][\"tags\"][1]"), json!("b"));
         assert_eq!(one("$.body.data.nil"), Value::Null);
-        assert!(walk_simple(&doc(), "$.body.data.tags[2]").is_some());
+        assert!(!JsonPath::parse("$.body.data.tags[2]").unwrap().is_list());
+        assert!(JsonPath::parse("$.body.data.tags[*]").unwrap().is_list());
     }
 
     #[test]
@@ -565,28 +488,6 @@ mod tests {
                 q.segments,
                 vec![Segment::Selector(Selector::Name(key.to_owned()))]
             );
-        }
-    }
-
-    #[test]
-    fn simple_selector_forms() {
-        assert!(simple_selector("0").is_some());
-        assert!(simple_selector("-3").is_some());
-        assert!(simple_selector("123456789012345").is_some());
-        for no in [
-            "",
-            "-0",
-            "01",
-            "1234567890123456",
-            "+1",
-            " 1",
-            "'a",
-            "'a\\'b'",
-            "'a\"",
-            "*",
-            "1:2",
-        ] {
-            assert!(simple_selector(no).is_none(), "{no:?}");
         }
     }
 }

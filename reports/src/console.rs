@@ -11,7 +11,9 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::{CaseReport, RunEvent, RunReport, Status, StepReport};
+use std::collections::HashMap;
+
+use crate::{CaseReport, Event, Phase, Status, StepReport, Summary};
 
 /// Options of the console reporter.
 #[derive(Debug, Clone, Default)]
@@ -55,6 +57,10 @@ pub struct Console {
     opts: ConsoleOptions,
     bar: Option<ProgressBar>,
     out: Box<dyn Write + Send>,
+    /// Failed steps of the cases still running, by case index.
+    failed_steps: HashMap<usize, Vec<(Phase, StepReport)>>,
+    /// Duration and name of every case that ran, for the slowest list.
+    durations: Vec<(u64, String)>,
 }
 
 impl Console {
@@ -69,6 +75,8 @@ impl Console {
             opts,
             bar: None,
             out,
+            failed_steps: HashMap::new(),
+            durations: Vec::new(),
         }
     }
 
@@ -102,9 +110,13 @@ impl Console {
         }
     }
 
-    fn case_finished(&mut self, case: &CaseReport) {
+    fn case_finished(&mut self, index: usize, case: &CaseReport) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
+        }
+        let steps = self.failed_steps.remove(&index).unwrap_or_default();
+        if case.status != Status::Skipped {
+            self.durations.push((case.duration_ms, case.name.clone()));
         }
         let show_line = case.status != Status::Passed || self.opts.verbose;
         if !show_line {
@@ -118,12 +130,12 @@ impl Console {
             case.duration_ms
         );
         if matches!(case.status, Status::Failed | Status::Error) {
-            text.push_str(&self.describe_failure(case));
+            text.push_str(&self.describe_failure(case, &steps));
         }
         self.print(&text);
     }
 
-    fn describe_failure(&self, case: &CaseReport) -> String {
+    fn describe_failure(&self, case: &CaseReport, steps: &[(Phase, StepReport)]) -> String {
         let mut text = String::new();
         if let Some(err) = &case.error {
             // Load errors span several lines (source line, marker, hint).
@@ -131,35 +143,39 @@ impl Console {
                 text.push_str(&format!("    {}\n", self.paint("1", line)));
             }
         }
-        for (phase, step) in case.all_steps() {
-            if matches!(step.status, Status::Failed | Status::Error) {
-                text.push_str(&describe_step(phase, step));
-            }
+        if let Some(at) = &case.location {
+            text.push_str(&format!("    at {at}\n"));
+        }
+        let order = |p: &Phase| match p {
+            Phase::Prepare => 0,
+            Phase::Steps => 1,
+            _ => 2,
+        };
+        let mut steps: Vec<&(Phase, StepReport)> = steps.iter().collect();
+        steps.sort_by_key(|(p, s)| (order(p), s.set));
+        for (phase, step) in steps {
+            text.push_str(&describe_step(phase_name(*phase), step));
         }
         text
     }
 
-    fn finished(&mut self, report: &RunReport) {
+    fn finished(&mut self, summary: &Summary) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
         let mut text = String::new();
-        if self.opts.slowest > 0 && report.cases.len() > 1 {
-            let mut slow: Vec<&CaseReport> = report
-                .cases
-                .iter()
-                .filter(|c| c.status != Status::Skipped)
-                .collect();
-            slow.sort_by_key(|c| std::cmp::Reverse(c.duration_ms));
+        if self.opts.slowest > 0 && summary.total > 1 {
+            let mut slow = std::mem::take(&mut self.durations);
+            slow.sort_by_key(|(ms, _)| std::cmp::Reverse(*ms));
             slow.truncate(self.opts.slowest);
             if !slow.is_empty() {
                 text.push_str("\nslowest cases:\n");
-                for c in slow {
-                    text.push_str(&format!("  {:>8}ms  {}\n", c.duration_ms, c.name));
+                for (ms, name) in slow {
+                    text.push_str(&format!("  {ms:>8}ms  {name}\n"));
                 }
             }
         }
-        let s = &report.summary;
+        let s = summary;
         let failed = s.failed + s.errored;
         if let Some(path) = &self.opts.report_path {
             text.push_str(&format!("\nreports: {path}"));
@@ -224,7 +240,19 @@ pub fn describe_step(phase: &str, step: &StepReport) -> String {
             text.push_str(&format!("      {lead}{line}\n"));
         }
     }
+    if let Some(at) = &step.location {
+        text.push_str(&format!("      at {at}\n"));
+    }
     text
+}
+
+/// The report phase a step of `phase` is listed under.
+pub fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Prepare | Phase::SuitePrepare => "prepare",
+        Phase::Steps => "steps",
+        Phase::Cleanup | Phase::SuiteCleanup => "cleanup",
+    }
 }
 
 fn compact(v: &serde_json::Value) -> String {
@@ -238,12 +266,13 @@ fn compact(v: &serde_json::Value) -> String {
 }
 
 impl Reporter for Console {
-    fn on_event(&mut self, event: &RunEvent) {
+    fn on_event(&mut self, event: &Event) {
         match event {
-            RunEvent::Started { total, .. } => {
-                if self.opts.progress && *total > 0 {
+            Event::RunStarted { cases, .. } => {
+                let total = cases.len();
+                if self.opts.progress && total > 0 {
                     let bar = ProgressBar::with_draw_target(
-                        Some(*total as u64),
+                        Some(total as u64),
                         ProgressDrawTarget::stderr(),
                     );
                     if let Ok(style) = ProgressStyle::with_template(
@@ -254,25 +283,36 @@ impl Reporter for Console {
                     self.bar = Some(bar);
                 }
             }
-            RunEvent::CaseStarted { name } => {
+            Event::CaseStarted { name, .. } => {
                 if let Some(bar) = &self.bar {
                     bar.set_message(name.to_string());
                 }
             }
-            RunEvent::CaseFinished(case) => self.case_finished(case),
-            RunEvent::Notice(msg) => {
+            Event::StepFinished { step, report }
+                if matches!(report.status, Status::Failed | Status::Error) =>
+            {
+                if let Some(case) = step.case {
+                    self.failed_steps
+                        .entry(case)
+                        .or_default()
+                        .push((step.phase, (**report).clone()));
+                }
+            }
+            Event::CaseFinished { case, report } => self.case_finished(*case, report),
+            Event::Notice { message, .. } => {
                 // Notices go to stderr: coloured only when that is a terminal too.
                 let text = if std::io::stderr().is_terminal() {
-                    format!("{}\n", self.paint("33", msg))
+                    format!("{}\n", self.paint("33", message))
                 } else {
-                    format!("{msg}\n")
+                    format!("{message}\n")
                 };
                 match &self.bar {
                     Some(bar) => bar.suspend(|| eprint!("{text}")),
                     None => eprint!("{text}"),
                 }
             }
-            RunEvent::Finished(report) => self.finished(report),
+            Event::RunFinished { summary, .. } => self.finished(summary),
+            _ => {}
         }
     }
 }

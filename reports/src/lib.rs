@@ -1,18 +1,23 @@
 //! Reports of an atf run.
 //!
 //! The runner turns a run into plain data — [`RunReport`], [`CaseReport`],
-//! [`StepReport`], [`Failure`] — and emits [`RunEvent`]s while it goes.
+//! [`StepReport`], [`Failure`] — and emits [`Event`]s while it goes.
 //! Reporters only read that data: the console reporter prints progress and
-//! failures, and at the end the JSON, JUnit and HTML writers turn the
-//! [`RunReport`] into `report.json`, `junit.xml` and `index.html`.
+//! failures, [`events_file`] writes `events.jsonl` line by line, and at the
+//! end the JSON, JUnit and HTML writers turn the [`RunReport`] (the fold of
+//! the events, by [`ReportBuilder`]) into `report.json`, `junit.xml` and
+//! `index.html`.
 //! Nothing here calls back into the runner.
 
 pub mod console;
+mod event;
+pub mod events_file;
 pub mod html;
 pub mod json;
 pub mod junit;
 mod model;
 
+pub use event::*;
 pub use model::*;
 
 use std::path::Path;
@@ -20,32 +25,11 @@ use std::path::Path;
 /// Something that follows a run through its events.
 pub trait Reporter {
     /// Called for each event, in order, from the one thread that reports.
-    fn on_event(&mut self, event: &RunEvent);
-}
+    fn on_event(&mut self, event: &Event);
 
-/// What a run tells its reporters, in order: one `Started`, a `CaseStarted`
-/// and `CaseFinished` per case (cases of a parallel run interleave), one
-/// `Finished`.
-#[derive(Debug)]
-pub enum RunEvent<'a> {
-    /// The run begins with this many selected cases.
-    Started {
-        /// Cases that will run or be skipped.
-        total: usize,
-        /// Cases run at once.
-        jobs: usize,
-    },
-    /// A case begins.
-    CaseStarted {
-        /// Its name.
-        name: &'a str,
-    },
-    /// A case ended; its report is final (secrets already masked).
-    CaseFinished(&'a CaseReport),
-    /// A message for the person watching (a warning, an interrupt notice).
-    Notice(&'a str),
-    /// The run ended.
-    Finished(&'a RunReport),
+    /// Called once at the end with the run's report: the fold of every
+    /// event (see [`ReportBuilder`]), secrets masked.
+    fn on_report(&mut self, _report: &RunReport) {}
 }
 
 /// Writes every file report of a finished run into `dir`: `report.json`,

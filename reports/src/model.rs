@@ -44,6 +44,10 @@ pub struct RunReport {
     /// The shard this run was, as `K/N`, when sharded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// True when Ctrl-C or a crash cut the run short: the report holds
+    /// what finished.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     /// Suite prepare and cleanup runs, by suite folder.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suites: Vec<SuiteReport>,
@@ -104,7 +108,7 @@ pub struct SuiteReport {
 }
 
 /// One case (one data row of a data-driven case).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct CaseReport {
     /// Its name (`name[i]` for data rows).
     pub name: String,
@@ -126,6 +130,9 @@ pub struct CaseReport {
     /// The data row index, for data-driven cases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_index: Option<usize>,
+    /// Where the problem in `error` is in the case (or suite) file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
     /// Steps of `prepare`.
     #[serde(default)]
     pub prepare: Vec<StepReport>,
@@ -149,7 +156,7 @@ impl CaseReport {
 }
 
 /// One step of a case.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct StepReport {
     /// Its position in its phase (or step set), from 1.
     pub index: usize,
@@ -182,6 +189,27 @@ pub struct StepReport {
     /// The keyword's or placeholder's error.
     #[serde(default)]
     pub error: Option<String>,
+    /// The case-file field that caused the failure or error (the failed
+    /// expectation, the placeholder's field, the keyword, the timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// Where in a case or suite file something comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Location {
+    /// The file, relative to the working directory.
+    pub file: String,
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1 (in characters).
+    pub column: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
 }
 
 /// One expectation that did not hold.
@@ -195,4 +223,7 @@ pub struct Failure {
     pub actual: Value,
     /// Why it failed, in words.
     pub message: String,
+    /// The `expect` (or `save`) entry in the case file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }

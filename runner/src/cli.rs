@@ -15,14 +15,7 @@ use crate::config::{Project, RunConfig, Selection, Shard, parse_var};
 use crate::diag::Diagnostic;
 use crate::load::Catalog;
 
-/// Exit code: all selected cases passed.
-pub const EXIT_OK: i32 = 0;
-/// Exit code: a case failed or errored.
-pub const EXIT_FAILED: i32 = 1;
-/// Exit code: nothing could run.
-pub const EXIT_USAGE: i32 = 2;
-/// Exit code: interrupted with Ctrl-C.
-pub const EXIT_INTERRUPTED: i32 = 130;
+use crate::exit::{FAILED as EXIT_FAILED, OK as EXIT_OK, USAGE as EXIT_USAGE};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +49,13 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum ReportCommand {
+    /// Write report.json, junit.xml and index.html again from the
+    /// events.jsonl of a report folder: for a run that was killed.
+    Rebuild {
+        /// The report folder (with events.jsonl).
+        #[arg(default_value = "atf-report")]
+        dir: PathBuf,
+    },
     /// Combine the reports of several shard runs into one report set.
     Merge {
         /// Report folders (each with a report.json).
@@ -159,6 +159,7 @@ pub fn main() -> i32 {
         Command::Keywords(a) => keywords(a),
         Command::Schema(a) => schema(a),
         Command::Report(ReportCommand::Merge { dirs, out }) => crate::merge::merge(&dirs, &out),
+        Command::Report(ReportCommand::Rebuild { dir }) => crate::merge::rebuild(&dir),
     }
 }
 
@@ -427,10 +428,25 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         o.report_path = Some(cfg.report_dir.join("index.html").display().to_string());
         o
     });
-    let outcome = match crate::engine::run(cfg, plugins, runs, &mut [&mut console]) {
+    let mut log = match atf_reports::events_file::EventLog::create(&cfg.report_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: cannot write {} in {}: {e}",
+                atf_reports::events_file::FILE_NAME,
+                cfg.report_dir.display()
+            );
+            return EXIT_USAGE;
+        }
+    };
+    let outcome = match crate::engine::run(cfg, plugins, runs, &mut [&mut console, &mut log]) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
+    if let Some((path, e)) = log.take_error() {
+        eprintln!("warning: writing {} stopped: {e}", path.display());
+    }
+    drop(log);
     for w in plugins.take_warnings() {
         eprintln!("warning: {w}");
     }

@@ -60,6 +60,15 @@ impl Diagnostic {
         }
     }
 
+    /// Where it is, as reports carry it (`None` when no position is known).
+    pub fn location_of(&self) -> Option<atf_reports::Location> {
+        self.pos.map(|p| atf_reports::Location {
+            file: self.file.display().to_string(),
+            line: p.line,
+            column: p.col,
+        })
+    }
+
     /// One line: `file:line:col: message (hint)`.
     pub fn one_line(&self) -> String {
         match &self.hint {

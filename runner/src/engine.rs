@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use atf_reports::{Reporter, RunReport, Status};
+use atf_reports::{Event, Reporter, RunReport};
 use atf_sdk::Keyword;
 use serde_json::{Map, Value};
 
@@ -27,20 +27,7 @@ impl Outcome {
     /// The exit code: 0 all passed (skips allowed), 1 a failure or error,
     /// 130 interrupted.
     pub fn exit_code(&self) -> i32 {
-        if self.interrupted {
-            return crate::cli::EXIT_INTERRUPTED;
-        }
-        let s = &self.report.summary;
-        let suite_failed = self
-            .report
-            .suites
-            .iter()
-            .any(|s| matches!(s.status, Some(Status::Failed | Status::Error)));
-        if s.failed + s.errored > 0 || suite_failed {
-            crate::cli::EXIT_FAILED
-        } else {
-            crate::cli::EXIT_OK
-        }
+        crate::exit::of_run(&self.report, self.interrupted)
     }
 }
 
@@ -77,7 +64,7 @@ fn set_ctrlc(update: impl FnOnce(Option<OnCtrlC>) -> OnCtrlC) {
 
 fn on_ctrlc() {
     let Ok(slot) = ctrlc_slot().lock() else {
-        std::process::exit(crate::cli::EXIT_INTERRUPTED);
+        std::process::exit(crate::exit::INTERRUPTED);
     };
     match slot.as_ref() {
         Some(OnCtrlC::Run(c)) if !c.is_cancelled() => {
@@ -89,7 +76,7 @@ fn on_ctrlc() {
         Some(OnCtrlC::Idle(stop)) if !stop.is_cancelled() => stop.cancel(),
         _ => {
             eprintln!("\ninterrupted again: stopping now, without cleanup.");
-            std::process::exit(crate::cli::EXIT_INTERRUPTED);
+            std::process::exit(crate::exit::INTERRUPTED);
         }
     }
 }
@@ -213,6 +200,7 @@ pub fn run(
     }
     let cancel = Arc::new(Cancel::default());
     install_ctrlc(cancel.clone());
+    let (events, events_rx) = crate::exec::event_channel();
     let shared = Arc::new(Shared {
         keywords,
         env_vars,
@@ -223,6 +211,7 @@ pub fn run(
         case_timeout: cfg.project.case_timeout,
         cancel: cancel.clone(),
         fail_fast: cfg.fail_fast,
+        events,
     });
     let opts = ExecOptions {
         jobs: cfg.jobs,
@@ -233,15 +222,16 @@ pub fn run(
         masker: &masker,
         inner: reporters,
     };
-    let mut report = crate::exec::execute(shared, runs, &opts, &mut [&mut masking]);
+    let mut report = crate::exec::execute(shared, events_rx, runs, &opts, &mut [&mut masking]);
     // Secrets learnt late (a token first used by a later case) are masked in
     // every earlier case too before the file reports are written.
     mask_report(&masker, &mut report);
     builtins.shutdown();
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    report.interrupted |= cancel.is_cancelled();
     Ok(Outcome {
+        interrupted: report.interrupted,
         report,
-        interrupted: cancel.is_cancelled(),
     })
 }
 
@@ -252,28 +242,58 @@ struct MaskingReporters<'a, 'b> {
 }
 
 impl Reporter for MaskingReporters<'_, '_> {
-    fn on_event(&mut self, event: &atf_reports::RunEvent) {
-        use atf_reports::RunEvent;
-        match event {
-            RunEvent::CaseFinished(case) => {
-                let mut c = (*case).clone();
+    fn on_event(&mut self, event: &Event) {
+        let masked;
+        let event = match event {
+            Event::StepFinished { step, report } => {
+                let mut r = (**report).clone();
+                self.masker.step(&mut r);
+                masked = Event::StepFinished {
+                    step: step.clone(),
+                    report: Box::new(r),
+                };
+                &masked
+            }
+            Event::CaseFinished { case, report } => {
+                let mut c = (**report).clone();
                 self.masker.case(&mut c);
-                for r in self.inner.iter_mut() {
-                    r.on_event(&RunEvent::CaseFinished(&c));
-                }
+                masked = Event::CaseFinished {
+                    case: *case,
+                    report: Box::new(c),
+                };
+                &masked
             }
-            RunEvent::Finished(report) => {
-                let mut rep = (*report).clone();
-                mask_report(self.masker, &mut rep);
-                for r in self.inner.iter_mut() {
-                    r.on_event(&RunEvent::Finished(&rep));
-                }
+            Event::StepRetrying {
+                step,
+                attempt,
+                reason,
+            } => {
+                masked = Event::StepRetrying {
+                    step: step.clone(),
+                    attempt: *attempt,
+                    reason: self.masker.text(reason),
+                };
+                &masked
             }
-            other => {
-                for r in self.inner.iter_mut() {
-                    r.on_event(other);
-                }
+            Event::Notice { level, message } => {
+                masked = Event::Notice {
+                    level: *level,
+                    message: self.masker.text(message),
+                };
+                &masked
             }
+            other => other,
+        };
+        for r in self.inner.iter_mut() {
+            r.on_event(event);
+        }
+    }
+
+    fn on_report(&mut self, report: &RunReport) {
+        let mut rep = report.clone();
+        mask_report(self.masker, &mut rep);
+        for r in self.inner.iter_mut() {
+            r.on_report(&rep);
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod diag;
 pub mod engine;
 pub mod exec;
+pub mod exit;
 pub mod jsonpos;
 pub mod load;
 pub mod merge;

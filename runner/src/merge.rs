@@ -19,14 +19,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> i32 {
             Ok(r) => reports.push(r),
             Err(e) => {
                 eprintln!("error: cannot read {}: {e}", path.display());
-                return crate::cli::EXIT_USAGE;
+                return crate::exit::USAGE;
             }
         }
     }
     let merged = merge_reports(reports);
     if let Err(e) = atf_reports::write_all(out, &merged) {
         eprintln!("error: cannot write reports to {}: {e}", out.display());
-        return crate::cli::EXIT_FAILED;
+        return crate::exit::FAILED;
     }
     let s = &merged.summary;
     println!(
@@ -38,10 +38,55 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> i32 {
         s.skipped
     );
     if s.failed + s.errored > 0 {
-        crate::cli::EXIT_FAILED
+        crate::exit::FAILED
     } else {
-        crate::cli::EXIT_OK
+        crate::exit::OK
     }
+}
+
+/// Rebuilds the reports of `dir` from its `events.jsonl`; returns the exit
+/// code the run would have had (130 when it did not finish).
+pub fn rebuild(dir: &Path) -> i32 {
+    let path = dir.join(atf_reports::events_file::FILE_NAME);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return crate::exit::USAGE;
+        }
+    };
+    let events = match atf_reports::read_jsonl(&text) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return crate::exit::USAGE;
+        }
+    };
+    let mut builder = atf_reports::ReportBuilder::new();
+    for e in &events {
+        builder.apply(e);
+    }
+    let complete = builder.is_complete();
+    let report = builder.finish();
+    if let Err(e) = atf_reports::write_all(dir, &report) {
+        eprintln!("error: cannot write reports to {}: {e}", dir.display());
+        return crate::exit::FAILED;
+    }
+    let s = &report.summary;
+    println!(
+        "rebuilt {} from {} events{}: {} passed, {} failed, {} skipped",
+        dir.display(),
+        events.len(),
+        if complete {
+            ""
+        } else {
+            " (the run did not finish)"
+        },
+        s.passed,
+        s.failed + s.errored,
+        s.skipped
+    );
+    crate::exit::of_run(&report, report.interrupted)
 }
 
 /// One report from several: cases of all, in the order a single run uses

@@ -5,7 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atf_expect::JsonPath;
+use atf_reports::Location;
+use atf_template::Template;
 use serde_json::{Map, Value};
+
+use crate::jsonpos::Pos;
 
 /// One step of a case or suite.
 #[derive(Debug, Clone)]
@@ -28,6 +33,103 @@ pub struct Step {
     pub undo: Option<Box<Step>>,
     /// The line of the step in its file.
     pub line: usize,
+    /// Where its fields are, for runtime failures.
+    pub at: Arc<StepAt>,
+    /// `args`, `expect` values and `save` paths with their placeholders
+    /// parsed once, at load.
+    pub code: Arc<StepCode>,
+}
+
+/// The compiled parts of a step: what runs, with nothing left to parse.
+#[derive(Debug, Default)]
+pub struct StepCode {
+    /// The arguments.
+    pub args: Option<Template>,
+    /// Each expectation.
+    pub expect: Vec<ExpectCode>,
+    /// Each `save` entry.
+    pub save: Vec<SaveCode>,
+}
+
+/// One compiled expectation.
+#[derive(Debug)]
+pub struct ExpectCode {
+    /// The key as written.
+    pub key: String,
+    /// The key, parsed.
+    pub path: JsonPath,
+    /// The expected value (a literal or matcher object).
+    pub value: Template,
+}
+
+/// One compiled `save` entry.
+#[derive(Debug)]
+pub struct SaveCode {
+    /// The name it saves under.
+    pub name: String,
+    /// The JSONPath: parsed, or a template that makes it at run time.
+    pub path: SavePath,
+}
+
+/// A `save` path.
+#[derive(Debug)]
+pub enum SavePath {
+    /// Parsed at load.
+    Fixed(JsonPath),
+    /// Holds a placeholder: rendered, then parsed, when the step runs.
+    Template(Template),
+}
+
+/// Where a step's fields stand in its file: every runtime failure of the
+/// step points at one of them.
+#[derive(Debug, Clone, Default)]
+pub struct StepAt {
+    /// The file as shown in reports.
+    pub file: Arc<str>,
+    /// The step object.
+    pub step: Pos,
+    /// Its `keyword` value.
+    pub keyword: Pos,
+    /// Its `args` (the step when it has none).
+    pub args: Pos,
+    /// Each top-level argument's key.
+    pub arg_keys: Vec<(String, Pos)>,
+    /// Its `timeout`, when written.
+    pub timeout: Option<Pos>,
+    /// Each `expect` key.
+    pub expect: Vec<(String, Pos)>,
+    /// Each `save` key.
+    pub save: Vec<(String, Pos)>,
+}
+
+impl StepAt {
+    /// The location of `pos` in this step's file.
+    pub fn loc(&self, pos: Pos) -> Location {
+        Location {
+            file: self.file.to_string(),
+            line: pos.line,
+            column: pos.col,
+        }
+    }
+
+    fn find(list: &[(String, Pos)], key: &str) -> Option<Pos> {
+        list.iter().find(|(k, _)| k == key).map(|(_, p)| *p)
+    }
+
+    /// The `expect` entry `key`, else the step.
+    pub fn expect_loc(&self, key: &str) -> Location {
+        self.loc(Self::find(&self.expect, key).unwrap_or(self.step))
+    }
+
+    /// The `save` entry `name`, else the step.
+    pub fn save_loc(&self, name: &str) -> Location {
+        self.loc(Self::find(&self.save, name).unwrap_or(self.step))
+    }
+
+    /// The argument `key`, else `args`.
+    pub fn arg_loc(&self, key: &str) -> Location {
+        self.loc(Self::find(&self.arg_keys, key).unwrap_or(self.args))
+    }
 }
 
 /// `retry` of a step.

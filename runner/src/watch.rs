@@ -394,7 +394,7 @@ pub fn watch<C>(
     mut prepare: impl FnMut() -> (Targets, Result<C, i32>),
     mut execute: impl FnMut(C, &Change) -> i32,
 ) -> i32 {
-    let mut last = crate::cli::EXIT_INTERRUPTED;
+    let mut last = crate::exit::INTERRUPTED;
     let mut stop = crate::engine::ctrlc_idle();
     let mut change = Change::default();
     loop {

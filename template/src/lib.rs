@@ -20,6 +20,7 @@
 mod eval;
 mod functions;
 mod parse;
+mod template;
 
 use std::path::Path;
 
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 pub use functions::{function_names, function_signatures};
 use parse::Piece;
+pub use template::{Part, Placeholder, Template};
 
 /// Where placeholder names come from.
 pub trait Lookup {

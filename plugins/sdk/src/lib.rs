@@ -269,14 +269,30 @@ where
     }
 }
 
+/// The longest duration a case file may write (365 days): anything longer
+/// is a typo, and rejecting it keeps every deadline computable.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn bounded(d: Option<Duration>, text: &dyn std::fmt::Display) -> Result<Duration, String> {
+    match d {
+        Some(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!(
+            "`{text}` is too long: a duration is at most 365 days (\"365d\")"
+        )),
+    }
+}
+
 /// Parses a duration as case files write it: `"250ms"`, `"2s"`, `"1m"`,
-/// `"1h"`, compounds such as `"1m30s"`, or a number of milliseconds.
+/// `"1h"`, compounds such as `"1m30s"`, or a number of milliseconds. At
+/// most [`MAX_DURATION`]; never panics, whatever the number.
 pub fn parse_duration(v: &Value) -> Result<Duration, String> {
     match v {
         Value::Number(n) => match n.as_u64() {
-            Some(ms) => Ok(Duration::from_millis(ms)),
+            Some(ms) => bounded(Some(Duration::from_millis(ms)), n),
             None => match n.as_f64() {
-                Some(f) if f >= 0.0 && f.is_finite() => Ok(Duration::from_secs_f64(f / 1000.0)),
+                Some(f) if f >= 0.0 && f.is_finite() => {
+                    bounded(Duration::try_from_secs_f64(f / 1000.0).ok(), n)
+                }
                 _ => Err(format!("a duration cannot be {n}")),
             },
         },
@@ -300,7 +316,7 @@ pub fn parse_duration_str(text: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     if let Ok(ms) = s.parse::<u64>() {
-        return Ok(Duration::from_millis(ms));
+        return bounded(Some(Duration::from_millis(ms)), &text);
     }
     let mut total = Duration::ZERO;
     let mut rest = s;
@@ -326,7 +342,8 @@ pub fn parse_duration_str(text: &str) -> Result<Duration, String> {
             "d" => num * 86400.0,
             _ => return Err(bad()),
         };
-        total += Duration::from_secs_f64(secs);
+        let part = bounded(Duration::try_from_secs_f64(secs).ok(), &text)?;
+        total = bounded(total.checked_add(part), &text)?;
     }
     Ok(total)
 }
@@ -355,5 +372,24 @@ mod tests {
         assert!(parse_duration(&json!("s")).is_err());
         assert!(parse_duration(&json!(-1)).is_err());
         assert!(parse_duration(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn absurd_durations_are_errors_not_panics() {
+        for v in [
+            json!("99999999999999h"),
+            json!(1e300),
+            json!(u64::MAX),
+            json!("366d"),
+            json!("1e309s"),
+            json!("200d200d"),
+        ] {
+            let e = parse_duration(&v).unwrap_err();
+            assert!(
+                e.contains("at most 365 days") || e.contains("not a duration"),
+                "{v}: {e}"
+            );
+        }
+        assert_eq!(parse_duration(&json!("365d")), Ok(MAX_DURATION));
     }
 }

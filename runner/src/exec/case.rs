@@ -6,16 +6,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use atf_reports::{CaseReport, Status, StepReport};
+use atf_reports::{CaseReport, Event, Location, Phase, Status, StepRef, StepReport};
 use serde_json::{Map, Value};
 
 use super::context::{Scope, resolve_vars};
-use super::step::{SaveSink, StepOutcome, StepPlace, cut, run_step};
+use super::step::{SaveSink, StepPlace, cut, run_step};
 use super::{Shared, SuiteVars};
 use crate::model::{Case, CaseRun, Step};
 
 struct CaseCtx {
     saved: Mutex<Map<String, Value>>,
+    /// Step reports kept for the case report when events are off.
+    kept: Mutex<Vec<(Phase, StepReport)>>,
 }
 
 impl SaveSink for CaseCtx {
@@ -47,15 +49,83 @@ impl Undos {
 struct Stop {
     status: Status,
     message: String,
+    location: Option<Location>,
 }
 
-/// Runs one case run; `suites` are the resolved vars of its suites, nearest first.
+impl Stop {
+    fn new(status: Status, message: String) -> Stop {
+        Stop {
+            status,
+            message,
+            location: None,
+        }
+    }
+}
+
+/// What the case flow keeps of a finished step (its report went out as an
+/// event).
+struct Done {
+    status: Status,
+    index: usize,
+    keyword: String,
+    problem: String,
+    location: Option<Location>,
+}
+
+/// Sends a step's report out as [`Event::StepFinished`] (or keeps it in
+/// `ctx` when events are off) and returns what the case flow needs of it.
+fn emit_step(shared: &Shared, ctx: &CaseCtx, at: StepRef, report: StepReport) -> Done {
+    let failed = matches!(report.status, Status::Failed | Status::Error);
+    let done = Done {
+        status: report.status,
+        index: report.index,
+        keyword: report.keyword.clone(),
+        problem: if failed {
+            first_problem(&report)
+        } else {
+            String::new()
+        },
+        location: report.location.clone(),
+    };
+    keep_or_emit(shared, ctx, at, trim_report(report));
+    done
+}
+
+fn keep_or_emit(shared: &Shared, ctx: &CaseCtx, at: StepRef, report: StepReport) {
+    if shared.events.is_on() {
+        shared.emit(Event::StepFinished {
+            step: at,
+            report: Box::new(report),
+        });
+    } else if let Ok(mut kept) = ctx.kept.lock() {
+        kept.push((at.phase, report));
+    }
+}
+
+/// Announces a step that did not run.
+fn emit_skipped(shared: &Shared, ctx: &CaseCtx, at: StepRef, step: &Step) {
+    let report = StepReport {
+        index: at.index,
+        set: at.set,
+        keyword: step.keyword.clone(),
+        remark: step.remark.clone(),
+        status: Status::Skipped,
+        ..StepReport::default()
+    };
+    keep_or_emit(shared, ctx, at, report);
+}
+
+/// Runs one case run (`index` in the selection); `suites` are the resolved
+/// vars of its suites, nearest first. Its steps go out as events; the
+/// report returned holds the case's own fields.
 pub fn run_case(
     shared: &Shared,
+    index: usize,
     run: &CaseRun,
     case: &Arc<Case>,
     suites: &SuiteVars,
 ) -> CaseReport {
+    let index_in_run = index;
     let started = Instant::now();
     let case_start_ms = chrono::Utc::now().timestamp_millis();
     let timeout = case.timeout.unwrap_or(shared.case_timeout);
@@ -70,12 +140,11 @@ pub fn run_case(
         duration_ms: 0,
         error: None,
         data_index: run.row.as_ref().map(|(i, _)| *i),
-        prepare: Vec::new(),
-        steps: Vec::new(),
-        cleanup: Vec::new(),
+        ..CaseReport::default()
     };
     let ctx = CaseCtx {
         saved: Mutex::new(Map::new()),
+        kept: Mutex::new(Vec::new()),
     };
     let undos = Undos {
         list: Mutex::new(Vec::new()),
@@ -99,10 +168,7 @@ pub fn run_case(
             result = resolve_vars(&case.vars, &mut vars, &outer, base_dir, &skip);
         }
         if let Err(e) = result {
-            first_stop = Some(Stop {
-                status: Status::Error,
-                message: format!("vars: {e}"),
-            });
+            first_stop = Some(Stop::new(Status::Error, format!("vars: {e}")));
         }
     }
 
@@ -114,30 +180,38 @@ pub fn run_case(
         global: &shared.global,
         env: &shared.env_vars,
     };
-    let place = |index: usize, set: Option<usize>| StepPlace {
+    let at = |phase: Phase, index: usize, set: Option<usize>, undo: bool| StepRef {
+        case: Some(index_in_run),
+        suite: None,
+        phase,
         index,
         set,
-        undo: false,
+        undo,
+    };
+    let place = |phase: Phase, index: usize, set: Option<usize>| StepPlace {
+        at: at(phase, index, set, false),
         honor_cancel: true,
         case_deadline: Some(deadline),
         case_start_ms,
     };
 
-    let serial = |steps: &[Step], set: Option<usize>| {
+    let serial = |steps: &[Step], phase: Phase, set: Option<usize>| {
         run_serial(
-            shared, steps, &scope, &ctx, base_dir, &undos, set, &place, deadline, timeout,
+            shared, steps, &scope, &ctx, base_dir, &undos, phase, set, &place, deadline, timeout,
         )
     };
 
     // Prepare, serially; a failure skips the steps.
     if first_stop.is_none() {
-        let (reports, stop) = serial(&case.prepare, None);
-        report.prepare = reports;
-        if let Some(stop) = stop {
+        if let Some(stop) = serial(&case.prepare, Phase::Prepare, None) {
             first_stop = Some(Stop {
-                status: stop.status,
                 message: format!("prepare failed at {}", stop.message),
+                ..stop
             });
+        }
+    } else {
+        for (i, step) in case.prepare.iter().enumerate() {
+            emit_skipped(shared, &ctx, at(Phase::Prepare, i + 1, None, false), step);
         }
     }
 
@@ -147,58 +221,41 @@ pub fn run_case(
         let several = case.steps.len() > 1;
         for (si, set) in case.steps.iter().enumerate() {
             for (i, step) in set.iter().enumerate() {
-                report.steps.push(StepReport {
-                    index: i + 1,
-                    set: several.then_some(si + 1),
-                    keyword: step.keyword.clone(),
-                    remark: step.remark.clone(),
-                    status: Status::Skipped,
-                    ..StepReport::default()
-                });
+                let set_no = several.then_some(si + 1);
+                emit_skipped(shared, &ctx, at(Phase::Steps, i + 1, set_no, false), step);
             }
         }
+    } else if case.steps.len() == 1 {
+        first_stop = serial(&case.steps[0], Phase::Steps, None).map(|s| Stop {
+            message: format!("failed at {}", s.message),
+            ..s
+        });
     } else if !case.steps.is_empty() {
-        if case.steps.len() == 1 {
-            let (reports, stop) = serial(&case.steps[0], None);
-            report.steps = reports;
-            first_stop = stop.map(|s| Stop {
-                status: s.status,
-                message: format!("failed at {}", s.message),
-            });
-        } else {
-            let results: Vec<(Vec<StepReport>, Option<Stop>)> = std::thread::scope(|sc| {
-                let handles: Vec<_> = case
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .map(|(i, set)| {
-                        let serial = &serial;
-                        sc.spawn(move || serial(set, Some(i + 1)))
+        let stops: Vec<Option<Stop>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = case
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, set)| {
+                    let serial = &serial;
+                    sc.spawn(move || serial(set, Phase::Steps, Some(i + 1)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Some(Stop::new(Status::Error, "a step set crashed".into()))
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            (
-                                Vec::new(),
-                                Some(Stop {
-                                    status: Status::Error,
-                                    message: "a step set crashed".into(),
-                                }),
-                            )
-                        })
-                    })
-                    .collect()
-            });
-            for (reports, stop) in results {
-                report.steps.extend(reports);
-                if first_stop.is_none() {
-                    first_stop = stop.map(|s| Stop {
-                        status: s.status,
-                        message: format!("failed at {}", s.message),
-                    });
-                }
+                })
+                .collect()
+        });
+        for stop in stops {
+            if first_stop.is_none() {
+                first_stop = stop.map(|s| Stop {
+                    message: format!("failed at {}", s.message),
+                    ..s
+                });
             }
         }
     }
@@ -212,57 +269,59 @@ pub fn run_case(
     due.sort_by_key(|d| std::cmp::Reverse(d.0));
     let mut cleanup_stop: Option<Stop> = None;
     for (i, (_, set, step)) in due.iter().enumerate() {
+        let set = (case.steps.len() > 1 && *set > 0).then_some(*set);
         let p = StepPlace {
-            index: i + 1,
-            set: if case.steps.len() > 1 && *set > 0 {
-                Some(*set)
-            } else {
-                None
-            },
-            undo: true,
+            at: at(Phase::Cleanup, i + 1, set, true),
             honor_cancel: false,
             case_deadline: None,
             case_start_ms,
         };
         let out = run_step(shared, step, &scope, &ctx, base_dir, &p);
-        note_cleanup(&mut cleanup_stop, &out, "undo step");
-        report.cleanup.push(trim_report(out.report));
+        let done = emit_step(shared, &ctx, p.at, out.report);
+        note_cleanup(&mut cleanup_stop, &done, "undo step");
     }
     for (i, step) in case.cleanup.iter().enumerate() {
         let p = StepPlace {
-            index: i + 1,
-            set: None,
-            undo: false,
+            at: at(Phase::Cleanup, i + 1, None, false),
             honor_cancel: false,
             case_deadline: None,
             case_start_ms,
         };
         let out = run_step(shared, step, &scope, &ctx, base_dir, &p);
-        note_cleanup(&mut cleanup_stop, &out, "cleanup step");
-        report.cleanup.push(trim_report(out.report));
+        let done = emit_step(shared, &ctx, p.at, out.report);
+        note_cleanup(&mut cleanup_stop, &done, "cleanup step");
     }
 
     match (first_stop, cleanup_stop) {
         (Some(s), _) | (None, Some(s)) => {
             report.status = s.status;
             report.error = Some(s.message);
+            report.location = s.location;
         }
         (None, None) => {}
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
+    let kept = ctx.kept.into_inner().unwrap_or_default();
+    for (phase, step) in kept {
+        match phase {
+            Phase::Prepare => report.prepare.push(step),
+            Phase::Steps => report.steps.push(step),
+            _ => report.cleanup.push(step),
+        }
+    }
+    report.steps.sort_by_key(|s| s.set);
     report
 }
 
-fn note_cleanup(stop: &mut Option<Stop>, out: &StepOutcome, what: &str) {
-    if stop.is_none() && matches!(out.report.status, Status::Failed | Status::Error) {
+fn note_cleanup(stop: &mut Option<Stop>, done: &Done, what: &str) {
+    if stop.is_none() && matches!(done.status, Status::Failed | Status::Error) {
         *stop = Some(Stop {
-            status: out.report.status,
+            status: done.status,
             message: format!(
                 "cleanup failed at {what} {} ({}): {}",
-                out.report.index,
-                out.report.keyword,
-                first_problem(&out.report)
+                done.index, done.keyword, done.problem
             ),
+            location: done.location.clone(),
         });
     }
 }
@@ -300,24 +359,25 @@ fn run_serial(
     ctx: &CaseCtx,
     base_dir: &Path,
     undos: &Undos,
+    phase: Phase,
     set: Option<usize>,
-    place: &dyn Fn(usize, Option<usize>) -> StepPlace,
+    place: &dyn Fn(Phase, usize, Option<usize>) -> StepPlace,
     deadline: Instant,
     timeout: std::time::Duration,
-) -> (Vec<StepReport>, Option<Stop>) {
-    let mut reports = Vec::with_capacity(steps.len());
+) -> Option<Stop> {
     let mut stop: Option<Stop> = None;
     for (i, step) in steps.iter().enumerate() {
+        let p = place(phase, i + 1, set);
         let where_ = match set {
             Some(s) => format!("step {} of set {s}", i + 1),
             None => format!("step {}", i + 1),
         };
         if stop.is_none() {
             if shared.cancel.is_cancelled() {
-                stop = Some(Stop {
-                    status: Status::Error,
-                    message: format!("{where_}: interrupted before it started"),
-                });
+                stop = Some(Stop::new(
+                    Status::Error,
+                    format!("{where_}: interrupted before it started"),
+                ));
             } else if Instant::now() >= deadline {
                 stop = Some(Stop {
                     status: Status::Error,
@@ -325,30 +385,21 @@ fn run_serial(
                         "{where_}: case timed out after {}",
                         crate::exec::human(timeout)
                     ),
+                    location: Some(step.at.loc(step.at.step)),
                 });
             }
         }
         if stop.is_some() {
-            reports.push(StepReport {
-                index: i + 1,
-                set,
-                keyword: step.keyword.clone(),
-                remark: step.remark.clone(),
-                status: Status::Skipped,
-                ..StepReport::default()
-            });
+            emit_skipped(shared, ctx, p.at, step);
             continue;
         }
-        let out = run_step(shared, step, scope, ctx, base_dir, &place(i + 1, set));
+        let out = run_step(shared, step, scope, ctx, base_dir, &p);
         if out.ran {
             undos.push(set.unwrap_or(0), step);
         }
-        if matches!(out.report.status, Status::Failed | Status::Error) {
-            let mut msg = format!(
-                "{where_} ({}): {}",
-                step.keyword,
-                first_problem(&out.report)
-            );
+        let done = emit_step(shared, ctx, p.at, out.report);
+        if matches!(done.status, Status::Failed | Status::Error) {
+            let mut msg = format!("{where_} ({}): {}", step.keyword, done.problem);
             if Instant::now() >= deadline {
                 msg.push_str(&format!(
                     " (case timed out after {})",
@@ -358,11 +409,11 @@ fn run_serial(
                 msg.push_str(" (interrupted)");
             }
             stop = Some(Stop {
-                status: out.report.status,
+                status: done.status,
                 message: msg,
+                location: done.location,
             });
         }
-        reports.push(trim_report(out.report));
     }
-    (reports, stop)
+    stop
 }

@@ -3,9 +3,10 @@
 //! [`execute`] runs the selected case runs on a rayon pool of `jobs`
 //! threads. Service keywords share one tokio runtime and one set of pooled
 //! clients. Suites prepare lazily before their first case and clean up
-//! after their last one. Cases with a common lock never overlap. Results
-//! flow to the reporters over a channel as [`atf_reports::RunEvent`]s;
-//! only the calling thread reports.
+//! after their last one. Cases with a common lock never overlap. Everything
+//! that happens goes out over a channel as an [`atf_reports::Event`]; only
+//! the calling thread reports, and the run report is the fold of those
+//! events ([`atf_reports::ReportBuilder`]).
 
 mod case;
 pub mod context;
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use atf_reports::{CaseReport, Reporter, RunEvent, RunReport, Status, SuiteReport, Summary};
+use atf_reports::{CaseInfo, CaseReport, Event, ReportBuilder, Reporter, RunReport, Status};
 use atf_sdk::Keyword;
 use rayon::prelude::*;
 use serde_json::{Map, Value};
@@ -66,9 +67,52 @@ pub struct Shared {
     pub cancel: Arc<Cancel>,
     /// Stop starting cases after a failure.
     pub fail_fast: bool,
+    /// Where events go.
+    pub events: EventTx,
+}
+
+/// The sending end of a run's events (cloned into every thread); or, for
+/// callers that want case reports with their steps and no events (`atf
+/// load`), [`EventTx::off`].
+#[derive(Clone)]
+pub struct EventTx(Option<std::sync::mpsc::Sender<Option<Event>>>);
+
+impl EventTx {
+    /// No events: [`case::run_case`] keeps each step's report in the case
+    /// report it returns instead.
+    pub fn off() -> EventTx {
+        EventTx(None)
+    }
+
+    /// Whether events go anywhere.
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn done(&self) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(None);
+        }
+    }
+}
+
+/// The receiving end of a run's events: [`execute`] drains it.
+pub struct EventRx(std::sync::mpsc::Receiver<Option<Event>>);
+
+/// A channel for a run's events.
+pub fn event_channel() -> (EventTx, EventRx) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (EventTx(Some(tx)), EventRx(rx))
 }
 
 impl Shared {
+    /// Sends `event` to the reporting thread.
+    pub fn emit(&self, event: Event) {
+        if let Some(tx) = &self.events.0 {
+            let _ = tx.send(Some(event));
+        }
+    }
+
     /// The names seen outside any case: `--var`, the given suite vars
     /// (nearest first), the global context and the environment's vars.
     fn outer_scope<'a>(&'a self, suites: &'a [Arc<Map<String, Value>>]) -> Scope<'a> {
@@ -93,7 +137,6 @@ struct SuiteState {
     suite: Arc<Suite>,
     prepared: OnceLock<Result<Arc<Map<String, Value>>, String>>,
     remaining: AtomicUsize,
-    report: Mutex<SuiteReport>,
 }
 
 struct Locks {
@@ -176,15 +219,16 @@ pub struct ExecOptions {
     pub shard: Option<String>,
 }
 
-/// Runs `runs` and returns the run report; `reporters` see every event.
+/// Runs `runs` and returns the run report; `reporters` see every event
+/// that `shared` emits, which `events` receives.
 pub fn execute(
     shared: Arc<Shared>,
+    events: EventRx,
     runs: Vec<CaseRun>,
     opts: &ExecOptions,
     reporters: &mut [&mut dyn Reporter],
 ) -> RunReport {
     let started = Instant::now();
-    let started_at = chrono::Local::now().to_rfc3339();
     // Suites: how many selected runs each covers.
     let mut states: HashMap<PathBuf, Arc<SuiteState>> = HashMap::new();
     for run in &runs {
@@ -195,12 +239,6 @@ pub fn execute(
                         suite: s.clone(),
                         prepared: OnceLock::new(),
                         remaining: AtomicUsize::new(0),
-                        report: Mutex::new(SuiteReport {
-                            file: s.file.clone(),
-                            status: None,
-                            prepare: Vec::new(),
-                            cleanup: Vec::new(),
-                        }),
                     })
                 });
                 st.remaining.fetch_add(1, Ordering::SeqCst);
@@ -213,19 +251,31 @@ pub fn execute(
         freed: Condvar::new(),
     });
     let failed = Arc::new(AtomicBool::new(false));
-    let total = runs.len();
-    for r in reporters.iter_mut() {
-        r.on_event(&RunEvent::Started {
-            total,
+    let mut builder = ReportBuilder::new();
+    let mut deliver = |event: Event, builder: &mut ReportBuilder| {
+        builder.apply(&event);
+        for r in reporters.iter_mut() {
+            r.on_event(&event);
+        }
+    };
+    deliver(
+        Event::RunStarted {
+            started_at: chrono::Local::now().to_rfc3339(),
+            env: opts.env_name.clone(),
             jobs: opts.jobs,
-        });
-    }
+            shard: opts.shard.clone(),
+            cases: runs
+                .iter()
+                .map(|r| CaseInfo {
+                    name: r.name.clone(),
+                    file: r.file().to_string(),
+                    tags: r.tags().to_vec(),
+                })
+                .collect(),
+        },
+        &mut builder,
+    );
 
-    enum Msg {
-        Started(String),
-        Finished(usize, Box<CaseReport>),
-    }
-    let (tx, rx) = std::sync::mpsc::channel::<Msg>();
     let jobs = opts.jobs.max(1);
     let runs = Arc::new(runs);
     let worker = {
@@ -234,82 +284,46 @@ pub fn execute(
         let states = states.clone();
         let failed = failed.clone();
         std::thread::spawn(move || {
-            let pool = match rayon::ThreadPoolBuilder::new()
+            let done = shared.events.clone();
+            if let Ok(pool) = rayon::ThreadPoolBuilder::new()
                 .num_threads(jobs)
                 .thread_name(|i| format!("atf-case-{i}"))
                 .build()
             {
-                Ok(p) => p,
-                Err(_) => return,
-            };
-            pool.install(|| {
-                (0..runs.len())
-                    .into_par_iter()
-                    .with_max_len(1)
-                    .for_each(|i| {
-                        let run = &runs[i];
-                        let report =
-                            run_one(&shared, run, &states, &locks, &failed, &|name: &str| {
-                                let _ = tx.send(Msg::Started(name.to_string()));
+                pool.install(|| {
+                    (0..runs.len())
+                        .into_par_iter()
+                        .with_max_len(1)
+                        .for_each(|i| {
+                            let report = run_one(&shared, i, &runs[i], &states, &locks, &failed);
+                            if matches!(report.status, Status::Failed | Status::Error) {
+                                failed.store(true, Ordering::SeqCst);
+                            }
+                            shared.emit(Event::CaseFinished {
+                                case: i,
+                                report: Box::new(report),
                             });
-                        if matches!(report.status, Status::Failed | Status::Error) {
-                            failed.store(true, Ordering::SeqCst);
-                        }
-                        let _ = tx.send(Msg::Finished(i, Box::new(report)));
-                    });
-            });
+                        });
+                });
+            }
+            done.done();
         })
     };
-    let mut done: Vec<Option<CaseReport>> = vec![None; total];
-    for msg in rx {
-        match msg {
-            Msg::Started(name) => {
-                for r in reporters.iter_mut() {
-                    r.on_event(&RunEvent::CaseStarted { name: &name });
-                }
-            }
-            Msg::Finished(i, report) => {
-                for r in reporters.iter_mut() {
-                    r.on_event(&RunEvent::CaseFinished(&report));
-                }
-                if let Some(slot) = done.get_mut(i) {
-                    *slot = Some(*report);
-                }
-            }
-        }
+    while let Ok(Some(event)) = events.0.recv() {
+        deliver(event, &mut builder);
     }
     let _ = worker.join();
-    let cases: Vec<CaseReport> = done
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            c.unwrap_or_else(|| CaseReport {
-                name: runs[i].name.clone(),
-                file: runs[i].file().to_string(),
-                tags: runs[i].tags().to_vec(),
-                status: Status::Error,
-                error: Some("the case did not report (runner crash)".into()),
-                ..CaseReport::default()
-            })
-        })
-        .collect();
-    let mut suites: Vec<SuiteReport> = states
-        .values()
-        .filter_map(|s| s.report.lock().ok().map(|r| r.clone()))
-        .filter(|r| !r.prepare.is_empty() || !r.cleanup.is_empty() || r.status.is_some())
-        .collect();
-    suites.sort_by(|a, b| a.file.cmp(&b.file));
     let duration_ms = started.elapsed().as_millis() as u64;
-    let report = RunReport {
-        summary: Summary::count(&cases, duration_ms),
-        env: opts.env_name.clone(),
-        started_at,
-        shard: opts.shard.clone(),
-        suites,
-        cases,
-    };
+    deliver(
+        Event::RunFinished {
+            summary: builder.summary(duration_ms),
+            interrupted: shared.cancel.is_cancelled(),
+        },
+        &mut builder,
+    );
+    let report = builder.finish();
     for r in reporters.iter_mut() {
-        r.on_event(&RunEvent::Finished(&report));
+        r.on_report(&report);
     }
     report
 }
@@ -328,11 +342,11 @@ fn skipped(run: &CaseRun, why: &str) -> CaseReport {
 
 fn run_one(
     shared: &Shared,
+    index: usize,
     run: &CaseRun,
     states: &HashMap<PathBuf, Arc<SuiteState>>,
     locks: &Locks,
     failed: &AtomicBool,
-    on_start: &dyn Fn(&str),
 ) -> CaseReport {
     let case = match &run.case {
         Ok(c) => c.clone(),
@@ -349,6 +363,7 @@ fn run_one(
                 tags: broken.tags.clone(),
                 status: Status::Error,
                 error: Some(message.trim_end().to_string()),
+                location: broken.errors.first().and_then(|d| d.location_of()),
                 ..CaseReport::default()
             };
         }
@@ -365,9 +380,12 @@ fn run_one(
     } else if !locks.acquire(&case.locks, &shared.cancel) {
         skipped(run, "not started: the run was interrupted")
     } else {
-        on_start(&run.name);
+        shared.emit(Event::CaseStarted {
+            case: index,
+            name: run.name.clone(),
+        });
         let report = match prepare_suites(shared, &my_suites) {
-            Ok(vars) => case::run_case(shared, run, &case, &vars),
+            Ok(vars) => case::run_case(shared, index, run, &case, &vars),
             Err(e) => CaseReport {
                 name: run.name.clone(),
                 file: case.file.clone(),
@@ -412,9 +430,10 @@ fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVar
                 base_dir,
                 &shared.overrides,
             ) {
-                if let Ok(mut r) = st.report.lock() {
-                    r.status = Some(Status::Error);
-                }
+                shared.emit(Event::SuitePrepared {
+                    suite: st.suite.file.clone(),
+                    status: Status::Error,
+                });
                 return Err(format!("suite {}: {e}", st.suite.file));
             }
             let vars = Arc::new(vars);
@@ -424,18 +443,19 @@ fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVar
             let sink = GlobalSink(&shared.global);
             let start_ms = chrono::Utc::now().timestamp_millis();
             for (j, step) in st.suite.prepare.iter().enumerate() {
-                let place = StepPlace::suite(j + 1, true, start_ms);
+                let place = StepPlace::suite(&st.suite.file, j + 1, true, start_ms);
                 let out = run_step(shared, step, &scope, &sink, base_dir, &place);
                 let status = out.report.status;
                 let problem = first_problem(&out.report);
-                let rep = case::trim_report(out.report);
-                if let Ok(mut r) = st.report.lock() {
-                    r.prepare.push(rep);
-                }
+                shared.emit(Event::StepFinished {
+                    step: place.at,
+                    report: Box::new(case::trim_report(out.report)),
+                });
                 if matches!(status, Status::Failed | Status::Error) {
-                    if let Ok(mut r) = st.report.lock() {
-                        r.status = Some(status);
-                    }
+                    shared.emit(Event::SuitePrepared {
+                        suite: st.suite.file.clone(),
+                        status,
+                    });
                     return Err(format!(
                         "suite {} prepare failed at step {} ({}): {problem}",
                         st.suite.file,
@@ -444,9 +464,10 @@ fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVar
                     ));
                 }
             }
-            if let Ok(mut r) = st.report.lock() {
-                r.status.get_or_insert(Status::Passed);
-            }
+            shared.emit(Event::SuitePrepared {
+                suite: st.suite.file.clone(),
+                status: Status::Passed,
+            });
             Ok(vars)
         });
         if let Err(e) = outcome {
@@ -468,16 +489,23 @@ fn cleanup_suite(shared: &Shared, st: &Arc<SuiteState>, chain: &[Arc<SuiteState>
     let scope = shared.outer_scope(&suites);
     let sink = GlobalSink(&shared.global);
     let start_ms = chrono::Utc::now().timestamp_millis();
+    let mut worst = Status::Passed;
     for (j, step) in st.suite.cleanup.iter().enumerate() {
-        let place = StepPlace::suite(j + 1, false, start_ms);
+        let place = StepPlace::suite(&st.suite.file, j + 1, false, start_ms);
         let out = run_step(shared, step, &scope, &sink, &st.suite.dir, &place);
         let status = out.report.status;
-        let rep = case::trim_report(out.report);
-        if let Ok(mut r) = st.report.lock() {
-            if matches!(status, Status::Failed | Status::Error) && r.status != Some(Status::Error) {
-                r.status = Some(status);
-            }
-            r.cleanup.push(rep);
+        if matches!(status, Status::Failed | Status::Error) && worst != Status::Error {
+            worst = status;
         }
+        shared.emit(Event::StepFinished {
+            step: place.at,
+            report: Box::new(case::trim_report(out.report)),
+        });
+    }
+    if !st.suite.cleanup.is_empty() {
+        shared.emit(Event::SuiteCleaned {
+            suite: st.suite.file.clone(),
+            status: worst,
+        });
     }
 }

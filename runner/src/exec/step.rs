@@ -5,12 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atf_reports::{Failure, Status, StepReport};
+use atf_reports::{Event, Failure, Location, Phase, Status, StepRef, StepReport};
 use atf_sdk::{Call, Host, Keyword};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::Shared;
-use crate::model::Step;
+use crate::expect::JsonPath;
+use crate::model::{ExpectCode, SaveCode, SavePath, Step};
 use crate::resolve::{Lookup, Resolver};
 
 /// Where a step's `save` goes.
@@ -53,12 +54,8 @@ impl Host for StepHost<'_> {
 
 /// Where a step stands in its case.
 pub struct StepPlace {
-    /// Index in its phase or set, from 1.
-    pub index: usize,
-    /// Step set, from 1, when there are several.
-    pub set: Option<usize>,
-    /// An undo step.
-    pub undo: bool,
+    /// Which step, as events name it.
+    pub at: StepRef,
     /// Ctrl-C cuts it short.
     pub honor_cancel: bool,
     /// The case's deadline, if it binds this step.
@@ -68,12 +65,21 @@ pub struct StepPlace {
 }
 
 impl StepPlace {
-    /// A step of a suite's prepare (`honor_cancel`) or cleanup.
-    pub fn suite(index: usize, honor_cancel: bool, start_ms: i64) -> StepPlace {
+    /// Step `index` of the prepare (`honor_cancel`) or cleanup of `suite`.
+    pub fn suite(suite: &str, index: usize, honor_cancel: bool, start_ms: i64) -> StepPlace {
         StepPlace {
-            index,
-            set: None,
-            undo: false,
+            at: StepRef {
+                case: None,
+                suite: Some(suite.to_string()),
+                phase: if honor_cancel {
+                    Phase::SuitePrepare
+                } else {
+                    Phase::SuiteCleanup
+                },
+                index,
+                set: None,
+                undo: false,
+            },
             honor_cancel,
             case_deadline: None,
             case_start_ms: start_ms,
@@ -92,9 +98,9 @@ pub fn run_step(
 ) -> StepOutcome {
     let started = Instant::now();
     let mut report = StepReport {
-        index: place.index,
-        set: place.set,
-        undo: place.undo,
+        index: place.at.index,
+        set: place.at.set,
+        undo: place.at.undo,
         keyword: step.keyword.clone(),
         remark: step.remark.clone(),
         status: Status::Error,
@@ -104,14 +110,20 @@ pub fn run_step(
         result: Value::Null,
         failures: Vec::new(),
         error: None,
+        location: None,
     };
     let mut ran = false;
+    let at = &step.at;
     let finish = |mut report: StepReport, ran: bool| {
         report.duration_ms = started.elapsed().as_millis() as u64;
+        if report.location.is_none() {
+            report.location = report.failures.first().and_then(|f| f.location.clone());
+        }
         StepOutcome { report, ran }
     };
     let Some(keyword) = shared.keywords.get(&step.keyword) else {
         report.error = Some(format!("unknown keyword `{}`", step.keyword));
+        report.location = Some(at.loc(at.keyword));
         return finish(report, ran);
     };
     let keyword: Arc<dyn Keyword> = keyword.clone();
@@ -127,21 +139,32 @@ pub fn run_step(
         report.attempts += 1;
         report.failures.clear();
         report.error = None;
+        report.location = None;
+        if shared.events.is_on() {
+            shared.emit(Event::StepStarted {
+                step: place.at.clone(),
+                keyword: step.keyword.clone(),
+                remark: step.remark.clone(),
+                attempt: report.attempts,
+            });
+        }
         // Placeholders are resolved on every attempt: saved values may change
         // between attempts of a step in a parallel step set.
-        let args = match crate::resolve::resolve(&step.args, &resolver) {
+        let args = match render_args(step, &resolver) {
             Ok(a) => a,
             Err(e) => {
                 report.error = Some(format!("args: {e}"));
+                report.location = Some(failing_arg(step, &resolver));
                 return finish(report, ran);
             }
         };
         shared.masker.add_from_args(&args);
-        let expect = match resolve_map(&step.expect, &resolver) {
+        let expect = match resolve_map(&step.code.expect, &resolver) {
             Ok(x) => x,
-            Err(e) => {
+            Err((key, e)) => {
                 report.args = args;
-                report.error = Some(format!("expect: {e}"));
+                report.error = Some(format!("expect: `{key}`: {e}"));
+                report.location = Some(at.expect_loc(&key));
                 return finish(report, ran);
             }
         };
@@ -163,10 +186,15 @@ pub fn run_step(
             Err(e) => {
                 report.status = Status::Error;
                 report.result = Value::Null;
+                report.location = Some(match at.timeout {
+                    Some(p) if e.contains("timed out") => at.loc(p),
+                    _ => at.loc(at.keyword),
+                });
                 report.error = Some(e);
             }
             Ok(result) => {
-                match crate::expect::check(&result, &expect) {
+                let compiled = step.code.expect.iter().map(|e| &e.path).zip(expect.iter());
+                match crate::expect::check_compiled(&result, compiled) {
                     Ok(failures) if failures.is_empty() => {
                         match save(step, &result, &resolver, sink) {
                             Ok(()) => {
@@ -180,12 +208,17 @@ pub fn run_step(
                             }
                         }
                     }
-                    Ok(failures) => {
+                    Ok(mut failures) => {
+                        for f in &mut failures {
+                            f.location = Some(at.expect_loc(&f.path));
+                        }
                         report.status = Status::Failed;
                         report.failures = failures;
                     }
                     Err(e) => {
                         report.status = Status::Error;
+                        let key = step.expect.keys().find(|k| e.starts_with(k.as_str()));
+                        report.location = Some(key.map_or(at.loc(at.step), |k| at.expect_loc(k)));
                         report.error = Some(format!("expect: {e}"));
                         report.result = result;
                         return finish(report, ran);
@@ -196,6 +229,13 @@ pub fn run_step(
         }
         if report.attempts >= times {
             return finish(report, ran);
+        }
+        if shared.events.is_on() {
+            shared.emit(Event::StepRetrying {
+                step: place.at.clone(),
+                attempt: report.attempts,
+                reason: crate::exec::first_problem(&report),
+            });
         }
         // Wait before the next attempt, unless the case or run is ending.
         let wake = Instant::now() + interval;
@@ -231,13 +271,31 @@ fn call_keyword(keyword: &dyn Keyword, call: &Call<'_>) -> Result<Value, String>
     }
 }
 
-fn resolve_map(m: &Map<String, Value>, r: &Resolver<'_>) -> Result<Map<String, Value>, String> {
-    let mut out = Map::with_capacity(m.len());
-    for (k, v) in m {
-        let v = crate::resolve::resolve(v, r).map_err(|e| format!("`{k}`: {e}"))?;
-        out.insert(k.clone(), v);
+/// The step's arguments, rendered from their compiled template.
+fn render_args(step: &Step, r: &Resolver<'_>) -> Result<Value, crate::resolve::ResolveError> {
+    match &step.code.args {
+        Some(t) => t.render(r),
+        None => Ok(step.args.clone()),
     }
-    Ok(out)
+}
+
+/// Renders each expected value; the error names the key that failed.
+fn resolve_map(
+    m: &[ExpectCode],
+    r: &Resolver<'_>,
+) -> Result<Vec<Value>, (String, crate::resolve::ResolveError)> {
+    m.iter()
+        .map(|e| e.value.render(r).map_err(|err| (e.key.clone(), err)))
+        .collect()
+}
+
+/// Where the argument whose placeholder failed is (only called on that
+/// error path): the first top-level argument that does not resolve.
+fn failing_arg(step: &Step, r: &Resolver<'_>) -> Location {
+    match step.code.args.as_ref().and_then(|t| t.failing_member(r)) {
+        Some(k) => step.at.arg_loc(k),
+        None => step.at.loc(step.at.args),
+    }
 }
 
 fn save(
@@ -254,34 +312,59 @@ fn save(
         }
     }
     let mut failures = Vec::new();
-    let mut values = Vec::with_capacity(step.save.len());
-    for (name, path) in &step.save {
-        let path = match crate::resolve::resolve(path, r) {
-            Ok(Value::String(p)) => p,
-            Ok(other) => other.to_string(),
-            Err(e) => {
-                failures.push(Failure {
-                    path: format!("save.{name}"),
-                    expected: path.clone(),
-                    actual: Value::Null,
-                    message: e.to_string(),
-                });
-                continue;
-            }
+    let mut values = Vec::with_capacity(step.code.save.len());
+    for SaveCode { name, path } in &step.code.save {
+        let rendered;
+        let path = match path {
+            SavePath::Fixed(p) => p,
+            SavePath::Template(t) => match t.render(r).map(|v| match v {
+                Value::String(p) => p,
+                other => other.to_string(),
+            }) {
+                Ok(text) => match JsonPath::parse(&text) {
+                    Ok(p) => {
+                        rendered = p;
+                        &rendered
+                    }
+                    Err(e) => {
+                        failures.push(Failure {
+                            path: text.clone(),
+                            expected: Value::Null,
+                            actual: Value::Null,
+                            message: format!("save `{name}`: {text}: {e}"),
+                            location: Some(step.at.save_loc(name)),
+                        });
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    failures.push(Failure {
+                        path: format!("save.{name}"),
+                        expected: step.save.get(name).cloned().unwrap_or(Value::Null),
+                        actual: Value::Null,
+                        message: e.to_string(),
+                        location: Some(step.at.save_loc(name)),
+                    });
+                    continue;
+                }
+            },
         };
-        match crate::expect::select(result, &path) {
+        let text = path.as_str();
+        match path.select(result).map(|s| s.to_value()) {
             Ok(Some(v)) => values.push((name, v)),
             Ok(None) => failures.push(Failure {
-                path: path.clone(),
+                path: text.to_string(),
                 expected: Value::String(format!("a value to save as `{name}`")),
                 actual: Value::Null,
-                message: format!("save `{name}`: nothing at {path}"),
+                message: format!("save `{name}`: nothing at {text}"),
+                location: Some(step.at.save_loc(name)),
             }),
             Err(e) => failures.push(Failure {
-                path: path.clone(),
+                path: text.to_string(),
                 expected: Value::Null,
                 actual: Value::Null,
-                message: format!("save `{name}`: {e}"),
+                message: format!("save `{name}`: {text}: {e}"),
+                location: Some(step.at.save_loc(name)),
             }),
         }
     }

@@ -8,7 +8,10 @@ use serde_json::{Map, Value};
 use super::Catalog;
 use super::fields::{Src, child, kind};
 use crate::diag::did_you_mean;
-use crate::model::{Case, Retry, Step, Suite};
+use crate::jsonpos::Pos;
+use crate::model::{Case, ExpectCode, Retry, SaveCode, SavePath, Step, StepAt, StepCode, Suite};
+use atf_expect::JsonPath;
+use atf_template::Template;
 
 const STEP_FIELDS: &[&str] = &[
     "keyword", "remark", "args", "expect", "save", "retry", "timeout", "undo",
@@ -190,6 +193,72 @@ pub fn step(
         }
     };
     let remark = src.opt_str(obj, ptr, "remark");
+    let here = src.pos.nearest(ptr).unwrap_or_default();
+    let at_key = |src: &Src<'_>, field: &str, map: &Map<String, Value>| -> Vec<(String, Pos)> {
+        let fptr = child(ptr, field);
+        map.keys()
+            .map(|k| {
+                let p = src.pos.key_or_value(&child(&fptr, k)).unwrap_or(here);
+                (k.clone(), p)
+            })
+            .collect()
+    };
+    // Placeholders are parsed here, once; a malformed one is a load error
+    // at its field.
+    let compile = |src: &mut Src<'_>, fptr: String, v: &Value| -> Template {
+        match Template::compile(v) {
+            Ok(t) => t,
+            Err(e) => {
+                src.error(&fptr, e.message);
+                Template::Const(Value::Null)
+            }
+        }
+    };
+    let mut code = StepCode {
+        args: Some(compile(src, child(ptr, "args"), &args)),
+        ..StepCode::default()
+    };
+    for (k, v) in &expect {
+        let value = compile(src, child(&child(ptr, "expect"), k), v);
+        // A malformed key was reported by `expect::validate` above.
+        if let Ok(path) = JsonPath::parse(k) {
+            code.expect.push(ExpectCode {
+                key: k.clone(),
+                path,
+                value,
+            });
+        }
+    }
+    for (name, v) in &save {
+        let Value::String(text) = v else { continue };
+        let sptr = child(&child(ptr, "save"), name);
+        let path = if text.contains("${") {
+            SavePath::Template(compile(src, sptr, v))
+        } else {
+            match JsonPath::parse(text) {
+                Ok(p) => SavePath::Fixed(p),
+                Err(e) => {
+                    src.error(&sptr, format!("`save.{name}`: {e}"));
+                    continue;
+                }
+            }
+        };
+        code.save.push(SaveCode {
+            name: name.clone(),
+            path,
+        });
+    }
+    let empty = Map::new();
+    let at = StepAt {
+        file: Arc::from(src.file.to_string_lossy().as_ref()),
+        step: here,
+        keyword: src.pos.nearest(&child(ptr, "keyword")).unwrap_or(here),
+        args: src.pos.value(&child(ptr, "args")).unwrap_or(here),
+        arg_keys: at_key(src, "args", args.as_object().unwrap_or(&empty)),
+        timeout: src.pos.value(&child(ptr, "timeout")),
+        expect: at_key(src, "expect", &expect),
+        save: at_key(src, "save", &save),
+    };
     Some(Step {
         keyword,
         remark,
@@ -200,6 +269,8 @@ pub fn step(
         timeout,
         undo,
         line,
+        at: Arc::new(at),
+        code: Arc::new(code),
     })
 }
 

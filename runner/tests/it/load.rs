@@ -87,3 +87,52 @@ fn an_unknown_environment_is_a_usage_error_naming_the_known_ones() {
         out.stderr
     );
 }
+
+#[test]
+fn absurd_durations_bad_save_paths_and_malformed_placeholders_are_load_errors() {
+    let p = Project::new();
+    p.file(
+        "ok.case.json",
+        json!({ "steps": [ {"keyword": "log", "args": {"message": "fine"}} ] }),
+    );
+    p.file(
+        "huge.case.json",
+        "{\n  \"timeout\": \"99999999999999h\",\n  \"steps\": [\n    {\"keyword\": \"log\", \"args\": {\"message\": \"x\"},\n     \"retry\": {\"times\": 2, \"interval\": 1e300}}\n  ]\n}",
+    );
+    p.file(
+        "save.case.json",
+        "{\n  \"steps\": [\n    {\"keyword\": \"assert\", \"args\": {\"value\": 1},\n     \"save\": {\"v\": \"$.value[\"}}\n  ]\n}",
+    );
+    p.file(
+        "ph.case.json",
+        "{\n  \"steps\": [\n    {\"keyword\": \"log\", \"args\": {\"message\": \"${upper(}\"}}\n  ]\n}",
+    );
+    let out = p.atf(&["run"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let r = p.report();
+    assert_eq!(case(&r, "ok")["status"], "passed");
+    let huge = case(&r, "huge")["error"].as_str().unwrap().to_string();
+    assert!(huge.contains("huge.case.json:2:14"), "{huge}");
+    assert!(huge.contains("at most 365 days"), "{huge}");
+    assert!(
+        huge.contains("huge.case.json:5:"),
+        "the retry interval too: {huge}"
+    );
+    let save = case(&r, "save")["error"].as_str().unwrap().to_string();
+    assert!(save.contains("save.case.json:4:"), "{save}");
+    assert!(save.contains("`save.v`"), "{save}");
+    let ph = case(&r, "ph")["error"].as_str().unwrap().to_string();
+    assert!(ph.contains("ph.case.json:3:"), "{ph}");
+    assert!(ph.contains("malformed placeholder"), "{ph}");
+    // `atf check` finds the same, without running anything.
+    let check = p.atf(&["check"]);
+    assert_eq!(check.code, 1);
+    for needle in ["at most 365 days", "`save.v`", "malformed placeholder"] {
+        assert!(
+            check.stdout.contains(needle) || check.stderr.contains(needle),
+            "{needle}: {}{}",
+            check.stdout,
+            check.stderr
+        );
+    }
+}

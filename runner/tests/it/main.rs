@@ -3,6 +3,7 @@
 
 mod cli;
 mod console;
+mod events;
 mod flow;
 mod http;
 mod interrupt;

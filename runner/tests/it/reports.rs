@@ -177,8 +177,18 @@ fn report_json_has_every_field_the_spec_lists() {
     let f = failures[0].as_object().unwrap();
     let mut keys: Vec<&str> = f.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["actual", "expected", "message", "path"]);
+    assert_eq!(keys, ["actual", "expected", "location", "message", "path"]);
     assert_eq!(f["path"], "$.body.body");
+    assert!(
+        f["location"]["line"].as_u64().is_some_and(|l| l > 0),
+        "{f:?}"
+    );
+    assert!(
+        f["location"]["file"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(".case.json")),
+        "{f:?}"
+    );
     assert_eq!(f["expected"], "paid");
     assert_eq!(f["actual"], HOSTILE);
     assert!(f["message"].as_str().is_some_and(|m| !m.is_empty()));
