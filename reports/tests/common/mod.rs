@@ -78,12 +78,14 @@ pub fn sample() -> RunReport {
                     expected: json!(200),
                     actual: json!(500),
                     message: "expected 200, got 500".into(),
+                    location: None,
                 },
                 Failure {
                     path: "$.body".into(),
                     expected: json!({ "$contains": "paid" }),
                     actual: json!(HOSTILE),
                     message: format!("{HOSTILE} does not contain \"paid\""),
+                    location: None,
                 },
             ],
             ..step(1, "http.request", Status::Failed)
@@ -157,6 +159,7 @@ pub fn sample() -> RunReport {
         env: Some("local".into()),
         started_at: "2026-11-20T10:15:00+01:00".into(),
         shard: None,
+        interrupted: false,
         suites: vec![SuiteReport {
             file: "users/suite.json".into(),
             status: Some(Status::Failed),
@@ -167,6 +170,7 @@ pub fn sample() -> RunReport {
                     expected: json!(1),
                     actual: json!(0),
                     message: "expected 1, got 0".into(),
+                    location: None,
                 }],
                 ..step(1, "mysql.exec", Status::Failed)
             }],
