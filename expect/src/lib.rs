@@ -31,10 +31,7 @@ pub fn check(actual: &Value, expect: &Map<String, Value>) -> Result<Vec<Failure>
     for key in expect.keys() {
         paths.push(JsonPath::parse(key).map_err(|e| format!("{key}: {e}"))?);
     }
-    check_compiled(
-        actual,
-        paths.iter().zip(expect.values()).map(|(p, v)| (p, v)),
-    )
+    check_compiled(actual, paths.iter().zip(expect.values()))
 }
 
 /// [`check`] with the keys parsed already (at load time): each item is a
