@@ -111,6 +111,49 @@ struct Resource {
     pool: Pool,
     /// `pg resource `name` (user@host:port/db)`, for messages (no password).
     label: String,
+    /// The TLS connector, when the resource uses TLS (cancel requests need it too).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Resource {
+    /// A pooled connection, within `deadline`.
+    async fn client(
+        &self,
+        deadline: tokio::time::Instant,
+        limit: Duration,
+    ) -> Result<Object, KeywordError> {
+        match tokio::time::timeout_at(deadline, self.pool.get()).await {
+            Ok(r) => r.map_err(|e| connect_error(&self.label, e)),
+            Err(_) => Err(self.timed_out(limit)),
+        }
+    }
+
+    /// The error of a step whose time ran out.
+    fn timed_out(&self, limit: Duration) -> KeywordError {
+        KeywordError::new(format!(
+            "{} did not answer within the step timeout ({} ms)",
+            self.label,
+            limit.as_millis()
+        ))
+    }
+
+    /// Gives up on a connection whose statement outlived its step: asks the
+    /// server to cancel the statement and takes the connection out of the
+    /// pool (the next step gets a fresh one instead of waiting behind it).
+    fn abandon(&self, client: Object) {
+        let token = client.cancel_token();
+        let tls = self.tls.clone();
+        tokio::spawn(async move {
+            let cancel = async {
+                let _ = match tls {
+                    Some(tls) => token.cancel_query(tls).await,
+                    None => token.cancel_query(NoTls).await,
+                };
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), cancel).await;
+        });
+        drop(Object::take(client));
+    }
 }
 
 /// The connection pools of the pg resources, shared by both keywords.
@@ -245,19 +288,19 @@ fn new_resource(name: &str, settings: &Value) -> Result<Resource, KeywordError> 
     let manager_config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
-    let manager = match config.get_ssl_mode() {
-        SslMode::Disable => Manager::from_config(config, NoTls, manager_config),
-        _ => Manager::from_config(
-            config,
-            tls::connector(s.insecure).map_err(bad)?,
-            manager_config,
-        ),
+    let tls = match config.get_ssl_mode() {
+        SslMode::Disable => None,
+        _ => Some(tls::connector(s.insecure).map_err(bad)?),
+    };
+    let manager = match &tls {
+        None => Manager::from_config(config, NoTls, manager_config),
+        Some(tls) => Manager::from_config(config, tls.clone(), manager_config),
     };
     let pool = Pool::builder(manager)
         .max_size(s.pool_max)
         .build()
         .map_err(|e| bad(format!("cannot make its pool: {e}")))?;
-    Ok(Resource { pool, label })
+    Ok(Resource { pool, label, tls })
 }
 
 /// An error and the errors it wraps, in words, each once.
@@ -368,50 +411,36 @@ async fn query_once(
     })
 }
 
-/// A step's deadline over `fut`, naming the resource when it runs out.
-async fn within<T>(
-    remaining: Duration,
-    label: &str,
-    fut: impl std::future::Future<Output = Result<T, KeywordError>>,
-) -> Result<T, KeywordError> {
-    match tokio::time::timeout(remaining, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(KeywordError::new(format!(
-            "{label} did not answer within the step timeout ({} ms)",
-            remaining.as_millis()
-        ))),
-    }
-}
-
 impl Pools {
     fn query(&self, c: &Call<'_>, sql: String, params: Vec<Value>) -> Result<Rows, KeywordError> {
         let res = self.resource(c.resource()?)?;
         let remaining = c.remaining();
         crate::run_on(&self.env.runtime, async move {
-            within(remaining, &res.label, async {
-                let client = res
-                    .pool
-                    .get()
-                    .await
-                    .map_err(|e| connect_error(&res.label, e))?;
-                let bound: Vec<param::Param<'_>> = params.iter().map(param::Param).collect();
-                let origin = Origin {
-                    text: &sql,
-                    line_offset: 0,
-                };
+            let deadline = tokio::time::Instant::now() + remaining;
+            let client = res.client(deadline, remaining).await?;
+            let bound: Vec<param::Param<'_>> = params.iter().map(param::Param).collect();
+            let origin = Origin {
+                text: &sql,
+                line_offset: 0,
+            };
+            let work = async {
                 match query_once(&client, &sql, &bound).await {
                     Ok(rows) => Ok(rows),
                     Err(e) if stale_statement(&e) => {
                         // The schema changed under a cached statement: prepare it again, once.
                         client.statement_cache.remove(&sql, &[]);
-                        query_once(&client, &sql, &bound)
-                            .await
-                            .map_err(|e| KeywordError::new(error_text(&e, Some(&origin))))
+                        query_once(&client, &sql, &bound).await
                     }
-                    Err(e) => Err(KeywordError::new(error_text(&e, Some(&origin)))),
+                    Err(e) => Err(e),
                 }
-            })
-            .await
+            };
+            match tokio::time::timeout_at(deadline, work).await {
+                Ok(r) => r.map_err(|e| KeywordError::new(error_text(&e, Some(&origin)))),
+                Err(_) => {
+                    res.abandon(client);
+                    Err(res.timed_out(remaining))
+                }
+            }
         })
     }
 
@@ -424,12 +453,9 @@ impl Pools {
         let res = self.resource(c.resource()?)?;
         let remaining = c.remaining();
         crate::run_on(&self.env.runtime, async move {
-            within(remaining, &res.label, async {
-                let client = res
-                    .pool
-                    .get()
-                    .await
-                    .map_err(|e| connect_error(&res.label, e))?;
+            let deadline = tokio::time::Instant::now() + remaining;
+            let client = res.client(deadline, remaining).await?;
+            let work = async {
                 let mut affected = 0;
                 let mut statements = 0;
                 let mut count = |messages: Vec<SimpleQueryMessage>| {
@@ -468,8 +494,14 @@ impl Pools {
                     }
                 }
                 Ok((affected, statements))
-            })
-            .await
+            };
+            match tokio::time::timeout_at(deadline, work).await {
+                Ok(r) => r,
+                Err(_) => {
+                    res.abandon(client);
+                    Err(res.timed_out(remaining))
+                }
+            }
         })
     }
 }

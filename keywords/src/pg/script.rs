@@ -17,16 +17,14 @@ pub(crate) struct Statement<'a> {
 pub(crate) fn split(script: &str) -> Vec<Statement<'_>> {
     let bytes = script.as_bytes();
     let mut out = Vec::new();
-    let mut start = 0;
-    let mut has_code = false;
+    let mut code: Option<usize> = None;
     let mut i = 0;
-    fn push<'a>(out: &mut Vec<Statement<'a>>, script: &'a str, from: usize, to: usize, code: bool) {
-        if code {
-            let text = &script[from..to];
-            let lead = text.len() - text.trim_start().len();
+    // A statement starts at its first code, after any blanks and comments.
+    fn push<'a>(out: &mut Vec<Statement<'a>>, script: &'a str, code: Option<usize>, to: usize) {
+        if let Some(from) = code {
             out.push(Statement {
-                sql: text.trim(),
-                line: line_col(script, from + lead).0,
+                sql: script[from..to].trim_end(),
+                line: line_col(script, from).0,
             });
         }
     }
@@ -54,7 +52,7 @@ pub(crate) fn split(script: &str) -> Vec<Statement<'_>> {
                 continue;
             }
             b'\'' => {
-                has_code = true;
+                code.get_or_insert(i);
                 let escapes = i > 0
                     && matches!(bytes[i - 1], b'E' | b'e')
                     && (i < 2 || !is_ident(bytes[i - 2]));
@@ -62,13 +60,13 @@ pub(crate) fn split(script: &str) -> Vec<Statement<'_>> {
                 continue;
             }
             b'"' => {
-                has_code = true;
+                code.get_or_insert(i);
                 i = quoted_end(bytes, i, b'"', false);
                 continue;
             }
             b'$' if i == 0 || !is_ident(bytes[i - 1]) => {
                 if let Some(tag_len) = dollar_tag(&bytes[i..]) {
-                    has_code = true;
+                    code.get_or_insert(i);
                     let tag = &script[i..i + tag_len];
                     let body = i + tag_len;
                     i = script[body..]
@@ -76,19 +74,20 @@ pub(crate) fn split(script: &str) -> Vec<Statement<'_>> {
                         .map_or(bytes.len(), |n| body + n + tag_len);
                     continue;
                 }
-                has_code = true;
+                code.get_or_insert(i);
             }
             b';' => {
-                push(&mut out, script, start, i, has_code);
-                start = i + 1;
-                has_code = false;
+                push(&mut out, script, code, i);
+                code = None;
             }
-            c if !c.is_ascii_whitespace() => has_code = true,
+            c if !c.is_ascii_whitespace() => {
+                code.get_or_insert(i);
+            }
             _ => {}
         }
         i += 1;
     }
-    push(&mut out, script, start, bytes.len(), has_code);
+    push(&mut out, script, code, bytes.len());
     out
 }
 
@@ -167,7 +166,7 @@ mod tests {
             sqls("insert into t values ('a;b', \"c;d\"); -- x; y\nselect 2 /* ; /* ; */ ; */;"),
             [
                 "insert into t values ('a;b', \"c;d\")",
-                "-- x; y\nselect 2 /* ; /* ; */ ; */"
+                "select 2 /* ; /* ; */ ; */"
             ]
         );
         assert_eq!(

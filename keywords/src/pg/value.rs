@@ -90,6 +90,7 @@ const REGDICTIONARY: u32 = 3769;
 const REGNAMESPACE: u32 = 4089;
 const REGROLE: u32 = 4096;
 const JSONPATH: u32 = 4072;
+const RECORD: u32 = 2249;
 
 /// Converts one non-null value of type `ty` from its binary form.
 pub(crate) fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
@@ -163,6 +164,8 @@ pub(crate) fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
             }
             Value::String(text)
         }
+        // An anonymous row, `ROW(1, 'x')`: its fields say their own types.
+        RECORD => composite(&[], raw)?,
         // An extension type whose binary form is its text.
         _ if ty.name() == "citext" => Value::String(wire::text_from_sql(raw)?.to_string()),
         _ => Value::String(base64_of(raw)),
@@ -417,13 +420,14 @@ fn nest(dims: &[usize], items: &mut impl Iterator<Item = Value>) -> Value {
     }
 }
 
-/// A composite (row) value as an object keyed by field name.
+/// A composite (row) value as an object keyed by field name (`f1`, `f2`, …
+/// for an anonymous record, whose field types must then be built-in ones).
 fn composite(fields: &[tokio_postgres::types::Field], raw: &[u8]) -> Result<Value, BoxError> {
     let mut at = 0;
     let count = i32::from_be_bytes(take(raw, &mut at)?);
     let mut obj = Map::new();
     for i in 0..usize::try_from(count).unwrap_or(0) {
-        let _oid = u32::from_be_bytes(take(raw, &mut at)?);
+        let oid = u32::from_be_bytes(take(raw, &mut at)?);
         let len = i32::from_be_bytes(take(raw, &mut at)?);
         let value = if len < 0 {
             Value::Null
@@ -433,8 +437,12 @@ fn composite(fields: &[tokio_postgres::types::Field], raw: &[u8]) -> Result<Valu
                 .get(at..at + len)
                 .ok_or("composite value shorter than its fields")?;
             at += len;
-            match fields.get(i) {
-                Some(f) => decode(f.type_(), bytes)?,
+            match fields
+                .get(i)
+                .map(|f| f.type_().clone())
+                .or_else(|| Type::from_oid(oid))
+            {
+                Some(ty) => decode(&ty, bytes)?,
                 None => Value::String(base64_of(bytes)),
             }
         };
