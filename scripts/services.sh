@@ -5,6 +5,12 @@
 #   tansu    127.0.0.1:9092, a Kafka-protocol broker (in-memory storage),
 #            installed by scripts/ensure-tools.sh --broker when missing,
 #            and the Kafka topics listed in TOPICS below.
+#   PostgreSQL  127.0.0.1:5432 (trust for 127.0.0.1; users postgres and root; database `test`)
+#   RabbitMQ    127.0.0.1:5672 (guest/guest)
+#   Mosquitto   127.0.0.1:1883 (MQTT, anonymous)
+#   NATS        127.0.0.1:4222 with JetStream
+# The last four come from Debian's packages (postgresql, rabbitmq-server,
+# mosquitto, nats-server), installed with apt-get when missing.
 # A service that already answers is left alone. Safe to run again.
 #
 # Environment:
@@ -45,6 +51,24 @@ wait_for() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+apt_updated=""
+# apt_install PACKAGE...: install Debian packages (apt-get update once per run).
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "$* missing and this is not a Debian machine: install them"
+  if [ -z "$apt_updated" ]; then
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  log "installing Debian packages: $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# as_user USER COMMAND...: run COMMAND as USER (for PostgreSQL's peer-authenticated socket).
+as_user() {
+  local user="$1"; shift
+  if [ "$(id -u)" = 0 ]; then runuser -u "$user" -- "$@"; else sudo -u "$user" "$@"; fi
+}
+
 # --- MariaDB -----------------------------------------------------------------
 mariadb_ok() { mariadb -uroot -h127.0.0.1 -P3306 --protocol=TCP -e 'select 1' test; }
 if mariadb_ok >/dev/null 2>&1; then
@@ -74,6 +98,98 @@ else
   redis_ok() { redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG; }
   wait_for "Redis" redis_ok ||
     die "Redis did not answer within ${wait_seconds}s (see /var/log/redis/ci.log)"
+fi
+
+# --- PostgreSQL --------------------------------------------------------------
+pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q; }
+pg_ok() { psql -h 127.0.0.1 -p 5432 -U postgres -d test -Atqc 'select 1'; }
+if pg_ok >/dev/null 2>&1; then
+  log "PostgreSQL already answers on 127.0.0.1:5432"
+else
+  command -v pg_ctlcluster >/dev/null 2>&1 || apt_install postgresql
+  if ! pg_up >/dev/null 2>&1; then
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    [ -n "$version" ] || die "no PostgreSQL cluster under /etc/postgresql"
+    log "starting PostgreSQL $version"
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+      die "PostgreSQL $version did not start (see /var/log/postgresql/)"
+    wait_for "PostgreSQL" pg_up ||
+      die "PostgreSQL did not answer within ${wait_seconds}s (see /var/log/postgresql/)"
+  fi
+  # What the tests expect, as on the project's machines: trust for TCP
+  # connections from 127.0.0.1, the users postgres and root, database test.
+  hba="$(as_user postgres psql -Atqc 'show hba_file')" || die "cannot ask PostgreSQL for its pg_hba.conf"
+  if ! $SUDO grep -Eq '^host[[:space:]]+all[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
+    log "PostgreSQL: trusting TCP connections from 127.0.0.1 ($hba)"
+    $SUDO sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    as_user postgres psql -Atqc 'select pg_reload_conf()' >/dev/null
+  fi
+  as_user postgres psql -Atqc "select 1 from pg_roles where rolname = 'root'" | grep -q 1 ||
+    as_user postgres psql -qc 'create role root superuser login' >/dev/null
+  as_user postgres psql -Atqc "select 1 from pg_database where datname = 'test'" | grep -q 1 ||
+    as_user postgres psql -qc 'create database test' >/dev/null
+  wait_for "PostgreSQL (database test)" pg_ok ||
+    die "PostgreSQL answers but not to postgres@127.0.0.1/test: check $hba"
+fi
+
+# --- RabbitMQ ----------------------------------------------------------------
+# A real AMQP 0-9-1 broker answers the protocol header with a method frame (type 1).
+amqp_ok() {
+  timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672; printf "AMQP\x00\x00\x09\x01" >&3; head -c 1 <&3' 2>/dev/null |
+    od -An -tx1 | grep -q 01
+}
+if amqp_ok; then
+  log "RabbitMQ already answers on 127.0.0.1:5672"
+else
+  command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || apt_install rabbitmq-server
+  if ! port_open 5672; then
+    log "starting RabbitMQ"
+    $SUDO rabbitmq-server -detached || die "rabbitmq-server -detached failed (see /var/log/rabbitmq/)"
+  fi
+  # The broker takes several seconds to boot: give it at least 90.
+  saved_wait="$wait_seconds"
+  ((wait_seconds >= 90)) || wait_seconds=90
+  wait_for "RabbitMQ" amqp_ok ||
+    die "RabbitMQ did not answer AMQP on 127.0.0.1:5672 (see /var/log/rabbitmq/)"
+  wait_seconds="$saved_wait"
+fi
+
+# --- Mosquitto (MQTT) --------------------------------------------------------
+# An MQTT broker answers a CONNECT packet with a CONNACK (0x20).
+mqtt_ok() {
+  timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/1883; printf "\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00" >&3; head -c 1 <&3' 2>/dev/null |
+    od -An -tx1 | grep -q 20
+}
+if mqtt_ok; then
+  log "Mosquitto already answers on 127.0.0.1:1883"
+else
+  command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
+  if ! port_open 1883; then
+    log "starting Mosquitto"
+    $SUDO install -d -o mosquitto -g mosquitto /run/mosquitto /var/log/mosquitto /var/lib/mosquitto 2>/dev/null || true
+    $SUDO mosquitto -d -c /etc/mosquitto/mosquitto.conf || die "mosquitto did not start (see /var/log/mosquitto/)"
+  fi
+  wait_for "Mosquitto" mqtt_ok ||
+    die "Mosquitto did not answer MQTT on 127.0.0.1:1883 (see /var/log/mosquitto/)"
+fi
+
+# --- NATS with JetStream -----------------------------------------------------
+# A NATS server greets with an INFO line, which says whether JetStream is on.
+nats_info() { timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222; head -n 1 <&3' 2>/dev/null; }
+nats_ok() { nats_info | grep -q '"jetstream":true'; }
+if nats_ok; then
+  log "NATS with JetStream already answers on 127.0.0.1:4222"
+else
+  [ -x /usr/sbin/nats-server ] || apt_install nats-server
+  if port_open 4222; then
+    die "something listens on 127.0.0.1:4222 but is not NATS with JetStream: $(nats_info | cut -c1-120)"
+  fi
+  log "starting NATS with JetStream (log: /var/log/nats-server.log)"
+  $SUDO install -d /var/lib/nats-server
+  $SUDO start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+  wait_for "NATS" nats_ok ||
+    die "NATS did not answer with JetStream on 127.0.0.1:4222 (see /var/log/nats-server.log)"
 fi
 
 # --- tansu (Kafka protocol) --------------------------------------------------
@@ -113,4 +229,4 @@ for topic in "${TOPICS[@]}"; do
   fi
 done
 
-log "ready: MariaDB 127.0.0.1:3306, Redis 127.0.0.1:6379, Kafka $broker"
+log "ready: MariaDB 127.0.0.1:3306, Redis 127.0.0.1:6379, PostgreSQL 127.0.0.1:5432, RabbitMQ 127.0.0.1:5672, Mosquitto 127.0.0.1:1883, NATS 127.0.0.1:4222, Kafka $broker"

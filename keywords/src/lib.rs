@@ -6,10 +6,12 @@
 //! lazily, once per resource of the project file, on the one tokio runtime
 //! of the run, and shared by every case.
 
+pub mod amqp;
 pub mod core;
 pub mod http;
 pub mod kafka;
 pub mod mysql;
+pub mod pg;
 pub mod redis;
 
 use std::sync::Arc;
@@ -94,6 +96,12 @@ pub fn builtins(env: &Env) -> Builtins {
     let (kafka, clients) = kafka::keywords(env);
     keywords.extend(kafka);
     shutdown.push(Box::new(move || clients.shutdown()));
+    let (pg, pg_pools) = pg::keywords(env);
+    keywords.extend(pg);
+    shutdown.push(Box::new(move || pg_pools.shutdown()));
+    let (amqp, amqp_clients) = amqp::keywords(env);
+    keywords.extend(amqp);
+    shutdown.push(Box::new(move || amqp_clients.shutdown()));
     Builtins { keywords, shutdown }
 }
 
@@ -105,5 +113,7 @@ pub fn specs() -> Vec<atf_sdk::KeywordSpec> {
     specs.extend(mysql::specs());
     specs.push(redis::spec());
     specs.extend(kafka::specs());
+    specs.extend(pg::specs());
+    specs.extend(amqp::specs());
     specs
 }
