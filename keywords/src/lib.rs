@@ -1,18 +1,23 @@
 //! The keywords every atf install has.
 //!
 //! Each is an [`atf_sdk::Keyword`], exactly like a plugin's: `core` holds
-//! `assert`, `ctx.set`, `sleep`, `log` and `exec`; `http`, `mysql`, `redis`
-//! and `kafka` hold the service keywords. Service clients are created
+//! `assert`, `ctx.set`, `sleep`, `log` and `exec`; `http`, `mysql`, `redis`,
+//! `kafka`, `mqtt`, `nats`, `grpc` and `ws` hold the service keywords. Service clients are created
 //! lazily, once per resource of the project file, on the one tokio runtime
 //! of the run, and shared by every case.
 
 pub mod amqp;
 pub mod core;
+pub mod grpc;
 pub mod http;
+mod inbox;
 pub mod kafka;
+pub mod mqtt;
 pub mod mysql;
 pub mod pg;
+pub mod nats;
 pub mod redis;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -102,6 +107,16 @@ pub fn builtins(env: &Env) -> Builtins {
     let (amqp, amqp_clients) = amqp::keywords(env);
     keywords.extend(amqp);
     shutdown.push(Box::new(move || amqp_clients.shutdown()));
+    let (mqtt, clients) = mqtt::keywords(env);
+    keywords.extend(mqtt);
+    shutdown.push(Box::new(move || clients.shutdown()));
+    let (nats, clients) = nats::keywords(env);
+    keywords.extend(nats);
+    shutdown.push(Box::new(move || clients.shutdown()));
+    keywords.push(Arc::new(grpc::Grpc::new(env.clone())));
+    let (ws, conns) = ws::keywords(env);
+    keywords.extend(ws);
+    shutdown.push(Box::new(move || conns.shutdown()));
     Builtins { keywords, shutdown }
 }
 
@@ -115,5 +130,9 @@ pub fn specs() -> Vec<atf_sdk::KeywordSpec> {
     specs.extend(kafka::specs());
     specs.extend(pg::specs());
     specs.extend(amqp::specs());
+    specs.extend(mqtt::specs());
+    specs.extend(nats::specs());
+    specs.push(grpc::spec());
+    specs.extend(ws::specs());
     specs
 }

@@ -156,6 +156,14 @@ pub trait Host: Sync {
     /// True once the run is being interrupted (Ctrl-C): long waits should
     /// give up early.
     fn cancelled(&self) -> bool;
+
+    /// The case run this call belongs to: a number unique to each case run
+    /// of the process, or 0 outside a case (suite prepare and cleanup).
+    /// Keywords key per-case state (such as open WebSocket connections) by it
+    /// and drop it in [`Keyword::case_finished`].
+    fn case_id(&self) -> u64 {
+        0
+    }
 }
 
 /// A [`Host`] that checks nothing and is never cancelled: for unit tests of
@@ -214,6 +222,11 @@ impl Call<'_> {
             .ok_or_else(|| KeywordError::new(format!("argument `{name}` is required")))
     }
 
+    /// The case run this call belongs to (see [`Host::case_id`]); 0 outside a case.
+    pub fn case_id(&self) -> u64 {
+        self.host.case_id()
+    }
+
     /// The `resource` argument: which connection of the project file to use.
     pub fn resource(&self) -> Result<&str, KeywordError> {
         Ok(self.str_arg("resource")?.unwrap_or("default"))
@@ -239,6 +252,12 @@ pub trait Keyword: Send + Sync {
 
     /// Runs it once.
     fn call(&self, call: &Call<'_>) -> KeywordResult;
+
+    /// Called once after a case run's last cleanup step, with the
+    /// [`Call::case_id`] its steps saw: the keyword drops (closes) what it
+    /// kept for that case. The default does nothing; plugins over the C ABI
+    /// are not told.
+    fn case_finished(&self, _case_id: u64) {}
 }
 
 /// A keyword made of a spec and a plain function: the easy way to write one.

@@ -127,6 +127,9 @@ pub fn run_case(
 ) -> CaseReport {
     let index_in_run = index;
     let started = Instant::now();
+    // Unique per case run: keywords key per-case state by it (`Host::case_id`).
+    static NEXT_CASE_ID: AtomicU64 = AtomicU64::new(1);
+    let case_id = NEXT_CASE_ID.fetch_add(1, Ordering::Relaxed);
     let case_start_ms = chrono::Utc::now().timestamp_millis();
     let timeout = case.timeout.unwrap_or(shared.case_timeout);
     let deadline = started + timeout;
@@ -193,6 +196,7 @@ pub fn run_case(
         honor_cancel: true,
         case_deadline: Some(deadline),
         case_start_ms,
+        case_id,
     };
 
     let serial = |steps: &[Step], phase: Phase, set: Option<usize>| {
@@ -275,6 +279,7 @@ pub fn run_case(
             honor_cancel: false,
             case_deadline: None,
             case_start_ms,
+            case_id,
         };
         let out = run_step(shared, step, &scope, &ctx, base_dir, &p);
         let done = emit_step(shared, &ctx, p.at, out.report);
@@ -286,10 +291,16 @@ pub fn run_case(
             honor_cancel: false,
             case_deadline: None,
             case_start_ms,
+            case_id,
         };
         let out = run_step(shared, step, &scope, &ctx, base_dir, &p);
         let done = emit_step(shared, &ctx, p.at, out.report);
         note_cleanup(&mut cleanup_stop, &done, "cleanup step");
+    }
+
+    // Keywords drop what they kept for this case (e.g. open WebSocket connections).
+    for keyword in shared.keywords.values() {
+        keyword.case_finished(case_id);
     }
 
     match (first_stop, cleanup_stop) {

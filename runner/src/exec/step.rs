@@ -33,6 +33,8 @@ pub struct StepHost<'a> {
     pub(crate) shared: &'a Shared,
     /// Whether Ctrl-C should cut this step short (not for undo and cleanup).
     pub(crate) honor_cancel: bool,
+    /// The case run the step belongs to (0: a suite step).
+    pub(crate) case_id: u64,
 }
 
 impl Host for StepHost<'_> {
@@ -50,6 +52,10 @@ impl Host for StepHost<'_> {
     fn cancelled(&self) -> bool {
         self.honor_cancel && self.shared.cancel.is_cancelled()
     }
+
+    fn case_id(&self) -> u64 {
+        self.case_id
+    }
 }
 
 /// Where a step stands in its case.
@@ -62,6 +68,8 @@ pub struct StepPlace {
     pub case_deadline: Option<Instant>,
     /// When the case began (ms since the epoch).
     pub case_start_ms: i64,
+    /// The case run, unique in the process (0: a suite step); see `atf_sdk::Host::case_id`.
+    pub case_id: u64,
 }
 
 impl StepPlace {
@@ -83,6 +91,7 @@ impl StepPlace {
             honor_cancel,
             case_deadline: None,
             case_start_ms: start_ms,
+            case_id: 0,
         }
     }
 }
@@ -130,6 +139,7 @@ pub fn run_step(
     let host = StepHost {
         shared,
         honor_cancel: place.honor_cancel,
+        case_id: place.case_id,
     };
     let resolver = Resolver { lookup, base_dir };
     let times = step.retry.map_or(1, |r| r.times.max(1));
