@@ -44,6 +44,10 @@ pub struct RunReport {
     /// The shard this run was, as `K/N`, when sharded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// True when Ctrl-C stopped the run: the cases it did not finish are
+    /// `skipped` (and `atf run --rerun-failed` runs them again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     /// Suite prepare and cleanup runs, by suite folder.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suites: Vec<SuiteReport>,

@@ -244,11 +244,11 @@ fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig,
             Some(
                 last.cases
                     .iter()
-                    .filter(|c| {
-                        matches!(
-                            c.status,
-                            atf_reports::Status::Failed | atf_reports::Status::Error
-                        )
+                    .filter(|c| match c.status {
+                        atf_reports::Status::Failed | atf_reports::Status::Error => true,
+                        // An interrupted run did not get to them.
+                        atf_reports::Status::Skipped => last.interrupted,
+                        atf_reports::Status::Passed => false,
                     })
                     .map(|c| (c.file.clone(), c.name.clone()))
                     .collect(),
@@ -441,14 +441,23 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         o.report_path = Some(cfg.report_dir.join("index.html").display().to_string());
         o
     });
-    let outcome = match crate::engine::run(cfg, plugins, runs, &mut [&mut console]) {
+    // The last run's reports move aside now: a run killed before it
+    // writes its own leaves none that look current.
+    if let Err(e) = atf_reports::start_run(&cfg.report_dir) {
+        return usage_error(format!(
+            "cannot prepare the report folder {}: {e}",
+            cfg.report_dir.display()
+        ));
+    }
+    let mut outcome = match crate::engine::run(cfg, plugins, runs, &mut [&mut console]) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
     for w in plugins.take_warnings() {
         eprintln!("warning: {w}");
     }
-    if let Err(e) = atf_reports::write_all(&cfg.report_dir, &outcome.report) {
+    outcome.report.interrupted = outcome.interrupted;
+    if let Err(e) = crate::engine::write_reports(&cfg.report_dir, &outcome.report) {
         eprintln!(
             "error: cannot write reports to {}: {e}",
             cfg.report_dir.display()

@@ -456,6 +456,26 @@ pub struct RunConfig {
     pub selection: Selection,
 }
 
+impl RunConfig {
+    /// The folders that `file(...)` and other file arguments may read: the
+    /// project's folder (the working directory when there is no project
+    /// file), the folders given on the command line (a case file's own
+    /// folder), and the project's `allow.paths`.
+    pub fn file_roots(&self) -> Vec<PathBuf> {
+        let mut roots = vec![self.project.root.clone()];
+        for p in &self.paths {
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+            if abs.is_dir() {
+                roots.push(abs);
+            } else if let Some(parent) = abs.parent() {
+                roots.push(parent.to_path_buf());
+            }
+        }
+        roots.extend(self.project.allow.paths.iter().cloned());
+        roots
+    }
+}
+
 /// Parses a `--var NAME=VALUE`: the value is JSON when it reads as a number,
 /// boolean, null, list or object, else text.
 pub fn parse_var(s: &str) -> Result<(String, Value), String> {

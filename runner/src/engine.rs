@@ -1,11 +1,18 @@
 //! One run, start to end: the tokio runtime, the keywords (built-in and
 //! plugin), the environment's vars and resources with their secrets, the
 //! Ctrl-C handler, then [`crate::exec::execute`].
+//!
+//! While the run goes, the cases that finished are kept (masked) so that
+//! a second Ctrl-C — which stops at once, running no cleanup — still
+//! writes the reports of what finished, marked `interrupted`, before atf
+//! exits; [`write_reports`] writes the final ones otherwise.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
 
-use atf_reports::{Reporter, RunReport, Status};
+use atf_reports::{CaseReport, Reporter, RunReport, Status, Summary};
 use atf_sdk::Keyword;
 use serde_json::{Map, Value};
 
@@ -89,9 +96,75 @@ fn on_ctrlc() {
         Some(OnCtrlC::Idle(stop)) if !stop.is_cancelled() => stop.cancel(),
         _ => {
             eprintln!("\ninterrupted again: stopping now, without cleanup.");
+            atf_keywords::core::kill_running_programs();
+            write_partial();
             std::process::exit(crate::cli::EXIT_INTERRUPTED);
         }
     }
+}
+
+/// What a second Ctrl-C needs to write the reports of a run cut short.
+struct Partial {
+    dir: PathBuf,
+    started: Instant,
+    started_at: String,
+    env: Option<String>,
+    shard: Option<String>,
+    /// Every selected case, in order, as it stands: `skipped` until it
+    /// finishes.
+    cases: Vec<CaseReport>,
+    /// Where each case is in `cases`, by (file, name).
+    index: HashMap<(String, String), usize>,
+}
+
+/// The run in progress, until its reports are written.
+fn partial_slot() -> &'static Mutex<Option<Partial>> {
+    static SLOT: OnceLock<Mutex<Option<Partial>>> = OnceLock::new();
+    SLOT.get_or_init(|| Mutex::new(None))
+}
+
+/// Writes the reports of what finished, marked interrupted (a second
+/// Ctrl-C). Nothing when the final reports are written already.
+fn write_partial() {
+    let slot = partial_slot()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let Some(p) = slot.as_ref() else {
+        return;
+    };
+    let duration_ms = p.started.elapsed().as_millis() as u64;
+    let report = RunReport {
+        summary: Summary::count(&p.cases, duration_ms),
+        env: p.env.clone(),
+        started_at: p.started_at.clone(),
+        shard: p.shard.clone(),
+        interrupted: true,
+        suites: Vec::new(),
+        cases: p.cases.clone(),
+    };
+    match atf_reports::write_all(&p.dir, &report) {
+        Ok(()) => eprintln!(
+            "wrote the reports of the {} cases that finished to {}",
+            report
+                .cases
+                .iter()
+                .filter(|c| c.status != Status::Skipped)
+                .count(),
+            p.dir.display()
+        ),
+        Err(e) => eprintln!("error: cannot write reports to {}: {e}", p.dir.display()),
+    }
+}
+
+/// Writes the final reports of a run into `dir` (see
+/// [`atf_reports::write_all`]); a second Ctrl-C from now on exits without
+/// writing partial ones over them.
+pub fn write_reports(dir: &Path, report: &RunReport) -> std::io::Result<()> {
+    let mut slot = partial_slot()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    *slot = None;
+    atf_reports::write_all(dir, report)
 }
 
 /// Ctrl-C cancels this run. A Ctrl-C that came while `atf run --watch`
@@ -193,10 +266,23 @@ pub fn run(
     runs: Vec<CaseRun>,
     reporters: &mut [&mut dyn Reporter],
 ) -> Result<Outcome, String> {
+    let roots = cfg.file_roots();
+    crate::resolve::set_policy(crate::resolve::Policy {
+        value_bytes: cfg.project.limits.value,
+        file_bytes: cfg.project.limits.file,
+        roots: Some(roots.clone()),
+    });
     let masker = Arc::new(Masker::new());
     let env_vars = env_vars(cfg, &masker)?;
     let resources = resources(cfg, &env_vars)?;
     masker.add_from_resources(&Value::Object(resources.clone()));
+    // Before anything is printed: the secrets the case files show.
+    crate::secret::prescan(
+        &masker,
+        &scan_inputs(&runs),
+        &cfg.project.secrets,
+        &env_vars,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("atf-io")
@@ -206,6 +292,12 @@ pub fn run(
     let builtins = atf_keywords::builtins(&atf_keywords::Env {
         runtime: runtime.handle().clone(),
         resources,
+        policy: atf_keywords::Policy {
+            exec: cfg.project.allow.exec,
+            body_bytes: cfg.project.limits.body,
+            spill_dir: Some(cfg.report_dir.clone()),
+            roots: Some(roots),
+        },
     });
     let mut keywords: HashMap<String, Arc<dyn Keyword>> = HashMap::new();
     for k in builtins.keywords.iter().chain(plugins.keywords().iter()) {
@@ -229,6 +321,33 @@ pub fn run(
         env_name: cfg.env_name.clone(),
         shard: cfg.selection.shard.map(|s| s.to_string()),
     };
+    let planned: Vec<CaseReport> = runs
+        .iter()
+        .map(|r| CaseReport {
+            name: r.name.clone(),
+            file: r.file().to_string(),
+            tags: r.tags().to_vec(),
+            status: Status::Skipped,
+            error: Some("not finished: the run was interrupted".into()),
+            data_index: r.row.as_ref().map(|(i, _)| *i),
+            ..CaseReport::default()
+        })
+        .collect();
+    *partial_slot()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(Partial {
+        dir: cfg.report_dir.clone(),
+        started: Instant::now(),
+        started_at: chrono::Local::now().to_rfc3339(),
+        env: cfg.env_name.clone(),
+        shard: opts.shard.clone(),
+        index: planned
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.file.clone(), c.name.clone()), i))
+            .collect(),
+        cases: planned,
+    });
     let mut masking = MaskingReporters {
         masker: &masker,
         inner: reporters,
@@ -258,8 +377,15 @@ impl Reporter for MaskingReporters<'_, '_> {
             RunEvent::CaseFinished(case) => {
                 let mut c = (*case).clone();
                 self.masker.case(&mut c);
+                keep_finished(&c);
                 for r in self.inner.iter_mut() {
                     r.on_event(&RunEvent::CaseFinished(&c));
+                }
+            }
+            RunEvent::Notice(text) => {
+                let masked = self.masker.text(text);
+                for r in self.inner.iter_mut() {
+                    r.on_event(&RunEvent::Notice(&masked));
                 }
             }
             RunEvent::Finished(report) => {
@@ -276,6 +402,56 @@ impl Reporter for MaskingReporters<'_, '_> {
             }
         }
     }
+}
+
+/// Keeps a finished case for the reports a second Ctrl-C writes.
+fn keep_finished(case: &CaseReport) {
+    let mut slot = partial_slot()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(p) = slot.as_mut()
+        && let Some(&i) = p.index.get(&(case.file.clone(), case.name.clone()))
+    {
+        p.cases[i] = case.clone();
+    }
+}
+
+/// What [`crate::secret::prescan`] reads of each case run: its vars, data
+/// row and suite vars, and the args of all its steps (undo steps and
+/// suite steps included).
+fn scan_inputs(runs: &[CaseRun]) -> Vec<crate::secret::ScanInput<'_>> {
+    fn steps<'a>(list: &'a [crate::model::Step], out: &mut Vec<&'a Value>) {
+        for step in list {
+            out.push(&step.args);
+            if let Some(undo) = &step.undo {
+                steps(std::slice::from_ref(undo.as_ref()), out);
+            }
+        }
+    }
+    let mut inputs = Vec::with_capacity(runs.len());
+    for run in runs {
+        let Ok(case) = &run.case else {
+            continue;
+        };
+        let mut vars: Vec<(&str, &Value)> = Vec::new();
+        let mut args = Vec::new();
+        for suite in &case.suites {
+            vars.extend(suite.vars.iter().map(|(k, v)| (k.as_str(), v)));
+            steps(&suite.prepare, &mut args);
+            steps(&suite.cleanup, &mut args);
+        }
+        vars.extend(case.vars.iter().map(|(k, v)| (k.as_str(), v)));
+        if let Some((_, row)) = &run.row {
+            vars.extend(row.iter().map(|(k, v)| (k.as_str(), v)));
+        }
+        steps(&case.prepare, &mut args);
+        for set in &case.steps {
+            steps(set, &mut args);
+        }
+        steps(&case.cleanup, &mut args);
+        inputs.push(crate::secret::ScanInput { vars, args });
+    }
+    inputs
 }
 
 fn mask_report(masker: &Masker, report: &mut RunReport) {

@@ -157,6 +157,7 @@ pub fn sample() -> RunReport {
         env: Some("local".into()),
         started_at: "2026-11-20T10:15:00+01:00".into(),
         shard: None,
+        interrupted: false,
         suites: vec![SuiteReport {
             file: "users/suite.json".into(),
             status: Some(Status::Failed),

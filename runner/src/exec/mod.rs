@@ -305,6 +305,7 @@ pub fn execute(
         env: opts.env_name.clone(),
         started_at,
         shard: opts.shard.clone(),
+        interrupted: false,
         suites,
         cases,
     };
