@@ -85,46 +85,61 @@ fn wait(
     }
 }
 
-/// Writes one frame made of `parts` to a non-blocking pipe before `until`.
+/// Writes one frame made of `parts` to a non-blocking pipe before `until`,
+/// assembled in `buf` first so that it goes out in one write (one wake-up
+/// of the reader) whenever the pipe has room.
 pub(crate) fn send<W: Write + AsRawFd>(
     pipe: &mut W,
+    buf: &mut Vec<u8>,
     parts: &[&[u8]],
     until: Instant,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), WaitError> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    let len = u32::try_from(len).map_err(|_| WaitError::TooLong(len))?;
-    let header = len.to_le_bytes();
-    for part in std::iter::once(&header[..]).chain(parts.iter().copied()) {
-        let mut rest = part;
-        while !rest.is_empty() {
-            match pipe.write(rest) {
-                Ok(0) => return Err(WaitError::Closed),
-                Ok(n) => rest = &rest[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait(pipe.as_raw_fd(), libc::POLLOUT, until, cancelled)?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(WaitError::Closed),
-                Err(e) => return Err(WaitError::Io(e)),
+    if len > MAX_FRAME {
+        return Err(WaitError::TooLong(len));
+    }
+    let header = u32::try_from(len).map_err(|_| WaitError::TooLong(len))?;
+    buf.clear();
+    buf.reserve(4 + len);
+    buf.extend_from_slice(&header.to_le_bytes());
+    for part in parts {
+        buf.extend_from_slice(part);
+    }
+    let mut rest = &buf[..];
+    while !rest.is_empty() {
+        match pipe.write(rest) {
+            Ok(0) => return Err(WaitError::Closed),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait(pipe.as_raw_fd(), libc::POLLOUT, until, cancelled)?;
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(WaitError::Closed),
+            Err(e) => return Err(WaitError::Io(e)),
         }
     }
     Ok(())
 }
 
-/// Reads exactly `buf.len()` bytes from a non-blocking pipe before `until`.
-fn fill<R: Read + AsRawFd>(
+/// Reads what the pipe has (at least one byte) onto the end of `out`,
+/// waiting until `until` when it has nothing yet.
+fn read_some<R: Read + AsRawFd>(
     pipe: &mut R,
-    buf: &mut [u8],
+    out: &mut Vec<u8>,
+    want: usize,
     until: Instant,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), WaitError> {
-    let mut got = 0;
-    while got < buf.len() {
-        match pipe.read(&mut buf[got..]) {
+    let mut chunk = [0u8; 64 * 1024];
+    let room = want.clamp(1, chunk.len());
+    loop {
+        match pipe.read(&mut chunk[..room]) {
             Ok(0) => return Err(WaitError::Closed),
-            Ok(n) => got += n,
+            Ok(n) => {
+                out.extend_from_slice(&chunk[..n]);
+                return Ok(());
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 wait(pipe.as_raw_fd(), libc::POLLIN, until, cancelled)?;
             }
@@ -132,25 +147,38 @@ fn fill<R: Read + AsRawFd>(
             Err(e) => return Err(WaitError::Io(e)),
         }
     }
-    Ok(())
 }
 
-/// Reads one frame from a non-blocking pipe into `out` before `until`.
+/// Reads one frame from a non-blocking pipe into `out` before `until`:
+/// usually a single read, since the other side writes a frame at once.
 pub(crate) fn receive<R: Read + AsRawFd>(
     pipe: &mut R,
     out: &mut Vec<u8>,
     until: Instant,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), WaitError> {
-    let mut header = [0u8; 4];
-    fill(pipe, &mut header, until, cancelled)?;
-    let len = u32::from_le_bytes(header) as usize;
+    out.clear();
+    while out.len() < 4 {
+        read_some(pipe, out, usize::MAX, until, cancelled)?;
+    }
+    let len = u32::from_le_bytes([out[0], out[1], out[2], out[3]]) as usize;
     if len > MAX_FRAME {
         return Err(WaitError::TooLong(len));
     }
-    out.clear();
-    out.resize(len, 0);
-    fill(pipe, out, until, cancelled)
+    let total = 4 + len;
+    // Never read past this frame: the next one is another call's.
+    if out.len() > total {
+        return Err(WaitError::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "more bytes than one frame",
+        )));
+    }
+    out.reserve(total - out.len());
+    while out.len() < total {
+        read_some(pipe, out, total - out.len(), until, cancelled)?;
+    }
+    out.drain(..4);
+    Ok(())
 }
 
 /// Reads one frame with blocking I/O (the host's side); `None` at a clean
@@ -205,7 +233,14 @@ mod tests {
         let (mut a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         let far = Instant::now() + Duration::from_secs(5);
-        send(&mut a, &[b"kw", b"\0", b"{}"], far, &|| false).unwrap();
+        send(
+            &mut a,
+            &mut Vec::new(),
+            &[b"kw", b"\0", b"{}"],
+            far,
+            &|| false,
+        )
+        .unwrap();
         let mut got = Vec::new();
         b.set_nonblocking(false).unwrap();
         read_blocking(&mut b, &mut got).unwrap().unwrap();

@@ -98,6 +98,7 @@ pub(crate) struct HostProcess {
     stdout: ChildStdout,
     stderr: Arc<Mutex<Vec<u8>>>,
     buf: Vec<u8>,
+    out: Vec<u8>,
 }
 
 impl HostProcess {
@@ -139,6 +140,7 @@ impl HostProcess {
             stdout,
             stderr: tail,
             buf: Vec::new(),
+            out: Vec::new(),
         };
         for fd in [host.stdin.as_raw_fd(), host.stdout.as_raw_fd()] {
             if let Err(e) = frame::set_nonblocking(fd) {
@@ -180,6 +182,7 @@ impl HostProcess {
     ) -> Result<&[u8], Failure> {
         if let Err(e) = frame::send(
             &mut self.stdin,
+            &mut self.out,
             &[name.as_bytes(), b"\0", input],
             until,
             cancelled,
