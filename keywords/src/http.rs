@@ -69,7 +69,9 @@ pub fn spec() -> KeywordSpec {
     )
     .result(
         "`status` (number), `headers` (lower-case names → text), `body` (parsed JSON when \
-             the response is JSON, else text), `elapsed_ms`",
+             the response is JSON, else text), `elapsed_ms`; a body over the project's \
+             `limits.body` (16 MiB) is written to a file instead: `body` is null, \
+             `body_file` its path, `body_bytes` its size",
     )
 }
 
@@ -310,6 +312,7 @@ impl Keyword for Http {
         }
         let req = req.timeout(timeout);
         let started = Instant::now();
+        let policy = self.env.policy.clone();
         crate::run_on(&self.env.runtime, async move {
             let resp = req.send().await.map_err(|e| request_error(&url, &e))?;
             let status = resp.status().as_u16();
@@ -330,7 +333,23 @@ impl Keyword for Http {
                 .get("content-type")
                 .and_then(Value::as_str)
                 .is_some_and(|ct| ct.contains("json"));
-            let bytes = resp.bytes().await.map_err(|e| request_error(&url, &e))?;
+            // At most `limits.body` stays in memory; a larger body goes to a
+            // file in the report folder, and the result says where.
+            let mut resp = resp;
+            let what = format!("the response body of {url}");
+            let bytes = match crate::read_capped(&mut resp, &policy, &what).await? {
+                crate::Body::Memory(bytes) => bytes,
+                crate::Body::File { path, bytes } => {
+                    return Ok(json!({
+                        "status": status,
+                        "headers": headers,
+                        "body": null,
+                        "body_file": path.display().to_string(),
+                        "body_bytes": bytes,
+                        "elapsed_ms": started.elapsed().as_millis() as u64,
+                    }));
+                }
+            };
             let text = String::from_utf8_lossy(&bytes);
             let body = if is_json && !bytes.is_empty() {
                 serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.into_owned()))

@@ -56,6 +56,11 @@ pub fn specs() -> Vec<KeywordSpec> {
             "values for the `?` placeholders, in order; always bound, never spliced into the text",
         )
         .arg(
+            "multi",
+            "boolean",
+            "run several statements separated by `;` (default false: one statement; a second is an error)",
+        )
+        .arg(
             "resource",
             "string",
             "the mysql resource of the project file (default `default`)",
@@ -501,9 +506,19 @@ impl Keyword for Query {
 
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let sql = c.required_str("sql")?.to_string();
-        let params: Option<Vec<mysql_async::Value>> = match c.arg("params") {
-            None => None,
-            Some(Value::Array(items)) => Some(items.iter().map(param_value).collect()),
+        let multi = match c.arg("multi") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(other) => {
+                return Err(KeywordError::new(format!(
+                    "argument `multi` must be true or false, got {}",
+                    type_name(other)
+                )));
+            }
+        };
+        let params: Vec<mysql_async::Value> = match c.arg("params") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items.iter().map(param_value).collect(),
             Some(other) => {
                 return Err(KeywordError::new(format!(
                     "argument `params` must be a list of values for the `?` placeholders, got {}",
@@ -511,7 +526,27 @@ impl Keyword for Query {
                 )));
             }
         };
-        let out = self.0.run(c, sql, params)?;
+        // One statement, always through the prepared-statement protocol:
+        // the server refuses a second one, wherever its text came from.
+        // Several only when the step says so, as text, without params.
+        let params = match (multi, params.is_empty()) {
+            (false, _) => Some(params),
+            (true, true) => None,
+            (true, false) => {
+                return Err(KeywordError::new(
+                    "`multi` runs the text as it is: it takes no `params`",
+                ));
+            }
+        };
+        let several = !multi && sql.trim().trim_end_matches(';').contains(';');
+        let out = self.0.run(c, sql, params).map_err(|mut e| {
+            if several {
+                e.message.push_str(
+                    " (mysql.query runs one statement: give `\"multi\": true` or use mysql.exec to run several)",
+                );
+            }
+            e
+        })?;
         Ok(json!({
             "rows": out.rows,
             "affected_rows": out.affected_rows,
@@ -531,7 +566,7 @@ impl Keyword for Exec {
                 return Err(KeywordError::new("give only one of `sql` and `file`"));
             }
             (Some(sql), None) => sql.to_string(),
-            (None, Some(file)) => read_script(c.base_dir, file)?,
+            (None, Some(file)) => read_script(&self.0.env.policy, c.base_dir, file)?,
             (None, None) => return Err(KeywordError::new("argument `sql` or `file` is required")),
         };
         if script.trim().is_empty() {
@@ -542,8 +577,13 @@ impl Keyword for Exec {
     }
 }
 
-fn read_script(base_dir: &Path, file: &str) -> Result<String, KeywordError> {
+fn read_script(
+    policy: &crate::Policy,
+    base_dir: &Path,
+    file: &str,
+) -> Result<String, KeywordError> {
     let path = base_dir.join(file);
+    policy.check_path(&path)?;
     std::fs::read_to_string(&path)
         .map_err(|e| KeywordError::new(format!("cannot read {}: {e}", path.display())))
 }

@@ -139,12 +139,29 @@ fn params_are_bound_never_spliced() {
     let sel = query(&k, &format!("SELECT COUNT(*) AS c FROM {t}"), Value::Null);
     assert_eq!(sel["affected_rows"], json!(0));
     assert_eq!(sel["last_insert_id"], Value::Null);
-    // Several statements in one query: rows of the first result set, summed counts.
-    let multi = query(
+    // Several statements only with `multi`: rows of the first result set,
+    // summed counts. Without it, the second statement is refused and the
+    // first does not run either.
+    let several =
+        format!("INSERT INTO {t} (v) VALUES ('m'); SELECT v FROM {t} WHERE v = 'm'; SELECT 1");
+    let refused = call(find(&k, "mysql.query"), json!({ "sql": several }))
+        .unwrap_err()
+        .message;
+    assert!(
+        refused.starts_with("ERROR 1064") && refused.contains("\"multi\": true"),
+        "{refused}"
+    );
+    let none = query(
         &k,
-        &format!("INSERT INTO {t} (v) VALUES ('m'); SELECT v FROM {t} WHERE v = 'm'; SELECT 1"),
+        &format!("SELECT COUNT(*) AS c FROM {t} WHERE v = 'm'"),
         Value::Null,
     );
+    assert_eq!(none["rows"], json!([{"c": 0}]));
+    let multi = call(
+        find(&k, "mysql.query"),
+        json!({ "sql": several, "multi": true }),
+    )
+    .unwrap();
     assert_eq!(multi["rows"], json!([{"v": "m"}]));
     assert_eq!(multi["affected_rows"], json!(1));
     assert_eq!(multi["last_insert_id"], json!(4));

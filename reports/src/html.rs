@@ -26,7 +26,7 @@ const SCRIPT: &str = include_str!("html/app.js");
 
 /// Writes the HTML report of `report` to `path`.
 pub fn write(path: &Path, report: &RunReport) -> std::io::Result<()> {
-    std::fs::write(path, render(report)?)
+    crate::write_atomic(path, render(report)?.as_bytes())
 }
 
 /// The HTML page of `report`.

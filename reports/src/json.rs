@@ -7,8 +7,8 @@ use crate::RunReport;
 
 /// Writes `report` as pretty JSON to `path`.
 pub fn write(path: &Path, report: &RunReport) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
-    std::fs::write(path, text)
+    let text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    crate::write_atomic(path, &text)
 }
 
 /// Reads a `report.json` written by [`write`].

@@ -21,7 +21,7 @@ use crate::{CaseReport, RunReport, Status, SuiteReport, Summary};
 
 /// Writes the JUnit report of `report` to `path`.
 pub fn write(path: &Path, report: &RunReport) -> std::io::Result<()> {
-    std::fs::write(path, render(report))
+    crate::write_atomic(path, render(report).as_bytes())
 }
 
 /// The JUnit XML document of `report`.

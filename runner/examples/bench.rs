@@ -11,7 +11,8 @@
 //!   by a plain `redis-cli` / `mysql` client reading them from stdin;
 //! - `plugin`: 10 calls of a plugin keyword (`sign.sm3`) per case next to
 //!   10 calls of the built-in `assert`, giving the cost of one call through
-//!   the plugin ABI. The plugin is loaded from a folder of its own holding a
+//!   the plugin ABI — in plugin-host processes (the default) and inside atf
+//!   (`"in_process": true`). The plugin is loaded from a folder of its own holding a
 //!   copy of `target/release/libatf_plugin_sign.so` (or of the file
 //!   `ATF_BENCH_PLUGIN` names).
 //!
@@ -349,7 +350,9 @@ fn main() {
         }
         "plugin" => {
             let plugin_dir = plugin_folder(dir);
-            let project = json!({"plugins": [plugin_dir.to_string_lossy()]});
+            let folder = plugin_dir.to_string_lossy().into_owned();
+            let isolated = json!({"plugins": [folder]});
+            let in_process = json!({"plugins": [{"path": folder, "in_process": true}]});
             let steps = |kw: &str, args: Value| -> Value {
                 json!(
                     (0..10)
@@ -359,21 +362,27 @@ fn main() {
             };
             let plugin_case = json!({"steps": steps("sign.sm3", json!({"data": "abc"}))});
             let builtin_case = json!({"steps": steps("assert", json!({"value": "abc"}))});
-            write_cases(&dir.join("p"), n, project.clone(), |_| plugin_case.clone());
-            write_cases(&dir.join("b"), n, project, |_| builtin_case.clone());
-            // Interleaved, so that both see the same machine.
-            let (b_dir, p_dir) = (dir.join("b"), dir.join("p"));
+            write_cases(&dir.join("p"), n, isolated.clone(), |_| plugin_case.clone());
+            write_cases(&dir.join("i"), n, in_process, |_| plugin_case.clone());
+            write_cases(&dir.join("b"), n, isolated, |_| builtin_case.clone());
+            // Interleaved, so that all see the same machine.
+            let (b_dir, p_dir, i_dir) = (dir.join("b"), dir.join("p"), dir.join("i"));
             let mut b = run_atf(&b_dir, jobs, "cases");
             let mut p = run_atf(&p_dir, jobs, "cases");
+            let mut i = run_atf(&i_dir, jobs, "cases");
             for _ in 1..repeat {
                 b = b.best(run_atf(&b_dir, jobs, "cases"));
                 p = p.best(run_atf(&p_dir, jobs, "cases"));
+                i = i.best(run_atf(&i_dir, jobs, "cases"));
             }
             report("built-in assert ×10", n, 10, &b);
-            report("plugin sign.sm3 ×10", n, 10, &p);
+            report("plugin sign.sm3 ×10 (isolated)", n, 10, &p);
+            report("plugin sign.sm3 ×10 (in-process)", n, 10, &i);
+            let per_call = |m: &Measure| (m.cpu_ms - b.cpu_ms) * 1000.0 / (n * 10) as f64;
             println!(
-                "one plugin call costs about {:.1} µs CPU more than a built-in call",
-                (p.cpu_ms - b.cpu_ms) * 1000.0 / (n * 10) as f64
+                "one plugin call costs about {:.1} µs CPU more than a built-in call in a plugin-host process (atf and the hosts together), {:.1} µs inside atf",
+                per_call(&p),
+                per_call(&i)
             );
         }
         other => panic!("unknown mode {other}: use http, redis, mysql or plugin"),

@@ -145,6 +145,14 @@ struct SchemaArgs {
 
 /// Runs the `atf` command; returns the exit code.
 pub fn main() -> i32 {
+    // The plugin-host process of an isolated plugin: no flags, no output.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == crate::plugin::SUBCOMMAND) {
+        return match (args.next(), args.next()) {
+            (Some(lib), None) => crate::plugin::serve(std::path::Path::new(&lib)),
+            _ => usage_error(format!("usage: atf {} LIBRARY", crate::plugin::SUBCOMMAND)),
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -237,11 +245,11 @@ fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig,
             Some(
                 last.cases
                     .iter()
-                    .filter(|c| {
-                        matches!(
-                            c.status,
-                            atf_reports::Status::Failed | atf_reports::Status::Error
-                        )
+                    .filter(|c| match c.status {
+                        atf_reports::Status::Failed | atf_reports::Status::Error => true,
+                        // An interrupted run did not get to them.
+                        atf_reports::Status::Skipped => last.interrupted,
+                        atf_reports::Status::Passed => false,
                     })
                     .map(|c| (c.file.clone(), c.name.clone()))
                     .collect(),
@@ -272,9 +280,15 @@ fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig,
     })
 }
 
-/// Loads plugins; warnings go to stderr; a clash is a usage error.
-fn load_plugins(dirs: &[PathBuf]) -> Result<crate::plugin::PluginHost, i32> {
-    let (host, outcome) = crate::plugin::PluginHost::load(dirs);
+/// Loads plugins, each in plugin-host processes unless `in_process` names
+/// it; warnings go to stderr; a clash is a usage error.
+fn load_plugins(
+    dirs: &[PathBuf],
+    in_process: &[PathBuf],
+) -> Result<crate::plugin::PluginHost, i32> {
+    let options = crate::plugin::PluginOptions::isolated(in_process.to_vec())
+        .map_err(|e| usage_error(format!("cannot find the atf binary to run plugins: {e}")))?;
+    let (host, outcome) = crate::plugin::PluginHost::load_with(dirs, &options);
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
@@ -338,7 +352,7 @@ fn run(args: RunArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let plugins = match load_plugins(&cfg.plugin_dirs) {
+    let plugins = match load_plugins(&cfg.plugin_dirs, &cfg.project.in_process_plugins) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -371,7 +385,7 @@ fn watch(args: &RunArgs) -> i32 {
                 host = None;
             }
             if host.is_none() {
-                match load_plugins(&cfg.plugin_dirs) {
+                match load_plugins(&cfg.plugin_dirs, &cfg.project.in_process_plugins) {
                     Ok(p) => host = Some((cfg.plugin_dirs.clone(), p)),
                     Err(code) => return code,
                 }
@@ -428,6 +442,14 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         o.report_path = Some(cfg.report_dir.join("index.html").display().to_string());
         o
     });
+    // The last run's reports move aside now: a run killed before it
+    // writes its own leaves none that look current.
+    if let Err(e) = atf_reports::start_run(&cfg.report_dir) {
+        return usage_error(format!(
+            "cannot prepare the report folder {}: {e}",
+            cfg.report_dir.display()
+        ));
+    }
     let mut log = match atf_reports::events_file::EventLog::create(&cfg.report_dir) {
         Ok(l) => l,
         Err(e) => {
@@ -439,7 +461,7 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
             return EXIT_USAGE;
         }
     };
-    let outcome = match crate::engine::run(cfg, plugins, runs, &mut [&mut console, &mut log]) {
+    let mut outcome = match crate::engine::run(cfg, plugins, runs, &mut [&mut console, &mut log]) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
@@ -450,7 +472,8 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
     for w in plugins.take_warnings() {
         eprintln!("warning: {w}");
     }
-    if let Err(e) = atf_reports::write_all(&cfg.report_dir, &outcome.report) {
+    outcome.report.interrupted = outcome.interrupted;
+    if let Err(e) = crate::engine::write_reports(&cfg.report_dir, &outcome.report) {
         eprintln!(
             "error: cannot write reports to {}: {e}",
             cfg.report_dir.display()
@@ -464,7 +487,7 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
 /// (plugins loaded, so plugin keywords are known).
 fn load_for(args: &CommonArgs) -> Result<(RunConfig, Vec<crate::model::CaseRun>), i32> {
     let cfg = build_config(args, None)?;
-    let plugins = load_plugins(&cfg.plugin_dirs)?;
+    let plugins = load_plugins(&cfg.plugin_dirs, &cfg.project.in_process_plugins)?;
     let catalog = catalog(&plugins)?;
     let runs = load_selected(&cfg, &catalog)?;
     Ok((cfg, runs))
@@ -520,7 +543,7 @@ fn list(args: CommonArgs) -> i32 {
 fn keyword_catalog(config: Option<&PathBuf>, extra: &[PathBuf]) -> Result<Catalog, i32> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let project = project_for(config, &[cwd])?;
-    let plugins = load_plugins(&plugin_dirs(&project, extra))?;
+    let plugins = load_plugins(&plugin_dirs(&project, extra), &project.in_process_plugins)?;
     catalog(&plugins)
 }
 

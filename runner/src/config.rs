@@ -28,6 +28,87 @@ pub struct EnvConfig {
     pub resources: Map<String, Value>,
 }
 
+/// What the project lets case files do (`allow` of the project file).
+#[derive(Debug, Clone)]
+pub struct Allow {
+    /// Whether the `exec` keyword may run programs (default true).
+    pub exec: bool,
+    /// Folders besides the project's own (and the paths given to atf)
+    /// that `file(...)` and other file arguments may read, absolute.
+    pub paths: Vec<PathBuf>,
+}
+
+impl Default for Allow {
+    fn default() -> Allow {
+        Allow {
+            exec: true,
+            paths: Vec::new(),
+        }
+    }
+}
+
+/// Size caps (`limits` of the project file), in bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// A response body (or a program's output) kept in memory; a larger
+    /// body goes to a file in the report folder.
+    pub body: usize,
+    /// A value built by placeholders.
+    pub value: usize,
+    /// A file read by `file(...)`.
+    pub file: usize,
+}
+
+/// 16 MiB: the default of every size cap.
+pub const DEFAULT_LIMIT: usize = 16 * 1024 * 1024;
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            body: DEFAULT_LIMIT,
+            value: DEFAULT_LIMIT,
+            file: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// Parses a size: a number of bytes, or text such as `"64KiB"`, `"16MB"`,
+/// `"1G"` (K, M, G count in 1024s, with or without `B`/`iB`).
+pub fn parse_size(v: &Value) -> Result<usize, String> {
+    let bad = || {
+        format!(
+            "a size is a number of bytes or text such as \"64KiB\", \"16MiB\", \"1GiB\", found {v}"
+        )
+    };
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(bad),
+        Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let (num, unit) = s.split_at(split);
+            let num: usize = num.parse().map_err(|_| bad())?;
+            let unit = unit.trim().to_ascii_lowercase();
+            let unit = unit
+                .strip_suffix("ib")
+                .or_else(|| unit.strip_suffix('b'))
+                .unwrap_or(&unit);
+            let factor: usize = match unit {
+                "" => 1,
+                "k" => 1 << 10,
+                "m" => 1 << 20,
+                "g" => 1 << 30,
+                _ => return Err(bad()),
+            };
+            num.checked_mul(factor).filter(|n| *n > 0).ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}
+
 /// The project file.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -43,8 +124,15 @@ pub struct Project {
     pub step_timeout: Duration,
     /// Default case timeout.
     pub case_timeout: Duration,
-    /// Plugin folders, absolute.
+    /// Plugin folders (or files), absolute.
     pub plugins: Vec<PathBuf>,
+    /// The plugin folders or files whose plugins load into atf itself
+    /// (`{"path": ..., "in_process": true}`), absolute.
+    pub in_process_plugins: Vec<PathBuf>,
+    /// What case files may do.
+    pub allow: Allow,
+    /// Size caps.
+    pub limits: Limits,
     /// Names of variables whose values are secret.
     pub secrets: Vec<String>,
     /// Environments by name.
@@ -63,6 +151,9 @@ impl Project {
             step_timeout: DEFAULT_STEP_TIMEOUT,
             case_timeout: DEFAULT_CASE_TIMEOUT,
             plugins: Vec::new(),
+            in_process_plugins: Vec::new(),
+            allow: Allow::default(),
+            limits: Limits::default(),
             secrets: Vec::new(),
             envs: Map::new(),
             parsed_envs: Vec::new(),
@@ -114,6 +205,8 @@ impl Project {
                 "plugins",
                 "secrets",
                 "envs",
+                "allow",
+                "limits",
             ],
             "the project file",
         );
@@ -139,11 +232,41 @@ impl Project {
                 p.case_timeout = d;
             }
         }
-        p.plugins = src
-            .str_list(obj, "", "plugins")
-            .into_iter()
-            .map(|d| root.join(d))
-            .collect();
+        plugins(&mut src, obj, &root, &mut p);
+        if let Some(a) = obj.get("allow")
+            && let Some(a) = src.object(a, "/allow", "`allow`")
+        {
+            src.known_fields(a, "/allow", &["exec", "paths"], "`allow`");
+            match a.get("exec") {
+                None | Some(Value::Null) => {}
+                Some(Value::Bool(b)) => p.allow.exec = *b,
+                Some(other) => src.error(
+                    "/allow/exec",
+                    format!("`exec` must be true or false, found {}", kind(other)),
+                ),
+            }
+            p.allow.paths = src
+                .str_list(a, "/allow", "paths")
+                .into_iter()
+                .map(|d| root.join(d))
+                .collect();
+        }
+        if let Some(l) = obj.get("limits")
+            && let Some(l) = src.object(l, "/limits", "`limits`")
+        {
+            src.known_fields(l, "/limits", &["body", "value", "file"], "`limits`");
+            for (field, slot) in [
+                ("body", &mut p.limits.body),
+                ("value", &mut p.limits.value),
+                ("file", &mut p.limits.file),
+            ] {
+                match l.get(field).map(parse_size) {
+                    None => {}
+                    Some(Ok(n)) => *slot = n,
+                    Some(Err(e)) => src.error(&child("/limits", field), format!("`{field}`: {e}")),
+                }
+            }
+        }
         p.secrets = src.str_list(obj, "", "secrets");
         let envs = src.opt_object(obj, "", "envs");
         for (name, env) in &envs {
@@ -218,6 +341,52 @@ impl Project {
     }
 }
 
+/// Reads `plugins`: folders (or plugin files) as text, or objects
+/// `{"path": ..., "in_process": true}` for plugins that load into atf.
+fn plugins(src: &mut Src<'_>, obj: &Map<String, Value>, root: &Path, p: &mut Project) {
+    let items = match obj.get("plugins") {
+        None | Some(Value::Null) => return,
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            src.error(
+                "/plugins",
+                format!("`plugins` must be a list of folders, found {}", kind(other)),
+            );
+            return;
+        }
+    };
+    for (i, item) in items.iter().enumerate() {
+        let ptr = format!("/plugins/{i}");
+        match item {
+            Value::String(dir) => p.plugins.push(root.join(dir)),
+            Value::Object(entry) => {
+                src.known_fields(entry, &ptr, &["path", "in_process"], "a plugin entry");
+                let Some(path) = src.opt_str(entry, &ptr, "path") else {
+                    src.error(&ptr, "a plugin entry needs `path`: a folder or a plugin file");
+                    continue;
+                };
+                let path = root.join(path);
+                match entry.get("in_process") {
+                    None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+                    Some(Value::Bool(true)) => p.in_process_plugins.push(path.clone()),
+                    Some(other) => src.error(
+                        &child(&ptr, "in_process"),
+                        format!("`in_process` must be true or false, found {}", kind(other)),
+                    ),
+                }
+                p.plugins.push(path);
+            }
+            other => src.error(
+                &ptr,
+                format!(
+                    "a plugin entry is a folder or {{\"path\": ..., \"in_process\": true}}, found {}",
+                    kind(other)
+                ),
+            ),
+        }
+    }
+}
+
 /// `--shard K/N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -287,6 +456,26 @@ pub struct RunConfig {
     pub selection: Selection,
 }
 
+impl RunConfig {
+    /// The folders that `file(...)` and other file arguments may read: the
+    /// project's folder (the working directory when there is no project
+    /// file), the folders given on the command line (a case file's own
+    /// folder), and the project's `allow.paths`.
+    pub fn file_roots(&self) -> Vec<PathBuf> {
+        let mut roots = vec![self.project.root.clone()];
+        for p in &self.paths {
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+            if abs.is_dir() {
+                roots.push(abs);
+            } else if let Some(parent) = abs.parent() {
+                roots.push(parent.to_path_buf());
+            }
+        }
+        roots.extend(self.project.allow.paths.iter().cloned());
+        roots
+    }
+}
+
 /// Parses a `--var NAME=VALUE`: the value is JSON when it reads as a number,
 /// boolean, null, list or object, else text.
 pub fn parse_var(s: &str) -> Result<(String, Value), String> {
@@ -330,6 +519,69 @@ mod tests {
         assert_eq!(parse_var("on=true"), Ok(("on".into(), json!(true))));
         assert_eq!(parse_var("s=a=b"), Ok(("s".into(), json!("a=b"))));
         assert!(parse_var("novalue").is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size(&json!(100)), Ok(100));
+        assert_eq!(parse_size(&json!("64KiB")), Ok(64 * 1024));
+        assert_eq!(parse_size(&json!("16MB")), Ok(16 << 20));
+        assert_eq!(parse_size(&json!("1g")), Ok(1 << 30));
+        assert_eq!(parse_size(&json!(" 2 M ")), Ok(2 << 20));
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!("lots"),
+            json!("5TB"),
+            json!(true),
+            json!(""),
+        ] {
+            assert!(parse_size(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plugins_allow_and_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atf.json");
+        std::fs::write(
+            &path,
+            r#"{"plugins": ["plugins", {"path": "fast", "in_process": true}, {"path": "x.so"}],
+                "allow": {"exec": false, "paths": ["../shared"]},
+                "limits": {"body": "1MiB", "value": 4096}}"#,
+        )
+        .unwrap();
+        let p = Project::load(&path).unwrap();
+        let root = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(
+            p.plugins,
+            [root.join("plugins"), root.join("fast"), root.join("x.so")]
+        );
+        assert_eq!(p.in_process_plugins, [root.join("fast")]);
+        assert!(!p.allow.exec);
+        assert_eq!(p.allow.paths, [root.join("../shared")]);
+        assert_eq!(p.limits.body, 1 << 20);
+        assert_eq!(p.limits.value, 4096);
+        assert_eq!(p.limits.file, DEFAULT_LIMIT);
+
+        std::fs::write(
+            &path,
+            r#"{"plugins": [{"in_process": 1}], "allow": {"exec": "no"}, "limits": {"body": "big"}}"#,
+        )
+        .unwrap();
+        let errs: Vec<String> = Project::load(&path)
+            .unwrap_err()
+            .iter()
+            .map(|d| d.one_line())
+            .collect();
+        let all = errs.join("\n");
+        for needle in [
+            "needs `path`",
+            "`exec` must be true or false",
+            "`body`: a size is",
+        ] {
+            assert!(all.contains(needle), "{needle}: {all}");
+        }
     }
 
     #[test]

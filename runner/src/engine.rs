@@ -1,9 +1,15 @@
 //! One run, start to end: the tokio runtime, the keywords (built-in and
 //! plugin), the environment's vars and resources with their secrets, the
 //! Ctrl-C handler, then [`crate::exec::execute`].
+//!
+//! While the run goes, the cases that finished are kept (masked) so that
+//! a second Ctrl-C — which stops at once, running no cleanup — still
+//! writes the reports of what finished, marked `interrupted`, before atf
+//! exits; [`write_reports`] writes the final ones otherwise.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use atf_reports::{Event, Reporter, RunReport};
 use atf_sdk::Keyword;
@@ -76,9 +82,69 @@ fn on_ctrlc() {
         Some(OnCtrlC::Idle(stop)) if !stop.is_cancelled() => stop.cancel(),
         _ => {
             eprintln!("\ninterrupted again: stopping now, without cleanup.");
+            atf_keywords::core::kill_running_programs();
+            write_partial();
             std::process::exit(crate::exit::INTERRUPTED);
         }
     }
+}
+
+/// The report folder of the run in progress, until its reports are
+/// written: a second Ctrl-C rebuilds the reports of what finished from its
+/// `events.jsonl` (every finished step is on disk already).
+fn partial_slot() -> &'static Mutex<Option<PathBuf>> {
+    static SLOT: OnceLock<Mutex<Option<PathBuf>>> = OnceLock::new();
+    SLOT.get_or_init(|| Mutex::new(None))
+}
+
+/// Writes the reports of what finished, marked interrupted (a second
+/// Ctrl-C). Nothing when the final reports are written already.
+fn write_partial() {
+    let slot = partial_slot()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let Some(dir) = slot.as_ref() else {
+        return;
+    };
+    let events = std::fs::read_to_string(dir.join(atf_reports::events_file::FILE_NAME))
+        .map_err(|e| e.to_string())
+        .and_then(|text| atf_reports::read_jsonl(&text));
+    let events = match events {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot read the events of this run: {e}");
+            return;
+        }
+    };
+    let mut builder = atf_reports::ReportBuilder::new();
+    for e in &events {
+        builder.apply(e);
+    }
+    let mut report = builder.finish();
+    report.interrupted = true;
+    let finished = report
+        .cases
+        .iter()
+        .filter(|c| c.status != atf_reports::Status::Skipped)
+        .count();
+    match atf_reports::write_all(dir, &report) {
+        Ok(()) => eprintln!(
+            "wrote the reports of the {finished} cases that finished to {}",
+            dir.display()
+        ),
+        Err(e) => eprintln!("error: cannot write reports to {}: {e}", dir.display()),
+    }
+}
+
+/// Writes the final reports of a run into `dir` (see
+/// [`atf_reports::write_all`]); a second Ctrl-C from now on exits without
+/// writing partial ones over them.
+pub fn write_reports(dir: &Path, report: &RunReport) -> std::io::Result<()> {
+    let mut slot = partial_slot()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    *slot = None;
+    atf_reports::write_all(dir, report)
 }
 
 /// Ctrl-C cancels this run. A Ctrl-C that came while `atf run --watch`
@@ -180,10 +246,23 @@ pub fn run(
     runs: Vec<CaseRun>,
     reporters: &mut [&mut dyn Reporter],
 ) -> Result<Outcome, String> {
+    let roots = cfg.file_roots();
+    crate::resolve::set_policy(crate::resolve::Policy {
+        value_bytes: cfg.project.limits.value,
+        file_bytes: cfg.project.limits.file,
+        roots: Some(roots.clone()),
+    });
     let masker = Arc::new(Masker::new());
     let env_vars = env_vars(cfg, &masker)?;
     let resources = resources(cfg, &env_vars)?;
     masker.add_from_resources(&Value::Object(resources.clone()));
+    // Before anything is printed: the secrets the case files show.
+    crate::secret::prescan(
+        &masker,
+        &scan_inputs(&runs),
+        &cfg.project.secrets,
+        &env_vars,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("atf-io")
@@ -193,6 +272,12 @@ pub fn run(
     let builtins = atf_keywords::builtins(&atf_keywords::Env {
         runtime: runtime.handle().clone(),
         resources,
+        policy: atf_keywords::Policy {
+            exec: cfg.project.allow.exec,
+            body_bytes: cfg.project.limits.body,
+            spill_dir: Some(cfg.report_dir.clone()),
+            roots: Some(roots),
+        },
     });
     let mut keywords: HashMap<String, Arc<dyn Keyword>> = HashMap::new();
     for k in builtins.keywords.iter().chain(plugins.keywords().iter()) {
@@ -218,6 +303,9 @@ pub fn run(
         env_name: cfg.env_name.clone(),
         shard: cfg.selection.shard.map(|s| s.to_string()),
     };
+    *partial_slot()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(cfg.report_dir.clone());
     let mut masking = MaskingReporters {
         masker: &masker,
         inner: reporters,
@@ -296,6 +384,44 @@ impl Reporter for MaskingReporters<'_, '_> {
             r.on_report(&rep);
         }
     }
+}
+
+/// What [`crate::secret::prescan`] reads of each case run: its vars, data
+/// row and suite vars, and the args of all its steps (undo steps and
+/// suite steps included).
+fn scan_inputs(runs: &[CaseRun]) -> Vec<crate::secret::ScanInput<'_>> {
+    fn steps<'a>(list: &'a [crate::model::Step], out: &mut Vec<&'a Value>) {
+        for step in list {
+            out.push(&step.args);
+            if let Some(undo) = &step.undo {
+                steps(std::slice::from_ref(undo.as_ref()), out);
+            }
+        }
+    }
+    let mut inputs = Vec::with_capacity(runs.len());
+    for run in runs {
+        let Ok(case) = &run.case else {
+            continue;
+        };
+        let mut vars: Vec<(&str, &Value)> = Vec::new();
+        let mut args = Vec::new();
+        for suite in &case.suites {
+            vars.extend(suite.vars.iter().map(|(k, v)| (k.as_str(), v)));
+            steps(&suite.prepare, &mut args);
+            steps(&suite.cleanup, &mut args);
+        }
+        vars.extend(case.vars.iter().map(|(k, v)| (k.as_str(), v)));
+        if let Some((_, row)) = &run.row {
+            vars.extend(row.iter().map(|(k, v)| (k.as_str(), v)));
+        }
+        steps(&case.prepare, &mut args);
+        for set in &case.steps {
+            steps(set, &mut args);
+        }
+        steps(&case.cleanup, &mut args);
+        inputs.push(crate::secret::ScanInput { vars, args });
+    }
+    inputs
 }
 
 fn mask_report(masker: &Masker, report: &mut RunReport) {

@@ -103,6 +103,7 @@ pub fn merge_reports(reports: Vec<RunReport>) -> RunReport {
         if out.env.is_none() {
             out.env = r.env.clone();
         }
+        out.interrupted |= r.interrupted;
         out.cases.extend(r.cases);
         for s in r.suites {
             match out.suites.iter_mut().find(|x| x.file == s.file) {

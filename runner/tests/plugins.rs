@@ -445,3 +445,96 @@ fn call_overhead_is_small() {
     // measure a few microseconds.
     assert!(per_call < Duration::from_micros(500), "{per_call:?}");
 }
+
+/// How `atf` starts plugin hosts: the binary under test.
+fn isolated() -> atf::plugin::PluginOptions {
+    atf::plugin::PluginOptions {
+        host: Some(atf::plugin::HostCommand {
+            program: PathBuf::from(support::atf_bin()),
+            args: vec![atf::plugin::SUBCOMMAND.into()],
+        }),
+        in_process: Vec::new(),
+    }
+}
+
+#[test]
+fn plugin_hosts_serve_the_same_calls_and_swap_on_hot_reload() {
+    let b = built();
+    let dir = plugin_dir(&[
+        (&b.v1, "fixture.so"),
+        (&b.raw, "raw.so"),
+        (&b.badabi, "badabi.so"),
+    ]);
+    let file = dir.path().join("fixture.so");
+    let (host, outcome) = PluginHost::load_with(&[dir.path().into()], &isolated());
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    // What the host process says about a plugin it cannot load is the same warning.
+    assert!(
+        outcome.warnings.len() == 1 && outcome.warnings[0].contains("ABI version 999"),
+        "{:?}",
+        outcome.warnings
+    );
+    assert!(host.plugins().iter().all(|p| p.isolated));
+
+    let version = keyword(&host, "fixture.version");
+    let sleep = keyword(&host, "fixture.sleep");
+    assert_eq!(call(&*version, json!({})).unwrap()["version"], "v1");
+    let panic = call(&*keyword(&host, "fixture.panic"), json!({})).unwrap_err();
+    assert!(
+        panic
+            .message
+            .starts_with("plugin panicked: fixture boom in v1"),
+        "{panic}"
+    );
+    let garbage = call(&*keyword(&host, "raw.garbage"), json!({})).unwrap_err();
+    assert!(garbage.message.contains("this is not json"), "{garbage}");
+    let null = call(&*keyword(&host, "raw.null"), json!({})).unwrap_err();
+    assert!(null.message.contains("no answer"), "{null}");
+    let echo = call(&*keyword(&host, "raw.echo"), json!({"a": [1, 2]})).unwrap();
+    assert_eq!(echo["args"], json!({"a": [1, 2]}));
+
+    // A call in flight on v1 while the file is rebuilt as v2: new calls go
+    // to hosts of v2, the call in flight finishes in its v1 host.
+    let in_flight = {
+        let sleep = sleep.clone();
+        thread::spawn(move || call(&*sleep, json!({"ms": 1500})))
+    };
+    thread::sleep(Duration::from_millis(300));
+    rebuild(&b.v2, &file);
+    assert_eq!(call(&*version, json!({})).unwrap()["version"], "v2");
+    let info = host
+        .plugins()
+        .into_iter()
+        .find(|p| p.namespace == "fixture")
+        .unwrap();
+    assert_eq!((info.loads, info.live_versions), (2, 2));
+    assert_eq!(
+        in_flight.join().unwrap().unwrap(),
+        json!({"version": "v1", "slept_ms": 1500})
+    );
+    let info = host
+        .plugins()
+        .into_iter()
+        .find(|p| p.namespace == "fixture")
+        .unwrap();
+    assert_eq!(info.live_versions, 1, "v1's hosts end with its last call");
+
+    // A broken rebuild keeps v2, with a warning.
+    std::fs::write(&file, b"half a library").unwrap();
+    assert_eq!(call(&*version, json!({})).unwrap()["version"], "v2");
+    assert!(host.take_warnings()[0].contains("previous version stays"));
+
+    // The round trip, for the record (the bench measures it properly).
+    let echo = keyword(&host, "fixture.echo");
+    let args = json!({"order": "ORD-1", "amount": 12.5, "items": [1, 2, 3]});
+    let n = 2_000;
+    let started = Instant::now();
+    for _ in 0..n {
+        call(&*echo, args.clone()).unwrap();
+    }
+    eprintln!(
+        "isolated plugin call round trip: {:?} per call ({})",
+        started.elapsed() / n,
+        target().1
+    );
+}

@@ -55,6 +55,9 @@ pub(crate) fn eval(expr: &Expr, r: &Resolver<'_>, source: &str) -> Result<Value,
             };
             let result =
                 (func.call)(&ctx, &values).map_err(|e| fail(format!("{}: {e}", func.name)))?;
+            if let Value::String(s) = &result {
+                super::policy::check_len(s.len(), source)?;
+            }
             walk(result, path, text).map_err(fail)
         }
     }

@@ -21,6 +21,7 @@ mod eval;
 mod functions;
 mod parse;
 mod template;
+mod policy;
 
 use std::path::Path;
 
@@ -29,6 +30,7 @@ use serde_json::Value;
 pub use functions::{function_names, function_signatures};
 use parse::Piece;
 pub use template::{Part, Placeholder, Template};
+pub use policy::{DEFAULT_CAP, Policy, set_policy};
 
 /// Where placeholder names come from.
 pub trait Lookup {
@@ -91,6 +93,7 @@ pub fn resolve_str(text: &str, r: &Resolver<'_>) -> Result<Value, ResolveError> 
             Piece::Text(t) => out.push_str(&t),
             Piece::Placeholder { source, expr } => {
                 out.push_str(&to_text(&eval::eval(&expr, r, source)?));
+                policy::check_len(out.len(), source)?;
             }
         }
     }
@@ -104,6 +107,38 @@ pub fn to_text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => serde_json::to_string(other).unwrap_or_else(|_| other.to_string()),
     }
+}
+
+/// The placeholders of an SQL text that would splice a value into the
+/// statement: every `${...}` except those whose whole expression is a call
+/// of `ident(...)` or `raw(...)` (the opt-in for a table or column name).
+/// Empty when the text is safe; an error for a malformed placeholder. The
+/// loader refuses a SQL keyword's `sql` for which this is not empty,
+/// pointing to `params`.
+pub fn sql_placeholders(text: &str) -> Result<Vec<String>, ResolveError> {
+    if !text.contains("${") {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    for piece in parse::scan(text)? {
+        if let Piece::Placeholder { source, expr } = piece {
+            let allowed = matches!(
+                &expr,
+                parse::Expr::Call { func, path, .. }
+                    if path.is_empty() && functions::sql::SQL_SAFE.contains(&func.name)
+            );
+            if !allowed {
+                found.push(source.to_string());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Whether an SQL text has a placeholder that splices a value into the
+/// statement (see [`sql_placeholders`]); a malformed placeholder counts.
+pub fn sql_has_placeholder(text: &str) -> bool {
+    sql_placeholders(text).map_or(true, |found| !found.is_empty())
 }
 
 /// The top-level names a string's placeholders read (for `atf check`);
@@ -177,6 +212,30 @@ mod tests {
             Ok(v) => panic!("{text} resolved to {v}"),
             Err(e) => e.message,
         }
+    }
+
+    #[test]
+    fn sql_text_may_hold_only_ident_and_raw_placeholders() {
+        assert!(!sql_has_placeholder("SELECT * FROM t WHERE id = ?"));
+        assert!(!sql_has_placeholder("SELECT '$${literal}'"));
+        assert!(!sql_has_placeholder(
+            "SELECT * FROM ${ident(table)} WHERE id = ?"
+        ));
+        assert!(!sql_has_placeholder("SELECT * FROM t ${raw(order_by)}"));
+        assert_eq!(
+            sql_placeholders("SELECT * FROM ${ident(t)} WHERE a = '${a}' AND b = ${upper(b)}")
+                .unwrap(),
+            ["${a}", "${upper(b)}"]
+        );
+        // A path after the call gets out of it: not allowed.
+        assert!(sql_has_placeholder("SELECT ${raw(x).y}"));
+        assert!(sql_has_placeholder("SELECT ${ident}"));
+        assert!(sql_has_placeholder("SELECT ${oops("));
+        assert_eq!(res("SELECT * FROM ${ident(a)}"), json!("SELECT * FROM x"));
+        assert!(
+            res_err("SELECT * FROM ${ident(sku)}").contains("not a plain SQL identifier"),
+            "A-100 has a dash"
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn env(resources: Value) -> Env {
     Env {
         runtime: runtime().handle().clone(),
         resources,
+        policy: Default::default(),
     }
 }
 

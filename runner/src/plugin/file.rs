@@ -12,6 +12,13 @@
 //! still being written) leaves the previous one in use, with a warning.
 //! The copies stay on disk until the run ends (an inode freed and reused
 //! while the loader still knows the old library would fool it).
+//!
+//! A version runs in plugin-host processes ([`Mode::Isolated`], the
+//! default: a reload starts hosts on the new copy, and the old version's
+//! hosts end with its last call) or inside atf ([`Mode::InProcess`], opted
+//! into per plugin; its manifest is still read in a host process first
+//! when one can be started, so that a plugin crashing while it loads is
+//! skipped rather than taking atf down).
 
 use std::fs;
 use std::io;
@@ -20,7 +27,21 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
+use atf_sdk::abi::Manifest;
+
 use super::library::{Library, OpenError};
+use super::pool::{HostPool, read_manifest};
+use super::process::HostCommand;
+
+/// Where a plugin's calls run.
+#[derive(Debug, Clone)]
+pub(crate) enum Mode {
+    /// In plugin-host processes started with this command.
+    Isolated(HostCommand),
+    /// In this process. With a command, the manifest is first read in a
+    /// host process, to skip a plugin that crashes while loading.
+    InProcess(Option<HostCommand>),
+}
 
 /// Warnings raised while the run goes on (a reload that failed), shared
 /// by all plugin files of a host.
@@ -119,15 +140,42 @@ struct Current {
     lib: Arc<LoadedCopy>,
 }
 
-/// A loaded library and the folder its copy lives in (dropped after it).
+/// One loaded version of a plugin: in this process or in host processes.
+pub(crate) enum Engine {
+    /// Loaded into atf.
+    InProcess(Library),
+    /// Served by plugin-host processes.
+    Isolated(HostPool),
+}
+
+impl Engine {
+    /// What the plugin says about itself.
+    pub(crate) fn manifest(&self) -> &Manifest {
+        match self {
+            Engine::InProcess(lib) => lib.manifest(),
+            Engine::Isolated(pool) => pool.manifest(),
+        }
+    }
+
+    /// Whether this version has the keyword `name`.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        match self {
+            Engine::InProcess(lib) => lib.has(name),
+            Engine::Isolated(pool) => pool.has(name),
+        }
+    }
+}
+
+/// A loaded version and the folder its copy lives in (dropped after it).
 pub(crate) struct LoadedCopy {
-    pub(crate) lib: Library,
+    pub(crate) lib: Engine,
     _dir: Arc<CopyDir>,
 }
 
 /// A plugin file of a run, loaded, and reloaded when it changes.
 pub(crate) struct PluginFile {
     source: PathBuf,
+    mode: Mode,
     dir: Arc<CopyDir>,
     current: RwLock<Current>,
     reloading: Mutex<()>,
@@ -142,13 +190,14 @@ impl PluginFile {
         source: PathBuf,
         dir: Arc<CopyDir>,
         warnings: Warnings,
+        mode: Mode,
     ) -> Result<PluginFile, OpenError> {
         let live = Arc::new(AtomicUsize::new(0));
         let mut attempts = 0;
         let (stamp, lib) = loop {
             let before = stamp(&source)
                 .map_err(|e| OpenError::NotALibrary(format!("cannot read it: {e}")))?;
-            match load_version(&source, before, &dir, &live) {
+            match load_version(&source, before, &dir, &live, &mode) {
                 Ok(lib) => break (before, lib),
                 Err(Reload::Failed(e)) => return Err(e),
                 Err(Reload::Changing) if attempts < 5 => {
@@ -164,6 +213,7 @@ impl PluginFile {
         };
         Ok(PluginFile {
             source,
+            mode,
             dir,
             current: RwLock::new(Current {
                 stamp: Some(stamp),
@@ -179,6 +229,11 @@ impl PluginFile {
     /// The plugin file's path, as found in its folder.
     pub(crate) fn source(&self) -> &Path {
         &self.source
+    }
+
+    /// Whether its calls run in plugin-host processes.
+    pub(crate) fn isolated(&self) -> bool {
+        matches!(self.mode, Mode::Isolated(_))
     }
 
     /// How many versions of the file were loaded so far.
@@ -242,7 +297,7 @@ impl PluginFile {
             );
             return old;
         };
-        match load_version(&self.source, now, &self.dir, &self.live) {
+        match load_version(&self.source, now, &self.dir, &self.live, &self.mode) {
             Ok(lib) => {
                 let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
                 *current = Current {
@@ -290,6 +345,7 @@ fn load_version(
     before: Stamp,
     dir: &Arc<CopyDir>,
     live: &Arc<AtomicUsize>,
+    mode: &Mode,
 ) -> Result<Arc<LoadedCopy>, Reload> {
     let copy = dir
         .copy_in(source)
@@ -301,7 +357,20 @@ fn load_version(
         let _ = fs::remove_file(&copy);
         return Err(Reload::Changing);
     }
-    match Library::open(&copy, live.clone()) {
+    let engine = match mode {
+        Mode::Isolated(command) => {
+            HostPool::open(command, &copy, source, live.clone()).map(Engine::Isolated)
+        }
+        Mode::InProcess(probe) => {
+            // A plugin that crashes while loading takes a host process
+            // down, not atf.
+            if let Some(command) = probe {
+                read_manifest(command, &copy).map_err(Reload::Failed)?;
+            }
+            Library::open(&copy, live.clone()).map(Engine::InProcess)
+        }
+    };
+    match engine {
         Ok(lib) => Ok(Arc::new(LoadedCopy {
             lib,
             _dir: dir.clone(),

@@ -1,7 +1,8 @@
 //! The plugin host of a run: finds plugin files in the plugin folders,
 //! loads each (skipping with a warning what is not a usable plugin), and
 //! gathers their keywords, refusing a keyword name that two plugin files
-//! define.
+//! define. [`PluginOptions`] says where plugins run: in plugin-host
+//! processes (what `atf` does) or inside this process.
 
 use std::collections::HashMap;
 use std::fs;
@@ -11,8 +12,51 @@ use std::sync::{Arc, PoisonError};
 
 use atf_sdk::{Keyword, KeywordSpec};
 
-use super::file::{CopyDir, PluginFile, Warnings};
+use super::file::{CopyDir, Mode, PluginFile, Warnings};
 use super::keyword::PluginKeyword;
+use super::process::HostCommand;
+
+/// Where plugins run.
+#[derive(Debug, Clone, Default)]
+pub struct PluginOptions {
+    /// How to start a plugin-host process. `None` loads every plugin into
+    /// this process, as embedders and tests of the host may want.
+    pub host: Option<HostCommand>,
+    /// Plugin files, or folders of them, that load into this process even
+    /// with a host command (the project's `"in_process": true`); their
+    /// manifests are still read in a host process first.
+    pub in_process: Vec<PathBuf>,
+}
+
+impl PluginOptions {
+    /// What `atf` uses: every plugin in host processes of this binary,
+    /// except those in `in_process`.
+    pub fn isolated(in_process: Vec<PathBuf>) -> std::io::Result<PluginOptions> {
+        Ok(PluginOptions {
+            host: Some(HostCommand::current_exe()?),
+            in_process,
+        })
+    }
+
+    /// How the plugin file `path` runs.
+    fn mode(&self, path: &Path) -> Mode {
+        let Some(command) = &self.host else {
+            return Mode::InProcess(None);
+        };
+        let key = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let file = key(path);
+        let folder = file.parent().map(Path::to_path_buf);
+        let opted = self.in_process.iter().any(|entry| {
+            let entry = key(entry);
+            entry == file || Some(&entry) == folder.as_ref()
+        });
+        if opted {
+            Mode::InProcess(Some(command.clone()))
+        } else {
+            Mode::Isolated(command.clone())
+        }
+    }
+}
 
 /// The plugins of a run.
 #[derive(Default)]
@@ -52,15 +96,24 @@ pub struct PluginInfo {
     /// How many versions are in memory now: the one in use, plus older
     /// ones that running calls still use.
     pub live_versions: usize,
+    /// Whether its calls run in plugin-host processes (else inside atf).
+    pub isolated: bool,
 }
 
 impl PluginHost {
-    /// Loads every plugin library in `dirs`: the files named `*.so`
-    /// (`*.dylib` on macOS, `*.dll` on Windows) directly in each folder.
-    /// Missing folders are ignored; a file that is not a usable plugin is
-    /// skipped with a warning; a keyword name defined by two files is an
-    /// error naming both (the first file keeps it).
+    /// Loads every plugin library in `dirs` into this process: see
+    /// [`PluginHost::load_with`].
     pub fn load(dirs: &[PathBuf]) -> (PluginHost, LoadOutcome) {
+        PluginHost::load_with(dirs, &PluginOptions::default())
+    }
+
+    /// Loads every plugin library in `dirs`: the files named `*.so`
+    /// (`*.dylib` on macOS, `*.dll` on Windows) directly in each folder,
+    /// or an entry that is such a file itself. Missing folders are ignored;
+    /// a file that is not a usable plugin — or whose host process crashes
+    /// while loading it — is skipped with a warning; a keyword name defined
+    /// by two files is an error naming both (the first file keeps it).
+    pub fn load_with(dirs: &[PathBuf], options: &PluginOptions) -> (PluginHost, LoadOutcome) {
         let mut outcome = LoadOutcome::default();
         let mut host = PluginHost::default();
         let paths = discover(dirs, &mut outcome.warnings);
@@ -77,15 +130,17 @@ impl PluginHost {
             }
         };
         for path in paths {
-            let file = match PluginFile::open(path.clone(), dir.clone(), host.warnings.clone()) {
-                Ok(file) => Arc::new(file),
-                Err(e) => {
-                    outcome
-                        .warnings
-                        .push(format!("skipped {}: {e}", path.display()));
-                    continue;
-                }
-            };
+            let mode = options.mode(&path);
+            let file =
+                match PluginFile::open(path.clone(), dir.clone(), host.warnings.clone(), mode) {
+                    Ok(file) => Arc::new(file),
+                    Err(e) => {
+                        outcome
+                            .warnings
+                            .push(format!("skipped {}: {e}", path.display()));
+                        continue;
+                    }
+                };
             let index = host.files.len();
             for spec in file.loaded().lib.manifest().keywords.clone() {
                 if let Some(&first) = host.origins.get(&spec.name) {
@@ -134,6 +189,7 @@ impl PluginHost {
                     keywords: m.keywords.clone(),
                     loads: file.loads(),
                     live_versions: file.live_versions(),
+                    isolated: file.isolated(),
                 }
             })
             .collect()
@@ -146,12 +202,19 @@ impl PluginHost {
     }
 }
 
-/// The plugin files directly in `dirs`, each folder's sorted by name, each
-/// file once even when two folders lead to it.
+/// The plugin files directly in `dirs` (or named by them), each folder's
+/// sorted by name, each file once even when two entries lead to it.
 fn discover(dirs: &[PathBuf], warnings: &mut Vec<String>) -> Vec<PathBuf> {
     let mut seen = std::collections::HashSet::new();
     let mut found = Vec::new();
     for dir in dirs {
+        if dir.is_file() {
+            let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+            if seen.insert(key) {
+                found.push(dir.clone());
+            }
+            continue;
+        }
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

@@ -1,7 +1,8 @@
 //! A plugin's keyword as the engine sees it: an [`atf_sdk::Keyword`] whose
 //! calls go through the plugin ABI — the call encoded as JSON, the plugin
 //! version in use picked (and reloaded if its file changed) as the call
-//! starts, and held until the call ends.
+//! starts, and held until the call ends — in a plugin-host process, or in
+//! atf itself for a plugin opted into that.
 
 use std::ffi::CString;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use atf_sdk::abi::encode_input;
 use atf_sdk::{Call, Keyword, KeywordError, KeywordResult, KeywordSpec};
 
-use super::file::PluginFile;
+use super::file::{Engine, PluginFile};
 
 /// One keyword of a plugin file.
 pub(crate) struct PluginKeyword {
@@ -50,8 +51,14 @@ impl Keyword for PluginKeyword {
                 self.file.source().display()
             )));
         }
-        let input = CString::new(encode_input(call))
-            .map_err(|_| KeywordError::new("the arguments cannot be passed to a plugin"))?;
-        loaded.lib.call(&self.name, &input)
+        let input = encode_input(call);
+        match &loaded.lib {
+            Engine::Isolated(pool) => pool.call(&self.spec.name, &input, call),
+            Engine::InProcess(lib) => {
+                let input = CString::new(input)
+                    .map_err(|_| KeywordError::new("the arguments cannot be passed to a plugin"))?;
+                lib.call(&self.name, &input)
+            }
+        }
     }
 }

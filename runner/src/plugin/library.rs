@@ -38,7 +38,18 @@ pub(crate) enum OpenError {
     /// The manifest is missing, not JSON, or says the plugin failed to start.
     #[error("{0}")]
     Manifest(String),
+    /// A plugin-host process said why it could not use the library (the
+    /// text of one of the errors above).
+    #[error("{0}")]
+    Refused(String),
+    /// The plugin-host process failed while loading the library: it
+    /// crashed, exited or hung while the manifest was read.
+    #[error("{0}")]
+    Host(String),
 }
+
+/// The error of a call whose answer was a null pointer.
+const NULL_ANSWER: &str = "the plugin returned no answer (a null pointer)";
 
 /// A plugin library loaded from one private copy of its file. Dropping the
 /// last `Arc` to it unloads it.
@@ -109,13 +120,26 @@ impl Library {
         unsafe {
             let out = (self.call)(name.as_ptr(), input.as_ptr());
             if out.is_null() {
-                return Err(KeywordError::new(
-                    "the plugin returned no answer (a null pointer)",
-                ));
+                return Err(KeywordError::new(NULL_ANSWER));
             }
             let result = decode_output(CStr::from_ptr(out).to_bytes());
             (self.free)(out);
             result
+        }
+    }
+
+    /// Like [`Library::call`], but returns the plugin's answer bytes as
+    /// they are (a plugin host passes them on undecoded).
+    pub(crate) fn call_raw(&self, name: &CStr, input: &CStr) -> Result<Vec<u8>, String> {
+        // SAFETY: as in `call`.
+        unsafe {
+            let out = (self.call)(name.as_ptr(), input.as_ptr());
+            if out.is_null() {
+                return Err(NULL_ANSWER.into());
+            }
+            let bytes = CStr::from_ptr(out).to_bytes().to_vec();
+            (self.free)(out);
+            Ok(bytes)
         }
     }
 }
@@ -165,7 +189,7 @@ fn error_text(e: &libloading::Error) -> String {
 
 /// Checks what the runner relies on: a namespace without dots, and every
 /// keyword named `namespace.name` once. Returns the keyword names.
-fn check_manifest(m: &Manifest) -> Result<HashSet<String>, String> {
+pub(crate) fn check_manifest(m: &Manifest) -> Result<HashSet<String>, String> {
     let plain = |s: &str| {
         !s.is_empty()
             && s.chars()

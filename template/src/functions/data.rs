@@ -130,7 +130,11 @@ fn file(ctx: &Context<'_>, args: &[Value]) -> Result<Value, String> {
     }
     let path = ctx.base_dir.join(&rel);
     let shown = path.display();
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let bytes = read_capped(
+        &path,
+        crate::policy::file_bytes(),
+        crate::policy::roots().as_deref(),
+    )?;
     let is_json = path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
@@ -141,6 +145,45 @@ fn file(ctx: &Context<'_>, args: &[Value]) -> Result<Value, String> {
             .map(Value::String)
             .map_err(|_| format!("`{shown}` is not UTF-8 text"))
     }
+}
+
+/// Reads at most `cap` bytes of `path` (more is an error, found without
+/// reading it all: `/dev/zero` never ends), when it lies inside one of
+/// `roots` (links followed).
+fn read_capped(
+    path: &std::path::Path,
+    cap: usize,
+    roots: Option<&[std::path::PathBuf]>,
+) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let shown = path.display();
+    if let Some(roots) = roots {
+        let real =
+            std::fs::canonicalize(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+        let inside = roots.iter().any(|root| {
+            let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+            real.starts_with(root)
+        });
+        if !inside {
+            let allowed: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+            return Err(format!(
+                "`{shown}` is outside the project (allowed: {}); list its folder in the project file's \"allow\": {{\"paths\": [...]}} to read it",
+                allowed.join(", ")
+            ));
+        }
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    if bytes.len() > cap {
+        return Err(format!(
+            "`{shown}` is larger than {cap} bytes, the most `file` reads (\"limits\": {{\"file\": ...}} in the project file)"
+        ));
+    }
+    Ok(bytes)
 }
 
 fn len(_: &Context<'_>, args: &[Value]) -> Result<Value, String> {
@@ -331,6 +374,36 @@ mod tests {
             )
         );
         assert_eq!(file(&ctx, &[json!("")]).unwrap_err(), "the path is empty");
+    }
+
+    #[test]
+    fn file_reads_are_capped_and_stay_inside_the_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("cases");
+        std::fs::create_dir(&inside).unwrap();
+        std::fs::write(inside.join("ten.txt"), "0123456789").unwrap();
+        std::fs::write(dir.path().join("outside.txt"), "secret").unwrap();
+        let roots = [inside.clone()];
+        assert_eq!(
+            read_capped(&inside.join("ten.txt"), 10, Some(&roots)).unwrap(),
+            b"0123456789"
+        );
+        let err = read_capped(&inside.join("ten.txt"), 9, Some(&roots)).unwrap_err();
+        assert!(err.contains("is larger than 9 bytes"), "{err}");
+        // An endless file is refused after the cap, not read to its end.
+        let err = read_capped(std::path::Path::new("/dev/zero"), 1024, None).unwrap_err();
+        assert!(err.contains("is larger than 1024 bytes"), "{err}");
+        // `..` and links lead nowhere outside.
+        for escape in [inside.join("../outside.txt"), inside.join("link.txt")] {
+            #[cfg(unix)]
+            let _ =
+                std::os::unix::fs::symlink(dir.path().join("outside.txt"), inside.join("link.txt"));
+            let err = read_capped(&escape, 100, Some(&roots)).unwrap_err();
+            assert!(err.contains("is outside the project"), "{err}");
+            assert!(err.contains("\"allow\""), "{err}");
+        }
+        let err = read_capped(std::path::Path::new("/dev/zero"), 1024, Some(&roots)).unwrap_err();
+        assert!(err.contains("is outside the project"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (`now`, `timestamp`, `timestamp_ms`), [`random`] (`uuid`, `random_int`,
 //! `random_str`), [`crypto`] (encodings, digests, HMAC and AES) and [`data`]
 //! (`jsonpath`, `json`, `parse_json`, `file`, `len`, `upper`, `lower`,
-//! `concat`).
+//! `concat`) and [`sql`] (`ident`, `raw`: placeholders allowed in SQL text).
 //!
 //! Each function is a plain Rust `fn` taking its evaluated arguments; the
 //! parser checks the name and the number of arguments before anything runs,
@@ -15,6 +15,7 @@
 mod crypto;
 mod data;
 mod random;
+pub(crate) mod sql;
 mod time;
 
 use std::path::Path;
@@ -83,6 +84,7 @@ fn all() -> impl Iterator<Item = &'static Function> {
         .chain(random::FUNCTIONS)
         .chain(crypto::FUNCTIONS)
         .chain(data::FUNCTIONS)
+        .chain(sql::FUNCTIONS)
 }
 
 /// The function called `name`.
@@ -222,7 +224,7 @@ mod tests {
         let mut dedup = names.clone();
         dedup.dedup();
         assert_eq!(names, dedup);
-        assert_eq!(names.len(), 23);
+        assert_eq!(names.len(), 25);
         assert_eq!(names.first(), Some(&"aes_decrypt"));
         let sigs = function_signatures();
         assert_eq!(sigs.len(), names.len());
@@ -233,7 +235,7 @@ mod tests {
 
     #[test]
     fn find_knows_every_family() {
-        for name in ["now", "uuid", "md5", "jsonpath", "concat"] {
+        for name in ["now", "uuid", "md5", "jsonpath", "concat", "ident", "raw"] {
             assert_eq!(find(name).map(|f| f.name), Some(name));
         }
         assert!(find("md6").is_none());
