@@ -11,6 +11,7 @@ pub mod console;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod load;
 mod model;
 
 pub use model::*;
