@@ -186,13 +186,33 @@ fn resources(cfg: &RunConfig, vars: &Map<String, Value>) -> Result<Map<String, V
     }
 }
 
-/// Runs the selected case runs with the reporters.
-pub fn run(
-    cfg: &RunConfig,
-    plugins: &PluginHost,
-    runs: Vec<CaseRun>,
-    reporters: &mut [&mut dyn Reporter],
-) -> Result<Outcome, String> {
+/// A run's machinery, started: the runtime, the keywords (built-in and
+/// plugin), the shared state of the cases, and Ctrl-C cancelling it.
+pub(crate) struct Started {
+    /// The one tokio runtime of the run.
+    pub(crate) runtime: tokio::runtime::Runtime,
+    builtins: atf_keywords::Builtins,
+    /// What every case shares.
+    pub(crate) shared: Arc<Shared>,
+    /// Secrets to mask.
+    pub(crate) masker: Arc<Masker>,
+    /// Set by the first Ctrl-C.
+    pub(crate) cancel: Arc<Cancel>,
+}
+
+impl Started {
+    /// Closes pools, flushes producers and stops the runtime.
+    pub(crate) fn stop(self) {
+        self.builtins.shutdown();
+        self.runtime
+            .shutdown_timeout(std::time::Duration::from_secs(2));
+    }
+}
+
+/// Starts the machinery of a run of `cfg`: resolves the environment's vars
+/// and resources, collects secrets, starts the runtime and keywords, and
+/// makes the first Ctrl-C cancel the run.
+pub(crate) fn start(cfg: &RunConfig, plugins: &PluginHost) -> Result<Started, String> {
     let masker = Arc::new(Masker::new());
     let env_vars = env_vars(cfg, &masker)?;
     let resources = resources(cfg, &env_vars)?;
@@ -224,24 +244,42 @@ pub fn run(
         cancel: cancel.clone(),
         fail_fast: cfg.fail_fast,
     });
+    Ok(Started {
+        runtime,
+        builtins,
+        shared,
+        masker,
+        cancel,
+    })
+}
+
+/// Runs the selected case runs with the reporters.
+pub fn run(
+    cfg: &RunConfig,
+    plugins: &PluginHost,
+    runs: Vec<CaseRun>,
+    reporters: &mut [&mut dyn Reporter],
+) -> Result<Outcome, String> {
+    let started = start(cfg, plugins)?;
     let opts = ExecOptions {
         jobs: cfg.jobs,
         env_name: cfg.env_name.clone(),
         shard: cfg.selection.shard.map(|s| s.to_string()),
     };
     let mut masking = MaskingReporters {
-        masker: &masker,
+        masker: &started.masker,
         inner: reporters,
     };
-    let mut report = crate::exec::execute(shared, runs, &opts, &mut [&mut masking]);
+    let mut report =
+        crate::exec::execute(started.shared.clone(), runs, &opts, &mut [&mut masking]);
     // Secrets learnt late (a token first used by a later case) are masked in
     // every earlier case too before the file reports are written.
-    mask_report(&masker, &mut report);
-    builtins.shutdown();
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    mask_report(&started.masker, &mut report);
+    let interrupted = started.cancel.is_cancelled();
+    started.stop();
     Ok(Outcome {
         report,
-        interrupted: cancel.is_cancelled(),
+        interrupted,
     })
 }
 

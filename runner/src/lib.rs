@@ -15,6 +15,7 @@ pub mod engine;
 pub mod exec;
 pub mod jsonpos;
 pub mod load;
+pub mod loadtest;
 pub mod merge;
 pub mod model;
 pub mod plugin;

@@ -7,7 +7,7 @@
 //! flow to the reporters over a channel as [`atf_reports::RunEvent`]s;
 //! only the calling thread reports.
 
-mod case;
+pub(crate) mod case;
 pub mod context;
 pub mod step;
 
@@ -71,7 +71,7 @@ pub struct Shared {
 impl Shared {
     /// The names seen outside any case: `--var`, the given suite vars
     /// (nearest first), the global context and the environment's vars.
-    fn outer_scope<'a>(&'a self, suites: &'a [Arc<Map<String, Value>>]) -> Scope<'a> {
+    pub(crate) fn outer_scope<'a>(&'a self, suites: &'a [Arc<Map<String, Value>>]) -> Scope<'a> {
         Scope {
             saved: None,
             overrides: &self.overrides,
@@ -86,14 +86,41 @@ impl Shared {
 /// Resolved vars of the suites above a case, nearest first.
 #[derive(Clone, Default)]
 pub struct SuiteVars {
-    nearest_first: Vec<Arc<Map<String, Value>>>,
+    pub(crate) nearest_first: Vec<Arc<Map<String, Value>>>,
 }
 
-struct SuiteState {
-    suite: Arc<Suite>,
-    prepared: OnceLock<Result<Arc<Map<String, Value>>, String>>,
-    remaining: AtomicUsize,
-    report: Mutex<SuiteReport>,
+/// One suite of a run: prepared once, on first use; cleaned up by its last case.
+pub(crate) struct SuiteState {
+    pub(crate) suite: Arc<Suite>,
+    pub(crate) prepared: OnceLock<Result<Arc<Map<String, Value>>, String>>,
+    pub(crate) remaining: AtomicUsize,
+    pub(crate) report: Mutex<SuiteReport>,
+}
+
+/// The suites above `runs`, by folder, each counting the runs it covers.
+pub(crate) fn suite_states(runs: &[CaseRun]) -> HashMap<PathBuf, Arc<SuiteState>> {
+    let mut states: HashMap<PathBuf, Arc<SuiteState>> = HashMap::new();
+    for run in runs {
+        if let Ok(case) = &run.case {
+            for s in &case.suites {
+                let st = states.entry(s.dir.clone()).or_insert_with(|| {
+                    Arc::new(SuiteState {
+                        suite: s.clone(),
+                        prepared: OnceLock::new(),
+                        remaining: AtomicUsize::new(0),
+                        report: Mutex::new(SuiteReport {
+                            file: s.file.clone(),
+                            status: None,
+                            prepare: Vec::new(),
+                            cleanup: Vec::new(),
+                        }),
+                    })
+                });
+                st.remaining.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    states
 }
 
 struct Locks {
@@ -186,28 +213,7 @@ pub fn execute(
     let started = Instant::now();
     let started_at = chrono::Local::now().to_rfc3339();
     // Suites: how many selected runs each covers.
-    let mut states: HashMap<PathBuf, Arc<SuiteState>> = HashMap::new();
-    for run in &runs {
-        if let Ok(case) = &run.case {
-            for s in &case.suites {
-                let st = states.entry(s.dir.clone()).or_insert_with(|| {
-                    Arc::new(SuiteState {
-                        suite: s.clone(),
-                        prepared: OnceLock::new(),
-                        remaining: AtomicUsize::new(0),
-                        report: Mutex::new(SuiteReport {
-                            file: s.file.clone(),
-                            status: None,
-                            prepare: Vec::new(),
-                            cleanup: Vec::new(),
-                        }),
-                    })
-                });
-                st.remaining.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    }
-    let states = Arc::new(states);
+    let states = Arc::new(suite_states(&runs));
     let locks = Arc::new(Locks {
         held: Mutex::new(HashSet::new()),
         freed: Condvar::new(),
@@ -398,7 +404,11 @@ fn suite_scope_vars(chain: &[Arc<SuiteState>], upto: usize) -> Vec<Arc<Map<Strin
         .collect()
 }
 
-fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVars, String> {
+/// Prepares the suites of `chain` (outermost first) that are not yet; their vars, nearest first.
+pub(crate) fn prepare_suites(
+    shared: &Shared,
+    chain: &[Arc<SuiteState>],
+) -> Result<SuiteVars, String> {
     for (i, st) in chain.iter().enumerate() {
         let outcome = st.prepared.get_or_init(|| {
             let parents = suite_scope_vars(chain, i);
@@ -458,7 +468,8 @@ fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVar
     })
 }
 
-fn cleanup_suite(shared: &Shared, st: &Arc<SuiteState>, chain: &[Arc<SuiteState>]) {
+/// Runs the cleanup of suite `st` of `chain` (if its prepare began).
+pub(crate) fn cleanup_suite(shared: &Shared, st: &Arc<SuiteState>, chain: &[Arc<SuiteState>]) {
     // Only a suite whose prepare began is cleaned up.
     if st.prepared.get().is_none() {
         return;
