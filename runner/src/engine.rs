@@ -270,8 +270,7 @@ pub fn run(
         masker: &started.masker,
         inner: reporters,
     };
-    let mut report =
-        crate::exec::execute(started.shared.clone(), runs, &opts, &mut [&mut masking]);
+    let mut report = crate::exec::execute(started.shared.clone(), runs, &opts, &mut [&mut masking]);
     // Secrets learnt late (a token first used by a later case) are masked in
     // every earlier case too before the file reports are written.
     mask_report(&started.masker, &mut report);

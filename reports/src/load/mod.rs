@@ -107,6 +107,10 @@ pub struct LoadSummary {
     pub failed_iterations: u64,
     /// Iterations the open model could not start: no VU was free.
     pub dropped: u64,
+    /// Iterations cut short by Ctrl-C or `--graceful-stop` (not counted
+    /// in `iterations`; their undo and cleanup ran).
+    #[serde(default)]
+    pub interrupted_iterations: u64,
     /// Step samples (keyword calls) recorded.
     pub requests: u64,
     /// Step samples that failed or errored.

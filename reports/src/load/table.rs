@@ -183,7 +183,9 @@ mod tests {
         let header = text.lines().nth(1).unwrap();
         let mut at = 0;
         for h in HEADERS {
-            let found = header[at..].find(h).unwrap_or_else(|| panic!("{h} in {header}"));
+            let found = header[at..]
+                .find(h)
+                .unwrap_or_else(|| panic!("{h} in {header}"));
             at += found + h.len();
         }
         assert!(text.contains("  place order "), "{text}");

@@ -22,7 +22,11 @@ pub fn is_load_dir(dir: &Path) -> bool {
     dir.join("load.json").is_file() && !dir.join("report.json").is_file()
 }
 
-fn merge_rows(reports: &[LoadReport], pick: fn(&LoadReport) -> &[Row], secs: f64) -> Result<Vec<Row>, String> {
+fn merge_rows(
+    reports: &[LoadReport],
+    pick: fn(&LoadReport) -> &[Row],
+    secs: f64,
+) -> Result<Vec<Row>, String> {
     let mut order: Vec<String> = Vec::new();
     let mut acc: BTreeMap<String, Totals> = BTreeMap::new();
     for r in reports {
@@ -67,7 +71,11 @@ fn merge_series(reports: &[LoadReport]) -> Result<Vec<Point>, String> {
         p.p90_ms = histo::quantile_ms(&h, 0.9);
         p.p95_ms = histo::quantile_ms(&h, 0.95);
         p.p99_ms = histo::quantile_ms(&h, 0.99);
-        p.max_ms = if h.is_empty() { 0.0 } else { h.max() as f64 / 1000.0 };
+        p.max_ms = if h.is_empty() {
+            0.0
+        } else {
+            h.max() as f64 / 1000.0
+        };
         p.histogram = histo::encode(&h);
         out.push(p);
     }
@@ -79,7 +87,10 @@ pub fn merge_reports(reports: Vec<LoadReport>) -> Result<LoadReport, String> {
     let Some(first) = reports.first() else {
         return Err("nothing to merge".into());
     };
-    if let Some(other) = reports.iter().find(|r| r.config.model != first.config.model) {
+    if let Some(other) = reports
+        .iter()
+        .find(|r| r.config.model != first.config.model)
+    {
         return Err(format!(
             "cannot merge a {} model run with an {} model run",
             first.config.model, other.config.model
@@ -114,6 +125,7 @@ pub fn merge_reports(reports: Vec<LoadReport>) -> Result<LoadReport, String> {
         summary.iterations += s.iterations;
         summary.failed_iterations += s.failed_iterations;
         summary.dropped += s.dropped;
+        summary.interrupted_iterations += s.interrupted_iterations;
         summary.requests += s.requests;
         summary.errors += s.errors;
         summary.max_vus += s.max_vus;
@@ -125,7 +137,10 @@ pub fn merge_reports(reports: Vec<LoadReport>) -> Result<LoadReport, String> {
     let mut thresholds: Vec<(Threshold, String)> = Vec::new();
     for r in &reports {
         for t in &r.thresholds {
-            if thresholds.iter().any(|(x, s)| x.text == t.expr && *s == t.source) {
+            if thresholds
+                .iter()
+                .any(|(x, s)| x.text == t.expr && *s == t.source)
+            {
                 continue;
             }
             let parsed: Threshold = t.expr.parse()?;
@@ -180,7 +195,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> i32 {
         }
     };
     if let Err(e) = atf_reports::load::write_all(out, &merged) {
-        eprintln!("error: cannot write the load reports to {}: {e}", out.display());
+        eprintln!(
+            "error: cannot write the load reports to {}: {e}",
+            out.display()
+        );
         return crate::cli::EXIT_FAILED;
     }
     print!("{}", atf_reports::load::table::render(&merged));

@@ -115,6 +115,7 @@ pub struct Metrics {
     steps: Vec<Mutex<Stat>>,
     cases: Vec<Mutex<Stat>>,
     dropped: AtomicU64,
+    interrupted: AtomicU64,
 }
 
 impl Metrics {
@@ -124,7 +125,18 @@ impl Metrics {
             steps: (0..steps).map(|_| Mutex::new(Stat::new())).collect(),
             cases: (0..cases).map(|_| Mutex::new(Stat::new())).collect(),
             dropped: AtomicU64::new(0),
+            interrupted: AtomicU64::new(0),
         }
+    }
+
+    /// An iteration cut short by Ctrl-C or `--graceful-stop`.
+    pub fn interrupted(&self) {
+        self.interrupted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Iterations cut short so far.
+    pub fn interrupted_iterations(&self) -> u64 {
+        self.interrupted.load(Ordering::Relaxed)
     }
 
     /// One step sample of label `label`.
@@ -246,12 +258,21 @@ mod tests {
     fn kinds_and_messages_are_bounded() {
         let m = Metrics::new(1, 0);
         for i in 0..1_000 {
-            m.step(0, 10, 0, 0, fail(&format!("kind {i}"), &format!("message {i}")));
+            m.step(
+                0,
+                10,
+                0,
+                0,
+                fail(&format!("kind {i}"), &format!("message {i}")),
+            );
         }
         m.tick();
         let t = &m.step_totals()[0];
         assert_eq!(t.kinds.len(), MAX_KINDS + 1);
-        assert_eq!(t.kinds.last().unwrap(), &("other".to_string(), 1_000 - MAX_KINDS as u64));
+        assert_eq!(
+            t.kinds.last().unwrap(),
+            &("other".to_string(), 1_000 - MAX_KINDS as u64)
+        );
         assert_eq!(t.messages.len(), MAX_MESSAGES);
         assert_eq!(t.counts.errors, 1_000);
     }

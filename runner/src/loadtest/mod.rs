@@ -47,8 +47,13 @@ pub fn closing_line(r: &LoadReport) -> String {
             0.0
         }
     };
+    let interrupted = if s.interrupted_iterations > 0 {
+        format!(", {} interrupted", s.interrupted_iterations)
+    } else {
+        String::new()
+    };
     let mut line = format!(
-        "load: {} iterations ({} failed, {} dropped) in {:.1}s, {:.1} iterations/s, {:.1} requests/s, p95 {}, errors {:.2}%",
+        "load: {} iterations ({} failed, {} dropped{interrupted}) in {:.1}s, {:.1} iterations/s, {:.1} requests/s, p95 {}, errors {:.2}%",
         s.iterations,
         s.failed_iterations,
         s.dropped,
@@ -248,10 +253,7 @@ pub fn load(
     print!("{}", atf_reports::load::table::render(&report));
     let wrote = atf_reports::load::write_all(&opts.report_dir, &report);
     match &wrote {
-        Ok(()) => println!(
-            "\nReports: {}",
-            opts.report_dir.join("load.html").display()
-        ),
+        Ok(()) => println!("\nReports: {}", opts.report_dir.join("load.html").display()),
         Err(e) => eprintln!(
             "error: cannot write the load reports to {}: {e}",
             opts.report_dir.display()

@@ -154,7 +154,10 @@ impl LoadOptions {
         let mut parts = vec![match self.model {
             Model::Closed { vus } => format!("closed model, {vus} VUs"),
             Model::Open { rate, max_vus } => {
-                format!("open model, {} iterations/s, up to {max_vus} VUs", show_rate(rate))
+                format!(
+                    "open model, {} iterations/s, up to {max_vus} VUs",
+                    show_rate(rate)
+                )
             }
         }];
         if let Some(d) = self.duration {

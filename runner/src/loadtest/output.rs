@@ -89,7 +89,14 @@ impl Jtl {
         line.push(',');
         csv(&mut line, &code);
         line.push(',');
-        csv(&mut line, if failure.is_some() { s.status.as_str() } else { "OK" });
+        csv(
+            &mut line,
+            if failure.is_some() {
+                s.status.as_str()
+            } else {
+                "OK"
+            },
+        );
         line.push_str(&format!(",vu {vu},text,{},", failure.is_none()));
         csv(&mut line, failure.unwrap_or(""));
         line.push_str(&format!(",{received},{sent},{all_vus},{all_vus},"));
@@ -213,7 +220,16 @@ mod tests {
         };
         let masker = Masker::new();
         masker.add("s3cret");
-        jtl.sample("get, x", 12_345, &step, Some("expected 200"), (10, 20), 3, 8, &masker);
+        jtl.sample(
+            "get, x",
+            12_345,
+            &step,
+            Some("expected 200"),
+            (10, 20),
+            3,
+            8,
+            &masker,
+        );
         jtl.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -221,7 +237,13 @@ mod tests {
         let cols: Vec<&str> = lines[1].split(',').collect();
         // The label has a comma, so it is quoted: 18 pieces for 17 columns.
         assert_eq!(cols.len(), 18, "{}", lines[1]);
-        assert!(lines[1].contains(",12,\"get, x\",503,failed,vu 3,text,false,expected 200,20,10,8,8,"));
-        assert!(lines[1].ends_with("http://127.0.0.1:1/x?token=***,12,0,0"), "{}", lines[1]);
+        assert!(
+            lines[1].contains(",12,\"get, x\",503,failed,vu 3,text,false,expected 200,20,10,8,8,")
+        );
+        assert!(
+            lines[1].ends_with("http://127.0.0.1:1/x?token=***,12,0,0"),
+            "{}",
+            lines[1]
+        );
     }
 }

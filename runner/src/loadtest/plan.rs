@@ -161,7 +161,9 @@ impl Mix {
             let mut undo = Vec::new();
             let mut note_undo = |s: &Step, labels: &mut Labels| {
                 if let Some(u) = &s.undo
-                    && !undo.iter().any(|(k, r, _)| *k == u.keyword && *r == u.remark)
+                    && !undo
+                        .iter()
+                        .any(|(k, r, _)| *k == u.keyword && *r == u.remark)
                 {
                     let id = labels.id(step_label(&label, "undo", u));
                     undo.push((u.keyword.clone(), u.remark.clone(), id));
@@ -337,18 +339,34 @@ mod tests {
     #[test]
     fn rows_are_taken_in_turn_and_unused_weights_are_errors() {
         let a = case("rows", None, &[None]);
-        let mix = Mix::build(vec![run(&a, Some(0)), run(&a, Some(1))], &[], &HashMap::new()).unwrap();
+        let mix = Mix::build(
+            vec![run(&a, Some(0)), run(&a, Some(1))],
+            &[],
+            &HashMap::new(),
+        )
+        .unwrap();
         let rows: Vec<usize> = (0..4)
             .map(|_| mix.cases[0].next_run().row.as_ref().unwrap().0)
             .collect();
         assert_eq!(rows, vec![0, 1, 0, 1]);
-        let e = Mix::build(vec![run(&a, None)], &[("rowz".into(), 2.0)], &HashMap::new())
-            .err()
-            .unwrap();
-        assert!(e.contains("matches no selected case") && e.contains("rows"), "{e}");
-        let e = Mix::build(vec![run(&a, None)], &[("rows".into(), 0.0)], &HashMap::new())
-            .err()
-            .unwrap();
+        let e = Mix::build(
+            vec![run(&a, None)],
+            &[("rowz".into(), 2.0)],
+            &HashMap::new(),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("matches no selected case") && e.contains("rows"),
+            "{e}"
+        );
+        let e = Mix::build(
+            vec![run(&a, None)],
+            &[("rows".into(), 0.0)],
+            &HashMap::new(),
+        )
+        .err()
+        .unwrap();
         assert!(e.contains("weight 0"), "{e}");
     }
 }

@@ -99,6 +99,7 @@ pub fn build(
         iterations: case_rows.iter().map(|r| r.samples).sum(),
         failed_iterations: case_rows.iter().map(|r| r.errors).sum(),
         dropped: driven.dropped,
+        interrupted_iterations: run.metrics.interrupted_iterations(),
         requests: total.samples,
         errors: total.errors,
         max_vus: run.peak.load(std::sync::atomic::Ordering::SeqCst),
@@ -140,7 +141,11 @@ pub fn totals_of_row(r: &Row) -> Result<Totals, String> {
             sent: r.bytes_sent,
             received: r.bytes_received,
         },
-        kinds: r.errors_by_kind.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+        kinds: r
+            .errors_by_kind
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect(),
         messages: r.messages.clone(),
     })
 }

@@ -97,6 +97,9 @@ impl Drop for WorkerGuard<'_> {
     }
 }
 
+/// How long before its intended start the open model hands an iteration to a VU.
+const HANDOVER_LEAD: Duration = Duration::from_millis(1);
+
 /// An iteration of the open model: when it was meant to start, and
 /// whether it is measured.
 struct Job {
@@ -121,12 +124,7 @@ pub fn arrival_offset(k: u64, rate: f64, ramp: f64) -> f64 {
 
 impl LoadRun {
     /// A run of `mix` with `opts`, starting now.
-    pub fn new(
-        shared: Arc<Shared>,
-        mix: Mix,
-        opts: &LoadOptions,
-        samples: Option<Jtl>,
-    ) -> LoadRun {
+    pub fn new(shared: Arc<Shared>, mix: Mix, opts: &LoadOptions, samples: Option<Jtl>) -> LoadRun {
         let steps = mix.labels.names().len();
         let cases = mix.cases.len();
         let start = Instant::now();
@@ -233,6 +231,11 @@ impl LoadRun {
         let _guard = WorkerGuard(&self.workers);
         self.vu_body(id, |vu| {
             while let Ok(job) = jobs.recv() {
+                // Handed over a little early: wait for the intended start here.
+                let wait = job.intended.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
                 vu.iterate(job.intended, job.record);
                 self.idle.fetch_add(1, Ordering::SeqCst);
             }
@@ -240,7 +243,13 @@ impl LoadRun {
     }
 
     /// The open model's scheduler: starts arrivals at their intended times.
-    fn schedule<'s>(&'s self, scope: &'s std::thread::Scope<'s, '_>, rate: f64, max_vus: u64, ramp: Duration) {
+    fn schedule<'s>(
+        &'s self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        rate: f64,
+        max_vus: u64,
+        ramp: Duration,
+    ) {
         let _guard = WorkerGuard(&self.workers);
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let mut vus = 0u64;
@@ -256,7 +265,10 @@ impl LoadRun {
                 self.stop.store(true, Ordering::SeqCst);
                 break;
             }
-            if !self.sleep_until(intended) {
+            // Hand the iteration over a little before it is due, so that the
+            // VU's wake-up is not added to its latency; the VU waits for the
+            // intended start itself.
+            if !self.sleep_until(intended.checked_sub(HANDOVER_LEAD).unwrap_or(intended)) {
                 break;
             }
             let Some(record) = self.may_start(intended) else {
@@ -376,20 +388,32 @@ impl LoadRun {
                     let dt_live = at.saturating_duration_since(last).as_secs_f64();
                     let vus = self.alive.load(Ordering::SeqCst);
                     if !warm && (dt > 0.05 || sec.counts.samples > 0 || sec.iterations > 0) {
-                        series.push(point(&sec, at.duration_since(self.measure_start).as_secs_f64(), dt, vus));
+                        series.push(point(
+                            &sec,
+                            at.duration_since(self.measure_start).as_secs_f64(),
+                            dt,
+                            vus,
+                        ));
                     }
-                    live(&LiveSecond {
-                        t: if warm {
-                            -(self.measure_start.saturating_duration_since(at).as_secs_f64())
-                        } else {
-                            at.duration_since(self.measure_start).as_secs_f64()
-                        },
-                        warmup: warm,
-                        vus,
-                        iterations: finished - finished_before,
-                        second: &sec,
-                        dt: dt_live,
-                    });
+                    // A last sliver of a second (stragglers) makes no line.
+                    let show = !done || dt_live >= 0.5;
+                    if show {
+                        live(&LiveSecond {
+                            t: if warm {
+                                -(self
+                                    .measure_start
+                                    .saturating_duration_since(at)
+                                    .as_secs_f64())
+                            } else {
+                                at.duration_since(self.measure_start).as_secs_f64()
+                            },
+                            warmup: warm,
+                            vus,
+                            iterations: finished - finished_before,
+                            second: &sec,
+                            dt: dt_live,
+                        });
+                    }
                     finished_before = finished;
                     last = at;
                     if !done {
@@ -406,7 +430,9 @@ impl LoadRun {
         });
         Driven {
             series,
-            measured_s: finish.saturating_duration_since(self.measure_start).as_secs_f64(),
+            measured_s: finish
+                .saturating_duration_since(self.measure_start)
+                .as_secs_f64(),
             interrupted,
             dropped,
         }
@@ -428,7 +454,11 @@ fn point(sec: &Second, t: f64, dt: f64, vus: u64) -> Point {
         p90_ms: histo::quantile_ms(h, 0.9),
         p95_ms: histo::quantile_ms(h, 0.95),
         p99_ms: histo::quantile_ms(h, 0.99),
-        max_ms: if h.is_empty() { 0.0 } else { h.max() as f64 / 1000.0 },
+        max_ms: if h.is_empty() {
+            0.0
+        } else {
+            h.max() as f64 / 1000.0
+        },
         bytes_received: sec.counts.received,
         bytes_sent: sec.counts.sent,
         histogram: histo::encode(h),

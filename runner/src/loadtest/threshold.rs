@@ -171,7 +171,9 @@ impl std::str::FromStr for Threshold {
             other => {
                 let hint = crate::diag::did_you_mean(
                     other,
-                    ["p95", "p99", "avg", "med", "min", "max", "errors", "rate", "dropped"],
+                    [
+                        "p95", "p99", "avg", "med", "min", "max", "errors", "rate", "dropped",
+                    ],
                 )
                 .map(|h| format!("; {h}"))
                 .unwrap_or_default();
@@ -179,7 +181,9 @@ impl std::str::FromStr for Threshold {
             }
         };
         if metric == Metric::Dropped && scope != Scope::All {
-            return Err(wrap("`dropped` is counted for the whole run, not per step or case".into()));
+            return Err(wrap(
+                "`dropped` is counted for the whole run, not per step or case".into(),
+            ));
         }
         let num_end = tail
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -321,9 +325,9 @@ impl Threshold {
         let (ok, measured) = match self.measure(report) {
             Ok((v, shown)) => {
                 let nothing = match self.metric {
-                    Metric::Percentile(_) | Metric::Mean | Metric::Min | Metric::Max => self
-                        .row(report)
-                        .is_none_or(|r| r.samples == 0),
+                    Metric::Percentile(_) | Metric::Mean | Metric::Min | Metric::Max => {
+                        self.row(report).is_none_or(|r| r.samples == 0)
+                    }
                     _ => false,
                 };
                 if nothing {
@@ -359,7 +363,10 @@ mod tests {
     #[test]
     fn the_issue_examples_parse() {
         let a = t("p95<200ms");
-        assert_eq!((a.scope.clone(), a.metric, a.op, a.value), (Scope::All, Metric::Percentile(95.0), Op::Lt, 200.0));
+        assert_eq!(
+            (a.scope.clone(), a.metric, a.op, a.value),
+            (Scope::All, Metric::Percentile(95.0), Op::Lt, 200.0)
+        );
         let b = t("step:\"place order\" p99<500ms");
         assert_eq!(b.scope, Scope::Step("place order".into()));
         assert_eq!((b.metric, b.value), (Metric::Percentile(99.0), 500.0));
@@ -374,10 +381,16 @@ mod tests {
     fn other_forms_parse() {
         assert_eq!(t("p(99.9) <= 1.5s").value, 1500.0);
         assert_eq!(t("p(99.9) <= 1.5s").metric, Metric::Percentile(99.9));
-        assert_eq!(t("case:checkout avg<250us").scope, Scope::Case("checkout".into()));
+        assert_eq!(
+            t("case:checkout avg<250us").scope,
+            Scope::Case("checkout".into())
+        );
         assert_eq!(t("case:checkout avg<250us").value, 0.25);
         assert_eq!(t("rate>600/m").value, 10.0);
-        assert_eq!(t("step:\"say \\\"hi\\\"\" max<1s").scope, Scope::Step("say \"hi\"".into()));
+        assert_eq!(
+            t("step:\"say \\\"hi\\\"\" max<1s").scope,
+            Scope::Step("say \"hi\"".into())
+        );
         let d = t("dropped==0");
         assert!(!d.percent && d.op == Op::Eq);
         assert!(!t("step:login errors<5").is_error_budget());
@@ -454,6 +467,10 @@ mod tests {
             .check_scope(["place order", "pay"], ["checkout"])
             .unwrap_err();
         assert!(e.contains("place order"), "{e}");
-        assert!(t("case:checkout p99<1s").check_scope(["x"], ["checkout"]).is_ok());
+        assert!(
+            t("case:checkout p99<1s")
+                .check_scope(["x"], ["checkout"])
+                .is_ok()
+        );
     }
 }

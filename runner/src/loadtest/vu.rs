@@ -106,17 +106,26 @@ pub fn http_bytes(args: &Value, result: &Value) -> (u64, u64) {
     let url = args.get("url").map_or(1, text_len);
     sent += method + 1 + url + " HTTP/1.1\r\n".len() as u64;
     if let Some(Value::Object(q)) = args.get("query") {
-        sent += q.iter().map(|(k, v)| k.len() as u64 + text_len(v) + 2).sum::<u64>();
+        sent += q
+            .iter()
+            .map(|(k, v)| k.len() as u64 + text_len(v) + 2)
+            .sum::<u64>();
     }
     if let Some(Value::Object(h)) = args.get("headers") {
-        sent += h.iter().map(|(k, v)| k.len() as u64 + text_len(v) + 4).sum::<u64>();
+        sent += h
+            .iter()
+            .map(|(k, v)| k.len() as u64 + text_len(v) + 4)
+            .sum::<u64>();
     }
     if let Some(b) = args.get("json") {
         sent += json_len(b) + "content-type: application/json\r\n".len() as u64;
     } else if let Some(b) = args.get("body") {
         sent += text_len(b);
     } else if let Some(Value::Object(f)) = args.get("form") {
-        sent += f.iter().map(|(k, v)| k.len() as u64 + text_len(v) + 2).sum::<u64>();
+        sent += f
+            .iter()
+            .map(|(k, v)| k.len() as u64 + text_len(v) + 2)
+            .sum::<u64>();
     }
     sent += 2;
     let mut received = 0u64;
@@ -184,10 +193,16 @@ impl<'a> Vu<'a> {
             super::options::IterationMode::Steps => self.steps_only(plan, lag, record),
         };
         self.run.finished.fetch_add(1, Ordering::Relaxed);
-        if record {
-            let us = intended.elapsed().as_micros() as u64;
-            self.run.metrics.iteration(plan.id, us, failure);
+        if !record {
+            return;
         }
+        if failure.is_some() && self.run.shared.cancel.is_cancelled() {
+            // Cut short by Ctrl-C or --graceful-stop: not a failure of the system.
+            self.run.metrics.interrupted();
+            return;
+        }
+        let us = intended.elapsed().as_micros() as u64;
+        self.run.metrics.iteration(plan.id, us, failure);
     }
 
     /// Runs the cleanup of every session (`--iteration steps`); call when the VU stops.
@@ -412,9 +427,7 @@ impl<'a> Vu<'a> {
                     case_start_ms: session.start_ms,
                 };
                 let out = run_step(shared, step, &scope, &session.saved, base_dir, &place);
-                if record
-                    && let Some(label) = plan.steps.get(si).and_then(|s| s.get(i))
-                {
+                if record && let Some(label) = plan.steps.get(si).and_then(|s| s.get(i)) {
                     self.sample(*label, &out.report, lag.swap(0, Ordering::Relaxed));
                 }
                 if out.ran
@@ -450,7 +463,10 @@ impl<'a> Vu<'a> {
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Some("a step set crashed".into())))
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Some("a step set crashed".into()))
+                    })
                     .fold(None, |first, p| first.or(p))
             }),
         };
@@ -491,7 +507,15 @@ impl<'a> Vu<'a> {
             case_deadline: None,
             case_start_ms: session.start_ms,
         };
-        run_step(&self.run.shared, step, scope, &session.saved, base_dir, &place).report
+        run_step(
+            &self.run.shared,
+            step,
+            scope,
+            &session.saved,
+            base_dir,
+            &place,
+        )
+        .report
     }
 
     /// The prepare steps' undo (newest first) and the case's cleanup.
@@ -525,8 +549,14 @@ mod tests {
             short_kind("cannot connect to http://127.0.0.1:9/x: client error (Connect): refused"),
             "cannot connect to http://127.0.0.1:9/x"
         );
-        assert_eq!(short_kind("args: undefined name `x`"), "args: undefined name `x`");
-        assert_eq!(short_kind("request to http://h:1/x timed out\nmore"), "request to http://h:1/x timed out");
+        assert_eq!(
+            short_kind("args: undefined name `x`"),
+            "args: undefined name `x`"
+        );
+        assert_eq!(
+            short_kind("request to http://h:1/x timed out\nmore"),
+            "request to http://h:1/x timed out"
+        );
         assert_eq!(short_kind(&"y".repeat(300)).chars().count(), 100);
         let failed = StepReport {
             status: Status::Failed,
@@ -552,7 +582,10 @@ mod tests {
         assert_eq!(sent, 23 + 8 + 7 + 32 + 2);
         // status line and blank line, headers, and the content-length body
         assert_eq!(received, 19 + (14 + 2 + 4) + (12 + 16 + 4) + 12);
-        let (_, r2) = http_bytes(&json!({"url": "/"}), &json!({"headers": {}, "body": "hello"}));
+        let (_, r2) = http_bytes(
+            &json!({"url": "/"}),
+            &json!({"headers": {}, "body": "hello"}),
+        );
         assert_eq!(r2, 19 + 5);
         assert_eq!(http_bytes(&json!({}), &Value::Null).1, 0);
     }
