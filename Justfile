@@ -30,10 +30,11 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Measure the runner's own cost (MODE: http, redis, mysql, plugin): cases/s and CPU per case.
+# Measure the runner's own cost (MODE: http, redis, mysql, plugin): cases/s and CPU per case;
+# `just bench load`: atf load next to wrk and Locust against a local nginx.
 bench *ARGS:
     scripts/ensure-tools.sh
-    scripts/services.sh
+    case "{{ARGS}}" in load*) scripts/bench-load-deps.sh ;; *) scripts/services.sh ;; esac
     cargo build --release -p atf -p atf-plugin-sign
     cargo run -q -p atf --release --example bench -- {{ARGS}}
 

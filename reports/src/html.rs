@@ -66,7 +66,7 @@ pub fn render(report: &RunReport) -> std::io::Result<String> {
 /// `<`, `>` and `&` (which only occur inside JSON strings) and the line
 /// separators U+2028 and U+2029 become `\uXXXX` escapes, which JSON reads
 /// back as the same characters.
-fn push_json_for_script(out: &mut String, json: &str) {
+pub(crate) fn push_json_for_script(out: &mut String, json: &str) {
     let bytes = json.as_bytes();
     let mut start = 0;
     // Byte positions of ASCII characters and of the lead byte of a

@@ -260,7 +260,7 @@ fn seconds(ms: u64) -> String {
 }
 
 /// ` name="value"`, the value escaped for an attribute.
-fn attr(out: &mut String, name: &str, value: &str) {
+pub(crate) fn attr(out: &mut String, name: &str, value: &str) {
     out.push(' ');
     out.push_str(name);
     out.push_str("=\"");
@@ -268,7 +268,7 @@ fn attr(out: &mut String, name: &str, value: &str) {
     out.push('"');
 }
 
-fn escape_text(out: &mut String, text: &str) {
+pub(crate) fn escape_text(out: &mut String, text: &str) {
     escape(out, text, false);
 }
 

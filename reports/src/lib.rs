@@ -15,6 +15,7 @@ pub mod events_file;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod load;
 mod model;
 
 pub use event::*;

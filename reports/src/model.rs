@@ -177,6 +177,10 @@ pub struct StepReport {
     pub attempts: u32,
     /// Wall time of all attempts.
     pub duration_ms: u64,
+    /// Wall time of all attempts in microseconds (for `atf load`; not
+    /// written to report.json).
+    #[serde(skip)]
+    pub duration_us: u64,
     /// The resolved arguments.
     #[serde(default)]
     pub args: Value,

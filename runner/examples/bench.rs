@@ -9,6 +9,8 @@
 //!   against an in-process axum server of this benchmark;
 //! - `redis`, `mysql`: 2 data steps per case, next to the same commands sent
 //!   by a plain `redis-cli` / `mysql` client reading them from stdin;
+//! - `load`: `atf load` against nginx next to wrk and Locust at the same
+//!   connection count (see `load/mod.rs`; `--conns N`, `--secs N`);
 //! - `plugin`: 10 calls of a plugin keyword (`sign.sm3`) per case next to
 //!   10 calls of the built-in `assert`, giving the cost of one call through
 //!   the plugin ABI — in plugin-host processes (the default) and inside atf
@@ -20,6 +22,8 @@
 //! other work only ever adds to wall and CPU time.
 //!
 //! Usage: `cargo run --release -p atf --example bench -- [MODE] [--cases N] [--jobs N] [--repeat N]`
+
+mod load;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -254,12 +258,16 @@ fn main() {
     let mut n = 200usize;
     let mut jobs = 8usize;
     let mut repeat = 3usize;
+    let mut conns = 16usize;
+    let mut secs = 5u64;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--cases" => n = it.next().and_then(|v| v.parse().ok()).unwrap_or(n),
             "--jobs" => jobs = it.next().and_then(|v| v.parse().ok()).unwrap_or(jobs),
             "--repeat" => repeat = it.next().and_then(|v| v.parse().ok()).unwrap_or(repeat),
+            "--conns" => conns = it.next().and_then(|v| v.parse().ok()).unwrap_or(conns),
+            "--secs" => secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(secs),
             m if !m.starts_with('-') => mode = m.to_string(),
             other => panic!("unknown argument {other}"),
         }
@@ -385,6 +393,7 @@ fn main() {
                 per_call(&i)
             );
         }
-        other => panic!("unknown mode {other}: use http, redis, mysql or plugin"),
+        "load" => load::bench(&atf_bin(), conns, secs, repeat),
+        other => panic!("unknown mode {other}: use http, redis, mysql, plugin or load"),
     }
 }

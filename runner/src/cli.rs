@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 every selected case passed (skipped allowed); 1 a case
 //! failed or errored (or `atf check` found problems); 2 nothing could run
-//! (bad usage, bad project file, no cases selected); 130 interrupted.
+//! (bad usage, bad project file, no cases selected); 99 a load threshold
+//! was breached (`atf load`); 130 interrupted.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -33,6 +34,9 @@ struct Cli {
 enum Command {
     /// Run cases (default path: the current folder).
     Run(RunArgs),
+    /// Run the cases as a load test: virtual users (--vus) or an arrival
+    /// rate (--rate), with latency percentiles, thresholds and load.html.
+    Load(Box<LoadArgs>),
     /// Load and validate everything, run nothing; also name every
     /// placeholder that nothing can define.
     Check(CommonArgs),
@@ -56,9 +60,11 @@ enum ReportCommand {
         #[arg(default_value = "atf-report")]
         dir: PathBuf,
     },
-    /// Combine the reports of several shard runs into one report set.
+    /// Combine the reports of several shard runs into one report set
+    /// (folders with load.json merge as load runs: histograms exactly,
+    /// thresholds evaluated again).
     Merge {
-        /// Report folders (each with a report.json).
+        /// Report folders (each with a report.json, or a load.json).
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
         /// Where the merged reports go.
@@ -120,6 +126,92 @@ struct RunArgs {
     watch: bool,
 }
 
+fn parse_load_duration(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim().parse::<f64>().is_ok() {
+        return Err(format!("`{text}`: give a unit, e.g. 30s, 2m, 500ms"));
+    }
+    atf_sdk::parse_duration_str(text)
+}
+
+fn parse_threshold(text: &str) -> Result<crate::loadtest::threshold::Threshold, String> {
+    text.parse()
+}
+
+#[derive(Args, Debug)]
+struct LoadArgs {
+    /// Case files or folders (searched for *.case.json).
+    paths: Vec<PathBuf>,
+    /// The project file (default: atf.json found walking up from the first path).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Environment from the project file.
+    #[arg(long, value_name = "NAME")]
+    env: Option<String>,
+    /// Tag expression, e.g. 'smoke and not slow'.
+    #[arg(long, value_name = "EXPR")]
+    tags: Option<String>,
+    /// Glob on case names (repeatable; a case matching any is selected).
+    #[arg(long, value_name = "GLOB")]
+    filter: Vec<String>,
+    /// Override a variable (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    vars: Vec<(String, Value)>,
+    /// Extra plugin folder (repeatable).
+    #[arg(long = "plugins", value_name = "DIR")]
+    plugins: Vec<PathBuf>,
+    /// Closed model: N virtual users, each running iterations back to back
+    /// (default: 1).
+    #[arg(long, value_name = "N", conflicts_with = "rate", value_parser = clap::value_parser!(u64).range(1..))]
+    vus: Option<u64>,
+    /// Open model: iterations start at this rate (300/s, 18000/m); when no
+    /// VU is free an iteration is dropped (counted), not delayed.
+    #[arg(long, value_name = "RATE", value_parser = crate::loadtest::options::parse_rate)]
+    rate: Option<f64>,
+    /// Open model: most virtual users at once.
+    #[arg(long, value_name = "N", requires = "rate", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    max_vus: u64,
+    /// Measured time, after the warm-up (e.g. 2m).
+    #[arg(long, value_name = "TIME", value_parser = parse_load_duration)]
+    duration: Option<std::time::Duration>,
+    /// Stop after this many measured iterations (with --duration: whichever
+    /// comes first; with neither: 1 iteration).
+    #[arg(long, value_name = "N")]
+    iterations: Option<u64>,
+    /// VUs (or the rate) rise linearly from 0 over this time.
+    #[arg(long, value_name = "TIME", value_parser = parse_load_duration)]
+    ramp: Option<std::time::Duration>,
+    /// Run this long first without recording anything.
+    #[arg(long, value_name = "TIME", value_parser = parse_load_duration)]
+    warmup: Option<std::time::Duration>,
+    /// When the run ends, how long running iterations may take to finish
+    /// before they are interrupted (their undo and cleanup still run).
+    #[arg(long, value_name = "TIME", value_parser = parse_load_duration, default_value = "30s")]
+    graceful_stop: std::time::Duration,
+    /// What an iteration is: `case` (prepare, steps, undo, cleanup) or
+    /// `steps` (each VU runs prepare once and cleanup when it stops).
+    #[arg(long, value_enum, default_value = "case")]
+    iteration: crate::loadtest::options::IterationMode,
+    /// Case weight in the mix, NAME=W (NAME: case name or glob;
+    /// repeatable; overrides the case file's `weight`).
+    #[arg(long = "weight", value_name = "NAME=W", value_parser = crate::loadtest::options::parse_weight)]
+    weights: Vec<(String, f64)>,
+    /// Pass/fail criterion (repeatable): 'p95<200ms', 'errors<1%',
+    /// 'rate>=290/s', 'step:"place order" p99<500ms'. A breach exits 99.
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = parse_threshold)]
+    thresholds: Vec<crate::loadtest::threshold::Threshold>,
+    /// Run the K-th of N shards of the load: VUs, rate and iterations are
+    /// split; `atf report merge` combines the shards' folders.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Write every measured step sample to FILE as CSV with JMeter's
+    /// columns (a .jtl file).
+    #[arg(long, value_name = "FILE")]
+    samples: Option<PathBuf>,
+    /// Where load.json, load.html and junit.xml go.
+    #[arg(long, value_name = "DIR", default_value = "atf-report")]
+    report_dir: PathBuf,
+}
+
 #[derive(Args, Debug)]
 struct KeywordsArgs {
     /// Print the keyword specs as JSON.
@@ -162,12 +254,19 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Run(a) => run(a),
+        Command::Load(a) => load(*a),
         Command::Check(a) => check(a),
         Command::List(a) => list(a),
         Command::Keywords(a) => keywords(a),
         Command::Schema(a) => schema(a),
-        Command::Report(ReportCommand::Merge { dirs, out }) => crate::merge::merge(&dirs, &out),
         Command::Report(ReportCommand::Rebuild { dir }) => crate::merge::rebuild(&dir),
+        Command::Report(ReportCommand::Merge { dirs, out }) => {
+            if !dirs.is_empty() && dirs.iter().all(|d| crate::loadtest::merge::is_load_dir(d)) {
+                crate::loadtest::merge::merge(&dirs, &out)
+            } else {
+                crate::merge::merge(&dirs, &out)
+            }
+        }
     }
 }
 
@@ -481,6 +580,87 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         return EXIT_FAILED;
     }
     outcome.exit_code()
+}
+
+/// `atf load`: see [`crate::loadtest`].
+fn load(args: LoadArgs) -> i32 {
+    let common = CommonArgs {
+        paths: args.paths.clone(),
+        config: args.config.clone(),
+        env: args.env.clone(),
+        tags: args.tags.clone(),
+        filter: args.filter.clone(),
+        shard: None,
+        vars: args.vars.clone(),
+        plugins: args.plugins.clone(),
+    };
+    let cfg = match build_config(&common, None) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let plugins = match load_plugins(&cfg.plugin_dirs) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let catalog = match catalog(&plugins) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runs = match load_selected(&cfg, &catalog) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if runs.is_empty() {
+        return usage_error("no cases selected (check the paths, --tags and --filter)");
+    }
+    use crate::loadtest::options::{LoadOptions, Model};
+    let model = match args.rate {
+        Some(rate) => Model::Open {
+            rate,
+            max_vus: args.max_vus,
+        },
+        None => Model::Closed {
+            vus: args.vus.unwrap_or(1),
+        },
+    };
+    let iterations = match (args.duration, args.iterations) {
+        (None, None) => Some(1),
+        (_, n) => n,
+    };
+    let opts = LoadOptions {
+        model,
+        duration: args.duration,
+        iterations,
+        ramp: args.ramp.unwrap_or_default(),
+        warmup: args.warmup.unwrap_or_default(),
+        graceful_stop: args.graceful_stop,
+        iteration: args.iteration,
+        weights: args.weights.clone(),
+        shard: args.shard,
+        samples: args.samples.clone(),
+        report_dir: args.report_dir.clone(),
+    };
+    let mut thresholds: Vec<crate::loadtest::Sourced> = Vec::new();
+    let env_source = format!(
+        "atf.json, environment `{}`",
+        cfg.env_name.as_deref().unwrap_or("")
+    );
+    for text in &cfg.env.load_thresholds {
+        match text.parse() {
+            Ok(t) => thresholds.push((t, env_source.clone())),
+            Err(e) => return usage_error(e),
+        }
+    }
+    thresholds.extend(
+        args.thresholds
+            .iter()
+            .map(|t| (t.clone(), "--threshold".to_string())),
+    );
+    let code = crate::loadtest::load(&cfg, &plugins, runs, opts, thresholds);
+    for w in plugins.take_warnings() {
+        eprintln!("warning: {w}");
+    }
+    code
 }
 
 /// What `check` and `list` work on: the config and the selected case runs

@@ -26,6 +26,8 @@ pub struct EnvConfig {
     pub exclude_tags: Vec<String>,
     /// kind → name → settings.
     pub resources: Map<String, Value>,
+    /// `load.thresholds`: thresholds of `atf load` in this environment.
+    pub load_thresholds: Vec<String>,
 }
 
 /// What the project lets case files do (`allow` of the project file).
@@ -277,14 +279,27 @@ impl Project {
             src.known_fields(
                 e,
                 &ptr,
-                &["vars", "exclude_tags", "resources"],
+                &["vars", "exclude_tags", "resources", "load"],
                 &format!("environment `{name}`"),
             );
             let mut cfg = EnvConfig {
                 vars: src.opt_object(e, &ptr, "vars"),
                 exclude_tags: src.str_list(e, &ptr, "exclude_tags"),
                 resources: src.opt_object(e, &ptr, "resources"),
+                load_thresholds: Vec::new(),
             };
+            if let Some(l) = e.get("load") {
+                let lptr = child(&ptr, "load");
+                if let Some(l) = src.object(l, &lptr, "`load`") {
+                    src.known_fields(l, &lptr, &["thresholds"], "`load`");
+                    cfg.load_thresholds = src.str_list(l, &lptr, "thresholds");
+                    for (i, t) in cfg.load_thresholds.iter().enumerate() {
+                        if let Err(e) = t.parse::<crate::loadtest::threshold::Threshold>() {
+                            src.error(&format!("{lptr}/thresholds/{i}"), e);
+                        }
+                    }
+                }
+            }
             let rptr = child(&ptr, "resources");
             for (kind_name, list) in cfg.resources.iter_mut() {
                 let kptr = child(&rptr, kind_name);

@@ -239,13 +239,39 @@ fn resources(cfg: &RunConfig, vars: &Map<String, Value>) -> Result<Map<String, V
     }
 }
 
-/// Runs the selected case runs with the reporters.
-pub fn run(
+/// A run's machinery, started: the runtime, the keywords (built-in and
+/// plugin), the shared state of the cases, and Ctrl-C cancelling it.
+pub(crate) struct Started {
+    /// The one tokio runtime of the run.
+    pub(crate) runtime: tokio::runtime::Runtime,
+    builtins: atf_keywords::Builtins,
+    /// What every case shares.
+    pub(crate) shared: Arc<Shared>,
+    /// Secrets to mask.
+    pub(crate) masker: Arc<Masker>,
+    /// Set by the first Ctrl-C.
+    pub(crate) cancel: Arc<Cancel>,
+}
+
+impl Started {
+    /// Closes pools, flushes producers and stops the runtime.
+    pub(crate) fn stop(self) {
+        self.builtins.shutdown();
+        self.runtime
+            .shutdown_timeout(std::time::Duration::from_secs(2));
+    }
+}
+
+/// Starts the machinery of a run of `cfg` over `runs`: the file and size
+/// policy, the environment's vars and resources, every secret the case
+/// files show, the runtime and keywords; the first Ctrl-C cancels the run.
+/// Events go to `events` ([`crate::exec::EventTx::off`] for none).
+pub(crate) fn start(
     cfg: &RunConfig,
     plugins: &PluginHost,
-    runs: Vec<CaseRun>,
-    reporters: &mut [&mut dyn Reporter],
-) -> Result<Outcome, String> {
+    runs: &[CaseRun],
+    events: crate::exec::EventTx,
+) -> Result<Started, String> {
     let roots = cfg.file_roots();
     crate::resolve::set_policy(crate::resolve::Policy {
         value_bytes: cfg.project.limits.value,
@@ -259,7 +285,7 @@ pub fn run(
     // Before anything is printed: the secrets the case files show.
     crate::secret::prescan(
         &masker,
-        &scan_inputs(&runs),
+        &scan_inputs(runs),
         &cfg.project.secrets,
         &env_vars,
     );
@@ -285,7 +311,6 @@ pub fn run(
     }
     let cancel = Arc::new(Cancel::default());
     install_ctrlc(cancel.clone());
-    let (events, events_rx) = crate::exec::event_channel();
     let shared = Arc::new(Shared {
         keywords,
         env_vars,
@@ -298,6 +323,24 @@ pub fn run(
         fail_fast: cfg.fail_fast,
         events,
     });
+    Ok(Started {
+        runtime,
+        builtins,
+        shared,
+        masker,
+        cancel,
+    })
+}
+
+/// Runs the selected case runs with the reporters.
+pub fn run(
+    cfg: &RunConfig,
+    plugins: &PluginHost,
+    runs: Vec<CaseRun>,
+    reporters: &mut [&mut dyn Reporter],
+) -> Result<Outcome, String> {
+    let (events, events_rx) = crate::exec::event_channel();
+    let started = start(cfg, plugins, &runs, events)?;
     let opts = ExecOptions {
         jobs: cfg.jobs,
         env_name: cfg.env_name.clone(),
@@ -307,16 +350,21 @@ pub fn run(
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = Some(cfg.report_dir.clone());
     let mut masking = MaskingReporters {
-        masker: &masker,
+        masker: &started.masker,
         inner: reporters,
     };
-    let mut report = crate::exec::execute(shared, events_rx, runs, &opts, &mut [&mut masking]);
+    let mut report = crate::exec::execute(
+        started.shared.clone(),
+        events_rx,
+        runs,
+        &opts,
+        &mut [&mut masking],
+    );
     // Secrets learnt late (a token first used by a later case) are masked in
     // every earlier case too before the file reports are written.
-    mask_report(&masker, &mut report);
-    builtins.shutdown();
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    report.interrupted |= cancel.is_cancelled();
+    mask_report(&started.masker, &mut report);
+    report.interrupted |= started.cancel.is_cancelled();
+    started.stop();
     Ok(Outcome {
         interrupted: report.interrupted,
         report,

@@ -16,6 +16,7 @@ pub mod exec;
 pub mod exit;
 pub mod jsonpos;
 pub mod load;
+pub mod loadtest;
 pub mod merge;
 pub mod model;
 pub mod plugin;

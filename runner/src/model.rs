@@ -177,6 +177,8 @@ pub struct Case {
     pub timeout: Option<Duration>,
     /// Names of things the case needs alone.
     pub locks: Vec<String>,
+    /// `atf load`: the case's share of the iterations (`None`: 1).
+    pub weight: Option<f64>,
     /// Data set-up, run serially.
     pub prepare: Vec<Step>,
     /// Step sets; several run in parallel with each other.

@@ -134,6 +134,7 @@ pub fn case_schema(catalog: &Catalog) -> Value {
             "data": { "type": "array", "items": { "type": "object" }, "description": "one run per row, row fields over vars" },
             "timeout": { "$ref": "#/$defs/duration" },
             "locks": { "type": "array", "items": { "type": "string" } },
+            "weight": { "type": "number", "minimum": 0, "description": "atf load: the case's share of the iterations (default 1)" },
             "prepare": { "$ref": "#/$defs/steps" },
             "steps": {
                 "anyOf": [

@@ -8,7 +8,7 @@
 //! the calling thread reports, and the run report is the fold of those
 //! events ([`atf_reports::ReportBuilder`]).
 
-mod case;
+pub(crate) mod case;
 pub mod context;
 pub mod step;
 
@@ -115,7 +115,7 @@ impl Shared {
 
     /// The names seen outside any case: `--var`, the given suite vars
     /// (nearest first), the global context and the environment's vars.
-    fn outer_scope<'a>(&'a self, suites: &'a [Arc<Map<String, Value>>]) -> Scope<'a> {
+    pub(crate) fn outer_scope<'a>(&'a self, suites: &'a [Arc<Map<String, Value>>]) -> Scope<'a> {
         Scope {
             saved: None,
             overrides: &self.overrides,
@@ -130,13 +130,34 @@ impl Shared {
 /// Resolved vars of the suites above a case, nearest first.
 #[derive(Clone, Default)]
 pub struct SuiteVars {
-    nearest_first: Vec<Arc<Map<String, Value>>>,
+    pub(crate) nearest_first: Vec<Arc<Map<String, Value>>>,
 }
 
-struct SuiteState {
-    suite: Arc<Suite>,
-    prepared: OnceLock<Result<Arc<Map<String, Value>>, String>>,
-    remaining: AtomicUsize,
+/// One suite of a run: prepared once, on first use; cleaned up by its last case.
+pub(crate) struct SuiteState {
+    pub(crate) suite: Arc<Suite>,
+    pub(crate) prepared: OnceLock<Result<Arc<Map<String, Value>>, String>>,
+    pub(crate) remaining: AtomicUsize,
+}
+
+/// The suites above `runs`, by folder, each counting the runs it covers.
+pub(crate) fn suite_states(runs: &[CaseRun]) -> HashMap<PathBuf, Arc<SuiteState>> {
+    let mut states: HashMap<PathBuf, Arc<SuiteState>> = HashMap::new();
+    for run in runs {
+        if let Ok(case) = &run.case {
+            for s in &case.suites {
+                let st = states.entry(s.dir.clone()).or_insert_with(|| {
+                    Arc::new(SuiteState {
+                        suite: s.clone(),
+                        prepared: OnceLock::new(),
+                        remaining: AtomicUsize::new(0),
+                    })
+                });
+                st.remaining.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    states
 }
 
 struct Locks {
@@ -230,22 +251,7 @@ pub fn execute(
 ) -> RunReport {
     let started = Instant::now();
     // Suites: how many selected runs each covers.
-    let mut states: HashMap<PathBuf, Arc<SuiteState>> = HashMap::new();
-    for run in &runs {
-        if let Ok(case) = &run.case {
-            for s in &case.suites {
-                let st = states.entry(s.dir.clone()).or_insert_with(|| {
-                    Arc::new(SuiteState {
-                        suite: s.clone(),
-                        prepared: OnceLock::new(),
-                        remaining: AtomicUsize::new(0),
-                    })
-                });
-                st.remaining.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    }
-    let states = Arc::new(states);
+    let states = Arc::new(suite_states(&runs));
     let locks = Arc::new(Locks {
         held: Mutex::new(HashSet::new()),
         freed: Condvar::new(),
@@ -416,7 +422,11 @@ fn suite_scope_vars(chain: &[Arc<SuiteState>], upto: usize) -> Vec<Arc<Map<Strin
         .collect()
 }
 
-fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVars, String> {
+/// Prepares the suites of `chain` (outermost first) that are not yet; their vars, nearest first.
+pub(crate) fn prepare_suites(
+    shared: &Shared,
+    chain: &[Arc<SuiteState>],
+) -> Result<SuiteVars, String> {
     for (i, st) in chain.iter().enumerate() {
         let outcome = st.prepared.get_or_init(|| {
             let parents = suite_scope_vars(chain, i);
@@ -479,10 +489,15 @@ fn prepare_suites(shared: &Shared, chain: &[Arc<SuiteState>]) -> Result<SuiteVar
     })
 }
 
-fn cleanup_suite(shared: &Shared, st: &Arc<SuiteState>, chain: &[Arc<SuiteState>]) {
+/// Runs the cleanup of suite `st` of `chain` (if its prepare began).
+pub(crate) fn cleanup_suite(
+    shared: &Shared,
+    st: &Arc<SuiteState>,
+    chain: &[Arc<SuiteState>],
+) -> Vec<StepReport> {
     // Only a suite whose prepare began is cleaned up.
     if st.prepared.get().is_none() {
-        return;
+        return Vec::new();
     }
     let idx = chain.iter().position(|s| Arc::ptr_eq(s, st)).unwrap_or(0);
     let suites = suite_scope_vars(chain, idx + 1);
@@ -490,16 +505,21 @@ fn cleanup_suite(shared: &Shared, st: &Arc<SuiteState>, chain: &[Arc<SuiteState>
     let sink = GlobalSink(&shared.global);
     let start_ms = chrono::Utc::now().timestamp_millis();
     let mut worst = Status::Passed;
+    let mut failed = Vec::new();
     for (j, step) in st.suite.cleanup.iter().enumerate() {
         let place = StepPlace::suite(&st.suite.file, j + 1, false, start_ms);
         let out = run_step(shared, step, &scope, &sink, &st.suite.dir, &place);
         let status = out.report.status;
-        if matches!(status, Status::Failed | Status::Error) && worst != Status::Error {
-            worst = status;
+        let report = case::trim_report(out.report);
+        if matches!(status, Status::Failed | Status::Error) {
+            if worst != Status::Error {
+                worst = status;
+            }
+            failed.push(report.clone());
         }
         shared.emit(Event::StepFinished {
             step: place.at,
-            report: Box::new(case::trim_report(out.report)),
+            report: Box::new(report),
         });
     }
     if !st.suite.cleanup.is_empty() {
@@ -508,4 +528,5 @@ fn cleanup_suite(shared: &Shared, st: &Arc<SuiteState>, chain: &[Arc<SuiteState>
             status: worst,
         });
     }
+    failed
 }

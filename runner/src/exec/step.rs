@@ -115,6 +115,7 @@ pub fn run_step(
         status: Status::Error,
         attempts: 0,
         duration_ms: 0,
+        duration_us: 0,
         args: Value::Null,
         result: Value::Null,
         failures: Vec::new(),
@@ -124,7 +125,9 @@ pub fn run_step(
     let mut ran = false;
     let at = &step.at;
     let finish = |mut report: StepReport, ran: bool| {
-        report.duration_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        report.duration_ms = elapsed.as_millis() as u64;
+        report.duration_us = elapsed.as_micros() as u64;
         if report.location.is_none() {
             report.location = report.failures.first().and_then(|f| f.location.clone());
         }

@@ -17,8 +17,8 @@ const STEP_FIELDS: &[&str] = &[
     "keyword", "remark", "args", "expect", "save", "retry", "timeout", "undo",
 ];
 const CASE_FIELDS: &[&str] = &[
-    "$schema", "name", "remark", "tags", "vars", "data", "timeout", "locks", "prepare", "steps",
-    "cleanup",
+    "$schema", "name", "remark", "tags", "vars", "data", "timeout", "locks", "weight", "prepare",
+    "steps", "cleanup",
 ];
 const SUITE_FIELDS: &[&str] = &["$schema", "name", "remark", "vars", "prepare", "cleanup"];
 
@@ -397,6 +397,17 @@ pub fn case(
             (k.clone(), line)
         })
         .collect();
+    let weight = match obj.get("weight") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|w| w >= 0.0) => n.as_f64(),
+        Some(other) => {
+            src.error(
+                "/weight",
+                format!("`weight` must be a number of 0 or more, found {other}"),
+            );
+            None
+        }
+    };
     let case = Case {
         name,
         path: path.to_path_buf(),
@@ -407,6 +418,7 @@ pub fn case(
         data,
         timeout: src.opt_duration(obj, "", "timeout"),
         locks: src.str_list(obj, "", "locks"),
+        weight,
         prepare: steps(src, obj, "", "prepare", catalog),
         steps: step_sets(src, obj, catalog),
         cleanup: steps(src, obj, "", "cleanup", catalog),
