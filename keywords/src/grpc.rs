@@ -240,7 +240,10 @@ pub fn message_json(m: &DynamicMessage) -> Result<Value, KeywordError> {
 }
 
 /// A message of type `desc` from JSON.
-pub fn message_from_json(desc: &MessageDescriptor, v: &Value) -> Result<DynamicMessage, KeywordError> {
+pub fn message_from_json(
+    desc: &MessageDescriptor,
+    v: &Value,
+) -> Result<DynamicMessage, KeywordError> {
     DynamicMessage::deserialize(desc.clone(), v).map_err(|e| {
         KeywordError::new(format!(
             "the message does not fit `{}`: {e}",
@@ -544,12 +547,18 @@ impl Resource {
                         )));
                     }
                     Err(ReflectError::Other(e)) => {
-                        return Err(KeywordError::new(format!("{}: reflection: {e}", self.label)));
+                        return Err(KeywordError::new(format!(
+                            "{}: reflection: {e}",
+                            self.label
+                        )));
                     }
                 }
             }
             Err(ReflectError::Other(e)) => {
-                return Err(KeywordError::new(format!("{}: reflection: {e}", self.label)));
+                return Err(KeywordError::new(format!(
+                    "{}: reflection: {e}",
+                    self.label
+                )));
             }
         };
         let pool = pool_from_files(files)
@@ -679,10 +688,9 @@ fn requests(c: &Call<'_>, method: &MethodDescriptor) -> Result<Vec<DynamicMessag
     match (c.arg("message"), c.arg("messages")) {
         (Some(_), Some(_)) => Err(KeywordError::new("give `message` or `messages`, not both")),
         (Some(m), None) => Ok(vec![message_from_json(&input, m)?]),
-        (None, Some(Value::Array(items))) if client_streams => items
-            .iter()
-            .map(|m| message_from_json(&input, m))
-            .collect(),
+        (None, Some(Value::Array(items))) if client_streams => {
+            items.iter().map(|m| message_from_json(&input, m)).collect()
+        }
         (None, Some(Value::Array(_))) => Err(KeywordError::new(format!(
             "`{}` takes one request: give `message`, not `messages`",
             method.full_name()

@@ -14,8 +14,8 @@ mod inbox;
 pub mod kafka;
 pub mod mqtt;
 pub mod mysql;
-pub mod pg;
 pub mod nats;
+pub mod pg;
 pub mod redis;
 pub mod ws;
 

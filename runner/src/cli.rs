@@ -598,7 +598,7 @@ fn load(args: LoadArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let plugins = match load_plugins(&cfg.plugin_dirs) {
+    let plugins = match load_plugins(&cfg.plugin_dirs, &cfg.project.in_process_plugins) {
         Ok(p) => p,
         Err(code) => return code,
     };

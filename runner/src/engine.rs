@@ -283,12 +283,7 @@ pub(crate) fn start(
     let resources = resources(cfg, &env_vars)?;
     masker.add_from_resources(&Value::Object(resources.clone()));
     // Before anything is printed: the secrets the case files show.
-    crate::secret::prescan(
-        &masker,
-        &scan_inputs(runs),
-        &cfg.project.secrets,
-        &env_vars,
-    );
+    crate::secret::prescan(&masker, &scan_inputs(runs), &cfg.project.secrets, &env_vars);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("atf-io")

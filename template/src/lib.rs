@@ -20,8 +20,8 @@
 mod eval;
 mod functions;
 mod parse;
-mod template;
 mod policy;
+mod template;
 
 use std::path::Path;
 
@@ -29,8 +29,8 @@ use serde_json::Value;
 
 pub use functions::{function_names, function_signatures};
 use parse::Piece;
-pub use template::{Part, Placeholder, Template};
 pub use policy::{DEFAULT_CAP, Policy, set_policy};
+pub use template::{Part, Placeholder, Template};
 
 /// Where placeholder names come from.
 pub trait Lookup {

@@ -115,6 +115,13 @@ fn emit_skipped(shared: &Shared, ctx: &CaseCtx, at: StepRef, step: &Step) {
     keep_or_emit(shared, ctx, at, report);
 }
 
+/// A number unique to each case run (or load-test session) of the process:
+/// keywords key per-case state by it (`Host::case_id`).
+pub fn next_case_id() -> u64 {
+    static NEXT_CASE_ID: AtomicU64 = AtomicU64::new(1);
+    NEXT_CASE_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Runs one case run (`index` in the selection); `suites` are the resolved
 /// vars of its suites, nearest first. Its steps go out as events; the
 /// report returned holds the case's own fields.
@@ -127,9 +134,7 @@ pub fn run_case(
 ) -> CaseReport {
     let index_in_run = index;
     let started = Instant::now();
-    // Unique per case run: keywords key per-case state by it (`Host::case_id`).
-    static NEXT_CASE_ID: AtomicU64 = AtomicU64::new(1);
-    let case_id = NEXT_CASE_ID.fetch_add(1, Ordering::Relaxed);
+    let case_id = next_case_id();
     let case_start_ms = chrono::Utc::now().timestamp_millis();
     let timeout = case.timeout.unwrap_or(shared.case_timeout);
     let deadline = started + timeout;

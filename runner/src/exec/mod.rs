@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use atf_reports::{CaseInfo, CaseReport, Event, ReportBuilder, Reporter, RunReport, Status};
+use atf_reports::{
+    CaseInfo, CaseReport, Event, ReportBuilder, Reporter, RunReport, Status, StepReport,
+};
 use atf_sdk::Keyword;
 use rayon::prelude::*;
 use serde_json::{Map, Value};

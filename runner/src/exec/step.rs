@@ -73,6 +73,35 @@ pub struct StepPlace {
 }
 
 impl StepPlace {
+    /// A step outside the case flow (`atf load` sessions): step `index` of
+    /// `phase`, with its own deadline.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bare(
+        phase: Phase,
+        index: usize,
+        set: Option<usize>,
+        undo: bool,
+        honor_cancel: bool,
+        case_deadline: Option<Instant>,
+        case_start_ms: i64,
+        case_id: u64,
+    ) -> StepPlace {
+        StepPlace {
+            at: StepRef {
+                case: None,
+                suite: None,
+                phase,
+                index,
+                set,
+                undo,
+            },
+            honor_cancel,
+            case_deadline,
+            case_start_ms,
+            case_id,
+        }
+    }
+
     /// Step `index` of the prepare (`honor_cancel`) or cleanup of `suite`.
     pub fn suite(suite: &str, index: usize, honor_cancel: bool, start_ms: i64) -> StepPlace {
         StepPlace {

@@ -25,15 +25,14 @@ pub mod vu;
 
 use std::sync::Arc;
 
-use atf_reports::Status;
 use atf_reports::load::{LoadReport, show_ms};
 
-use crate::exit::{
-    FAILED as EXIT_FAILED, INTERRUPTED as EXIT_INTERRUPTED, OK as EXIT_OK, THRESHOLD as EXIT_THRESHOLD,
-    USAGE as EXIT_USAGE,
-};
 use crate::config::RunConfig;
 use crate::exec::{SuiteState, cleanup_suite, prepare_suites};
+use crate::exit::{
+    FAILED as EXIT_FAILED, INTERRUPTED as EXIT_INTERRUPTED, OK as EXIT_OK,
+    THRESHOLD as EXIT_THRESHOLD, USAGE as EXIT_USAGE,
+};
 use crate::model::CaseRun;
 use crate::plugin::PluginHost;
 use options::LoadOptions;
@@ -120,6 +119,8 @@ pub fn load(
         return EXIT_USAGE;
     }
     let states = crate::exec::suite_states(&runs);
+    // The engine reads every case's secrets before anything is printed.
+    let all_runs = runs.clone();
     let mix = match Mix::build(runs, &opts.weights, &states) {
         Ok(m) => m,
         Err(e) => {
@@ -157,7 +158,7 @@ pub fn load(
             }
         },
     };
-    let started = match crate::engine::start(cfg, plugins, &runs, crate::exec::EventTx::off()) {
+    let started = match crate::engine::start(cfg, plugins, &all_runs, crate::exec::EventTx::off()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -278,6 +278,8 @@ mod tests {
             timeout: None,
             undo: None,
             line: 1,
+            at: Default::default(),
+            code: Default::default(),
         };
         Arc::new(Case {
             name: name.into(),

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use atf_reports::{CaseReport, Status, StepReport};
+use atf_reports::{CaseReport, Phase, Status, StepReport};
 use serde_json::{Map, Value};
 
 use super::metrics::Failure;
@@ -163,6 +163,8 @@ struct Session {
     /// Undo steps of the prepare steps that ran, in order.
     undo: Vec<Step>,
     start_ms: i64,
+    /// Its case id, for keywords that keep state per case.
+    case_id: u64,
 }
 
 /// One virtual user.
@@ -345,6 +347,7 @@ impl<'a> Vu<'a> {
             saved: Saved(Mutex::new(Map::new())),
             undo: Vec::new(),
             start_ms: chrono::Utc::now().timestamp_millis(),
+            case_id: crate::exec::case::next_case_id(),
         };
         let mut problem = None;
         let mut undo = Vec::new();
@@ -355,14 +358,16 @@ impl<'a> Vu<'a> {
                     problem = Some("prepare: interrupted".to_string());
                     break;
                 }
-                let place = StepPlace {
-                    index: i + 1,
-                    set: None,
-                    undo: false,
-                    honor_cancel: true,
-                    case_deadline: Some(deadline),
-                    case_start_ms: session.start_ms,
-                };
+                let place = StepPlace::bare(
+                    Phase::Prepare,
+                    i + 1,
+                    None,
+                    false,
+                    true,
+                    Some(deadline),
+                    session.start_ms,
+                    session.case_id,
+                );
                 let out = run_step(shared, step, &scope, &session.saved, base_dir, &place);
                 if record && let Some(label) = plan.prepare.get(i) {
                     self.sample(*label, &out.report, std::mem::take(lag));
@@ -418,14 +423,16 @@ impl<'a> Vu<'a> {
                 if Instant::now() >= deadline {
                     return Some(format!("step {}: case timed out", i + 1));
                 }
-                let place = StepPlace {
-                    index: i + 1,
-                    set: several.then_some(si + 1),
-                    undo: false,
-                    honor_cancel: true,
-                    case_deadline: Some(deadline),
-                    case_start_ms: session.start_ms,
-                };
+                let place = StepPlace::bare(
+                    Phase::Steps,
+                    i + 1,
+                    several.then_some(si + 1),
+                    false,
+                    true,
+                    Some(deadline),
+                    session.start_ms,
+                    session.case_id,
+                );
                 let out = run_step(shared, step, &scope, &session.saved, base_dir, &place);
                 if record && let Some(label) = plan.steps.get(si).and_then(|s| s.get(i)) {
                     self.sample(*label, &out.report, lag.swap(0, Ordering::Relaxed));
@@ -499,14 +506,16 @@ impl<'a> Vu<'a> {
         undo: bool,
     ) -> StepReport {
         let base_dir = plan.case.path.parent().unwrap_or(Path::new("."));
-        let place = StepPlace {
+        let place = StepPlace::bare(
+            Phase::Cleanup,
             index,
-            set: None,
+            None,
             undo,
-            honor_cancel: false,
-            case_deadline: None,
-            case_start_ms: session.start_ms,
-        };
+            false,
+            None,
+            session.start_ms,
+            session.case_id,
+        );
         run_step(
             &self.run.shared,
             step,
@@ -565,6 +574,7 @@ mod tests {
                 expected: json!(200),
                 actual: json!(500),
                 message: "expected 200, got 500".into(),
+                location: None,
             }],
             ..StepReport::default()
         };
