@@ -73,6 +73,7 @@ pub fn run_case(
         prepare: Vec::new(),
         steps: Vec::new(),
         cleanup: Vec::new(),
+        ..CaseReport::default()
     };
     let ctx = CaseCtx {
         saved: Mutex::new(Map::new()),

@@ -200,6 +200,7 @@ pub fn execute(
                             status: None,
                             prepare: Vec::new(),
                             cleanup: Vec::new(),
+                            ..SuiteReport::default()
                         }),
                     })
                 });
