@@ -159,6 +159,9 @@ pub struct CaseReport {
     /// The matrix cell it ran in (`--matrix`), dimension → value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix: Option<Map<String, Value>>,
+    /// When its (last) run started, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<i64>,
     /// Which repetition this is (`--repeat-each`, `--until-fail`), from 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repetition: Option<u32>,
@@ -181,9 +184,9 @@ pub struct Attempt {
     /// Why it did not pass, in one line.
     #[serde(default)]
     pub error: Option<String>,
-    /// When it started, RFC 3339.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub started_at: String,
+    /// When it started, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<i64>,
     /// Steps of `prepare`.
     #[serde(default)]
     pub prepare: Vec<StepReport>,
@@ -203,7 +206,7 @@ impl Attempt {
             status: case.status,
             duration_ms: case.duration_ms,
             error: case.error.clone(),
-            started_at: String::new(),
+            start_ms: case.start_ms,
             prepare: case.prepare.clone(),
             steps: case.steps.clone(),
             cleanup: case.cleanup.clone(),

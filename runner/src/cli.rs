@@ -118,6 +118,32 @@ struct RunArgs {
     /// file and the plugins, and run again when one changes (Ctrl-C stops).
     #[arg(long)]
     watch: bool,
+    /// Rerun a failed or errored case (the whole case) up to N more times;
+    /// one that passes on a retry is flaky.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
+    /// Wait before each retry, e.g. 2s or 500ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    retry_delay: Option<std::time::Duration>,
+    /// A flaky case fails the run (exit 1).
+    #[arg(long)]
+    fail_on_flaky: bool,
+    /// Run each selected case N times (named `name #1` … `name #N`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "until_fail")]
+    repeat_each: Option<u32>,
+    /// Run each selected case up to N times, one run after another, and
+    /// stop its runs at its first failure.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    until_fail: Option<u32>,
+}
+
+/// `--retry-delay`: `2s`, `500ms`, `1m`, or milliseconds.
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    let v = match s.trim().parse::<u64>() {
+        Ok(n) => Value::from(n),
+        Err(_) => Value::String(s.trim().to_string()),
+    };
+    atf_sdk::parse_duration(&v).map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]
@@ -268,6 +294,15 @@ fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig,
         fail_fast: run.is_some_and(|r| r.fail_fast),
         plugin_dirs,
         selection,
+        repeat: crate::exec::repeat::RepeatPolicy {
+            retries: run.map_or(0, |r| r.retries),
+            retry_delay: run.and_then(|r| r.retry_delay).unwrap_or_default(),
+            repeat: run
+                .and_then(|r| r.repeat_each.or(r.until_fail))
+                .unwrap_or(1),
+            until_fail: run.is_some_and(|r| r.until_fail.is_some()),
+        },
+        fail_on_flaky: run.is_some_and(|r| r.fail_on_flaky),
     })
 }
 

@@ -285,6 +285,10 @@ pub struct RunConfig {
     pub plugin_dirs: Vec<PathBuf>,
     /// Which cases.
     pub selection: Selection,
+    /// Retries and repetitions of cases (`--retries`, `--repeat-each`, `--until-fail`).
+    pub repeat: crate::exec::repeat::RepeatPolicy,
+    /// A flaky case fails the run (`--fail-on-flaky`).
+    pub fail_on_flaky: bool,
 }
 
 /// Parses a `--var NAME=VALUE`: the value is JSON when it reads as a number,

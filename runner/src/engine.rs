@@ -21,6 +21,8 @@ pub struct Outcome {
     pub report: RunReport,
     /// Whether Ctrl-C interrupted it.
     pub interrupted: bool,
+    /// A flaky case fails the run (`--fail-on-flaky`).
+    pub fail_on_flaky: bool,
 }
 
 impl Outcome {
@@ -36,7 +38,8 @@ impl Outcome {
             .suites
             .iter()
             .any(|s| matches!(s.status, Some(Status::Failed | Status::Error)));
-        if s.failed + s.errored > 0 || suite_failed {
+        let flaky_fails = self.fail_on_flaky && s.flaky > 0;
+        if s.failed + s.errored > 0 || suite_failed || flaky_fails {
             crate::cli::EXIT_FAILED
         } else {
             crate::cli::EXIT_OK
@@ -228,6 +231,7 @@ pub fn run(
         jobs: cfg.jobs,
         env_name: cfg.env_name.clone(),
         shard: cfg.selection.shard.map(|s| s.to_string()),
+        repeat: cfg.repeat,
     };
     let mut masking = MaskingReporters {
         masker: &masker,
@@ -242,6 +246,7 @@ pub fn run(
     Ok(Outcome {
         report,
         interrupted: cancel.is_cancelled(),
+        fail_on_flaky: cfg.fail_on_flaky,
     })
 }
 

@@ -9,6 +9,7 @@
 
 mod case;
 pub mod context;
+pub mod repeat;
 pub mod step;
 
 use std::collections::{HashMap, HashSet};
@@ -174,6 +175,8 @@ pub struct ExecOptions {
     pub env_name: Option<String>,
     /// The shard, for the report.
     pub shard: Option<String>,
+    /// Retries and repetitions (`--retries`, `--repeat-each`, `--until-fail`).
+    pub repeat: repeat::RepeatPolicy,
 }
 
 /// Runs `runs` and returns the run report; `reporters` see every event.
@@ -185,6 +188,12 @@ pub fn execute(
 ) -> RunReport {
     let started = Instant::now();
     let started_at = chrono::Local::now().to_rfc3339();
+    let policy = opts.repeat;
+    let repeat::Plan {
+        runs,
+        repetition,
+        groups,
+    } = repeat::plan(runs, &policy);
     // Suites: how many selected runs each covers.
     let mut states: HashMap<PathBuf, Arc<SuiteState>> = HashMap::new();
     for run in &runs {
@@ -244,20 +253,32 @@ pub fn execute(
                 Err(_) => return,
             };
             pool.install(|| {
-                (0..runs.len())
-                    .into_par_iter()
-                    .with_max_len(1)
-                    .for_each(|i| {
+                // A group's runs go one after another (`--until-fail`).
+                groups.into_par_iter().with_max_len(1).for_each(|group| {
+                    let mut skip = None;
+                    for i in group {
                         let run = &runs[i];
-                        let report =
-                            run_one(&shared, run, &states, &locks, &failed, &|name: &str| {
+                        let mut report = run_one(
+                            &shared,
+                            run,
+                            (&policy, skip),
+                            &states,
+                            &locks,
+                            &failed,
+                            &|name: &str| {
                                 let _ = tx.send(Msg::Started(name.to_string()));
-                            });
+                            },
+                        );
                         if matches!(report.status, Status::Failed | Status::Error) {
                             failed.store(true, Ordering::SeqCst);
                         }
+                        if repeat::stops_group(&policy, &report) {
+                            skip = Some(repeat::UNTIL_FAIL_SKIP);
+                        }
+                        report.repetition = repetition.get(i).copied().flatten();
                         let _ = tx.send(Msg::Finished(i, Box::new(report)));
-                    });
+                    }
+                });
             });
         })
     };
@@ -327,9 +348,12 @@ fn skipped(run: &CaseRun, why: &str) -> CaseReport {
     }
 }
 
+/// One run of a case: suites prepared, locks held, retried by `policy`;
+/// `skip` says why it does not start at all.
 fn run_one(
     shared: &Shared,
     run: &CaseRun,
+    (policy, skip): (&repeat::RepeatPolicy, Option<&str>),
     states: &HashMap<PathBuf, Arc<SuiteState>>,
     locks: &Locks,
     failed: &AtomicBool,
@@ -359,7 +383,9 @@ fn run_one(
         .iter()
         .filter_map(|s| states.get(&s.dir).cloned())
         .collect();
-    let report = if shared.cancel.is_cancelled() {
+    let report = if let Some(why) = skip {
+        skipped(run, why)
+    } else if shared.cancel.is_cancelled() {
         skipped(run, "not started: the run was interrupted")
     } else if shared.fail_fast && failed.load(Ordering::SeqCst) {
         skipped(run, "not started: --fail-fast after an earlier failure")
@@ -368,7 +394,9 @@ fn run_one(
     } else {
         on_start(&run.name);
         let report = match prepare_suites(shared, &my_suites) {
-            Ok(vars) => case::run_case(shared, run, &case, &vars),
+            Ok(vars) => repeat::with_retries(policy, &shared.cancel, || {
+                case::run_case(shared, run, &case, &vars)
+            }),
             Err(e) => CaseReport {
                 name: run.name.clone(),
                 file: case.file.clone(),
