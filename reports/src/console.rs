@@ -128,7 +128,12 @@ impl Console {
                 "    attempt {} {}: {}\n",
                 a.attempt,
                 a.status.as_str(),
-                a.error.as_deref().unwrap_or("").lines().next().unwrap_or("")
+                a.error
+                    .as_deref()
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or("")
             ));
         }
         if matches!(case.status, Status::Failed | Status::Error) {

@@ -258,10 +258,7 @@ fn test_case(case: &CaseReport) -> TestCase {
             let mut st = TestCaseStatus::non_success(kind);
             st.set_message(xml(case.error.as_deref().unwrap_or(kind_name(kind))))
                 .set_type(kind_name(kind))
-                .set_description(xml(&failure_body(
-                    case.error.as_deref(),
-                    case.all_steps(),
-                )));
+                .set_description(xml(&failure_body(case.error.as_deref(), case.all_steps())));
             st.add_reruns(earlier.iter().map(rerun));
             st
         }
@@ -424,11 +421,17 @@ mod tests {
             xml.contains("message=\"attempt 1: failed at step 1: $.value: expected 2\""),
             "{xml}"
         );
-        assert!(xml.contains("<error message=\"boom 3\" type=\"error\">"), "{xml}");
+        assert!(
+            xml.contains("<error message=\"boom 3\" type=\"error\">"),
+            "{xml}"
+        );
         assert!(xml.contains("<rerunError"), "{xml}");
         assert!(xml.contains("<rerunFailure"), "{xml}");
         assert!(xml.contains("message=\"attempt 1: boom 1\""), "{xml}");
-        assert!(!xml.contains("attempt 3: boom 3"), "the last run is the case itself");
+        assert!(
+            !xml.contains("attempt 3: boom 3"),
+            "the last run is the case itself"
+        );
         assert!(xml.contains("tests=\"2\""), "{xml}");
         assert!(xml.contains("errors=\"1\""), "{xml}");
         assert!(xml.contains("failures=\"0\""), "{xml}");

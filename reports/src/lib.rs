@@ -7,6 +7,7 @@
 //! [`RunReport`] into `report.json`, `junit.xml` and `index.html`.
 //! Nothing here calls back into the runner.
 
+pub mod allure;
 pub mod console;
 pub mod html;
 pub mod json;

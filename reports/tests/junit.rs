@@ -234,7 +234,11 @@ fn junitparser_reads_flaky_reruns_cells_and_suite_setup() {
     let mut flaky = common::case("counter", "retry/counter.case.json", Status::Flaky);
     flaky.max_attempts = 3;
     flaky.attempts = vec![
-        failed_try(1, Status::Failed, "failed at step 2 (assert): $.value: expected 2, got 1"),
+        failed_try(
+            1,
+            Status::Failed,
+            "failed at step 2 (assert): $.value: expected 2, got 1",
+        ),
         Attempt {
             attempt: 2,
             status: Status::Passed,
@@ -249,7 +253,11 @@ fn junitparser_reads_flaky_reruns_cells_and_suite_setup() {
         failed_try(2, Status::Failed, "second"),
         failed_try(3, Status::Failed, "failed at step 1 (assert): third"),
     ];
-    let mut cell = common::case("order [checkout_v2=on]", "retry/order.case.json", Status::Passed);
+    let mut cell = common::case(
+        "order [checkout_v2=on]",
+        "retry/order.case.json",
+        Status::Passed,
+    );
     cell.matrix = Some(serde_json::from_value(serde_json::json!({"checkout_v2": "on"})).unwrap());
     let cases = vec![flaky, never, cell];
     let report = RunReport {
@@ -276,7 +284,11 @@ fn junitparser_reads_flaky_reruns_cells_and_suite_setup() {
 
     let retry = suite(&doc, "retry");
     let counter = case(retry, "counter");
-    assert_eq!(counter["results"], Value::Array(vec![]), "a flaky case passes");
+    assert_eq!(
+        counter["results"],
+        Value::Array(vec![]),
+        "a flaky case passes"
+    );
     let reruns = counter["reruns"].as_array().unwrap();
     assert_eq!(reruns.len(), 1, "{counter:#}");
     assert_eq!(reruns[0]["tag"], "flakyFailure");

@@ -83,9 +83,29 @@ struct CommonArgs {
     /// Glob on case names (repeatable; a case matching any is selected).
     #[arg(long, value_name = "GLOB")]
     filter: Vec<String>,
-    /// Run the K-th of N stable slices of the selected cases.
+    /// Run the K-th of N stable slices of the selected cases (default: from
+    /// ATF_SHARD, GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, or a Kubernetes
+    /// Indexed Job's JOB_COMPLETION_INDEX with --shard-total).
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
+    /// The number of shards when the index comes from JOB_COMPLETION_INDEX
+    /// (default: ATF_SHARD_TOTAL).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    shard_total: Option<u32>,
+    /// Balance shards by the case durations of this report (report.json or
+    /// its folder), e.g. the last merged report.
+    #[arg(long, value_name = "REPORT")]
+    durations: Option<PathBuf>,
+    /// A matrix dimension (repeatable): the selection runs once per
+    /// combination, with NAME set to each value, e.g. checkout_v2=on,off.
+    #[arg(long = "matrix", value_name = "NAME=V1,V2", value_parser = crate::matrix::parse_dim)]
+    matrix: Vec<(String, Vec<Value>)>,
+    /// An extra matrix cell (repeatable), e.g. checkout_v2=on,region=us.
+    #[arg(long = "matrix-include", value_name = "NAME=V,...", value_parser = crate::matrix::parse_cell)]
+    matrix_include: Vec<crate::matrix::Cell>,
+    /// Drop the matrix cells with these values (repeatable), e.g. region=sg.
+    #[arg(long = "matrix-exclude", value_name = "NAME=V,...", value_parser = crate::matrix::parse_cell)]
+    matrix_exclude: Vec<crate::matrix::Cell>,
     /// Override a variable (repeatable); VALUE is JSON when it parses as a
     /// number, boolean, null, list or object, else text.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
@@ -108,6 +128,10 @@ struct RunArgs {
     /// Stop starting new cases after the first failure.
     #[arg(long)]
     fail_fast: bool,
+    /// Also write Allure 2 results (`*-result.json`, `*-container.json`,
+    /// attachments) into DIR (default: the project's `allure`).
+    #[arg(long, value_name = "DIR")]
+    allure: Option<PathBuf>,
     /// Only the cases that failed in the last report (report-dir/report.json).
     #[arg(long)]
     rerun_failed: bool,
@@ -274,13 +298,35 @@ fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig,
         }
         _ => None,
     };
+    let (shard, warning) = crate::shard::resolve(
+        common.shard,
+        common.shard_total.map(|n| n as usize),
+        &|name| std::env::var(name).ok(),
+    )
+    .map_err(usage_error)?;
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    let durations = match &common.durations {
+        Some(p) => Some(crate::shard::Durations::read(p).map_err(usage_error)?),
+        None => None,
+    };
     let selection = Selection {
         tags: common.tags.clone(),
         filters: common.filter.clone(),
-        shard: common.shard,
+        shard,
         exclude_tags: env.exclude_tags.clone(),
         only,
+        durations,
     };
+    let matrix = project.matrix.clone().overlay(crate::matrix::Matrix {
+        dims: common.matrix.clone(),
+        include: common.matrix_include.clone(),
+        exclude: common.matrix_exclude.clone(),
+    });
+    let allure = run
+        .and_then(|r| r.allure.clone())
+        .or_else(|| project.allure.clone());
     let overrides: Map<String, Value> = common.vars.iter().cloned().collect();
     let plugin_dirs = plugin_dirs(&project, &common.plugins);
     Ok(RunConfig {
@@ -303,6 +349,8 @@ fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig,
             until_fail: run.is_some_and(|r| r.until_fail.is_some()),
         },
         fail_on_flaky: run.is_some_and(|r| r.fail_on_flaky),
+        matrix,
+        allure,
     })
 }
 
@@ -342,8 +390,11 @@ fn catalog(plugins: &crate::plugin::PluginHost) -> Result<Catalog, i32> {
     Ok(Catalog::new(all))
 }
 
-/// Loads and selects the case runs of a config.
-fn load_selected(cfg: &RunConfig, catalog: &Catalog) -> Result<Vec<crate::model::CaseRun>, i32> {
+/// The case runs of each matrix cell (one phase without a matrix).
+type Phases = Vec<(Option<crate::matrix::Cell>, Vec<crate::model::CaseRun>)>;
+
+/// Loads and selects the case runs of a config, per matrix cell.
+fn load_selected(cfg: &RunConfig, catalog: &Catalog) -> Result<Phases, i32> {
     let files = crate::load::discover(&cfg.paths).map_err(usage_error)?;
     let mut boundaries: Vec<PathBuf> = cfg
         .paths
@@ -361,7 +412,9 @@ fn load_selected(cfg: &RunConfig, catalog: &Catalog) -> Result<Vec<crate::model:
         boundaries.push(cfg.project.root.clone());
     }
     let selector = crate::select::Selector::new(&cfg.selection).map_err(usage_error)?;
-    Ok(selector.apply(crate::load::load(&files, &boundaries, catalog)))
+    let runs = selector.select(crate::load::load(&files, &boundaries, catalog));
+    let phases = crate::matrix::expand(&cfg.matrix.cells(), runs);
+    Ok(selector.shard(phases))
 }
 
 fn run(args: RunArgs) -> i32 {
@@ -449,11 +502,11 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runs = match load_selected(cfg, &catalog) {
+    let phases = match load_selected(cfg, &catalog) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    if runs.is_empty() {
+    if phases.iter().all(|(_, runs)| runs.is_empty()) {
         return usage_error("no cases selected (check the paths, --tags, --filter and --shard)");
     }
     let mut console = atf_reports::console::Console::new({
@@ -462,7 +515,7 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         o.report_path = Some(cfg.report_dir.join("index.html").display().to_string());
         o
     });
-    let outcome = match crate::engine::run(cfg, plugins, runs, &mut [&mut console]) {
+    let outcome = match crate::engine::run_phases(cfg, plugins, phases, &mut [&mut console]) {
         Ok(o) => o,
         Err(e) => return usage_error(e),
     };
@@ -476,16 +529,32 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         );
         return EXIT_FAILED;
     }
+    if let Some(dir) = &cfg.allure
+        && let Err(e) = atf_reports::allure::write(dir, &outcome.report)
+    {
+        eprintln!(
+            "error: cannot write Allure results to {}: {e}",
+            dir.display()
+        );
+        return EXIT_FAILED;
+    }
     outcome.exit_code()
 }
 
 /// What `check` and `list` work on: the config and the selected case runs
 /// (plugins loaded, so plugin keywords are known).
 fn load_for(args: &CommonArgs) -> Result<(RunConfig, Vec<crate::model::CaseRun>), i32> {
-    let cfg = build_config(args, None)?;
+    let mut cfg = build_config(args, None)?;
     let plugins = load_plugins(&cfg.plugin_dirs)?;
     let catalog = catalog(&plugins)?;
-    let runs = load_selected(&cfg, &catalog)?;
+    let phases = load_selected(&cfg, &catalog)?;
+    // Matrix dimensions are defined names for `atf check`, like `--var`.
+    if let Some((Some(cell), _)) = phases.first() {
+        for (k, v) in cell {
+            cfg.overrides.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let runs = phases.into_iter().flat_map(|(_, runs)| runs).collect();
     Ok((cfg, runs))
 }
 

@@ -49,6 +49,10 @@ pub struct Project {
     pub secrets: Vec<String>,
     /// Environments by name.
     pub envs: Map<String, Value>,
+    /// The feature-flag matrix (`matrix`).
+    pub matrix: crate::matrix::Matrix,
+    /// Where Allure results go (`allure`), absolute.
+    pub allure: Option<PathBuf>,
     parsed_envs: Vec<(String, EnvConfig)>,
 }
 
@@ -65,6 +69,8 @@ impl Project {
             plugins: Vec::new(),
             secrets: Vec::new(),
             envs: Map::new(),
+            matrix: crate::matrix::Matrix::default(),
+            allure: None,
             parsed_envs: Vec::new(),
         }
     }
@@ -114,6 +120,8 @@ impl Project {
                 "plugins",
                 "secrets",
                 "envs",
+                "matrix",
+                "allure",
             ],
             "the project file",
         );
@@ -145,6 +153,8 @@ impl Project {
             .map(|d| root.join(d))
             .collect();
         p.secrets = src.str_list(obj, "", "secrets");
+        p.matrix = crate::matrix::project_field(&mut src, obj);
+        p.allure = src.opt_str(obj, "", "allure").map(|d| root.join(d));
         let envs = src.opt_object(obj, "", "envs");
         for (name, env) in &envs {
             let ptr = child("/envs", name);
@@ -260,6 +270,8 @@ pub struct Selection {
     pub exclude_tags: Vec<String>,
     /// Only these (file, name) pairs (`--rerun-failed`).
     pub only: Option<Vec<(String, String)>>,
+    /// Case durations of an earlier report that balance the shards (`--durations`).
+    pub durations: Option<crate::shard::Durations>,
 }
 
 /// Everything one run needs, merged from the project file and the command line.
@@ -289,6 +301,10 @@ pub struct RunConfig {
     pub repeat: crate::exec::repeat::RepeatPolicy,
     /// A flaky case fails the run (`--fail-on-flaky`).
     pub fail_on_flaky: bool,
+    /// The feature-flag matrix: the project's, overlaid by the command line.
+    pub matrix: crate::matrix::Matrix,
+    /// Where Allure results go (`--allure`, else the project's `allure`).
+    pub allure: Option<PathBuf>,
 }
 
 /// Parses a `--var NAME=VALUE`: the value is JSON when it reads as a number,

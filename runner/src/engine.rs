@@ -196,6 +196,18 @@ pub fn run(
     runs: Vec<CaseRun>,
     reporters: &mut [&mut dyn Reporter],
 ) -> Result<Outcome, String> {
+    run_phases(cfg, plugins, vec![(None, runs)], reporters)
+}
+
+/// Runs the case runs of each matrix cell, one cell after another (see
+/// [`crate::matrix`]); a cell's values are variables of its runs, like
+/// `--var`, and its suites are prepared and cleaned up for it alone.
+pub fn run_phases(
+    cfg: &RunConfig,
+    plugins: &PluginHost,
+    phases: Vec<(Option<crate::matrix::Cell>, Vec<CaseRun>)>,
+    reporters: &mut [&mut dyn Reporter],
+) -> Result<Outcome, String> {
     let masker = Arc::new(Masker::new());
     let env_vars = env_vars(cfg, &masker)?;
     let resources = resources(cfg, &env_vars)?;
@@ -216,17 +228,23 @@ pub fn run(
     }
     let cancel = Arc::new(Cancel::default());
     install_ctrlc(cancel.clone());
-    let shared = Arc::new(Shared {
-        keywords,
-        env_vars,
-        overrides: cfg.overrides.clone(),
-        global: Default::default(),
-        masker: masker.clone(),
-        step_timeout: cfg.project.step_timeout,
-        case_timeout: cfg.project.case_timeout,
-        cancel: cancel.clone(),
-        fail_fast: cfg.fail_fast,
-    });
+    let shared_for = |cell: Option<&crate::matrix::Cell>| {
+        let mut overrides = cfg.overrides.clone();
+        for (k, v) in cell.into_iter().flatten() {
+            overrides.insert(k.clone(), v.clone());
+        }
+        Arc::new(Shared {
+            keywords: keywords.clone(),
+            env_vars: env_vars.clone(),
+            overrides,
+            global: Default::default(),
+            masker: masker.clone(),
+            step_timeout: cfg.project.step_timeout,
+            case_timeout: cfg.project.case_timeout,
+            cancel: cancel.clone(),
+            fail_fast: cfg.fail_fast,
+        })
+    };
     let opts = ExecOptions {
         jobs: cfg.jobs,
         env_name: cfg.env_name.clone(),
@@ -237,7 +255,18 @@ pub fn run(
         masker: &masker,
         inner: reporters,
     };
-    let mut report = crate::exec::execute(shared, runs, &opts, &mut [&mut masking]);
+    let mut report = if phases.len() == 1 && phases[0].0.is_none() {
+        let runs = phases.into_iter().flat_map(|(_, runs)| runs).collect();
+        crate::exec::execute(shared_for(None), runs, &opts, &mut [&mut masking])
+    } else {
+        crate::matrix::run_cells(
+            phases,
+            &opts,
+            cfg.fail_fast,
+            &mut masking,
+            |cell, runs, r| crate::exec::execute(shared_for(Some(cell)), runs, &opts, &mut [r]),
+        )
+    };
     // Secrets learnt late (a token first used by a later case) are masked in
     // every earlier case too before the file reports are written.
     mask_report(&masker, &mut report);

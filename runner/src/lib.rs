@@ -15,12 +15,14 @@ pub mod engine;
 pub mod exec;
 pub mod jsonpos;
 pub mod load;
+pub mod matrix;
 pub mod merge;
 pub mod model;
 pub mod plugin;
 pub mod schema;
 pub mod secret;
 pub mod select;
+pub mod shard;
 pub mod watch;
 
 /// Expectations and JSONPath selection (crate `atf-expect`).

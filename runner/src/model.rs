@@ -75,6 +75,9 @@ pub struct Case {
     pub timeout: Option<Duration>,
     /// Names of things the case needs alone.
     pub locks: Vec<String>,
+    /// Matrix dimension → the values the case runs with (`--matrix`);
+    /// empty: every cell.
+    pub matrix: Map<String, Value>,
     /// Data set-up, run serially.
     pub prepare: Vec<Step>,
     /// Step sets; several run in parallel with each other.

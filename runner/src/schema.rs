@@ -134,6 +134,16 @@ pub fn case_schema(catalog: &Catalog) -> Value {
             "data": { "type": "array", "items": { "type": "object" }, "description": "one run per row, row fields over vars" },
             "timeout": { "$ref": "#/$defs/duration" },
             "locks": { "type": "array", "items": { "type": "string" } },
+            "matrix": {
+                "type": "object",
+                "description": "run only in the --matrix cells where each named dimension has one of these values",
+                "additionalProperties": {
+                    "anyOf": [
+                        { "type": ["string", "number", "boolean"] },
+                        { "type": "array", "minItems": 1, "items": { "type": ["string", "number", "boolean"] } }
+                    ]
+                }
+            },
             "prepare": { "$ref": "#/$defs/steps" },
             "steps": {
                 "anyOf": [

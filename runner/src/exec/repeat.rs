@@ -213,9 +213,15 @@ mod tests {
             calls.set(calls.get() + 1);
             report(Status::Passed)
         });
-        assert_eq!((calls.get(), r.status, r.attempts.len()), (1, Status::Passed, 0));
+        assert_eq!(
+            (calls.get(), r.status, r.attempts.len()),
+            (1, Status::Passed, 0)
+        );
         let r = with_retries(&policy(0), &Cancel::default(), || report(Status::Failed));
-        assert_eq!((r.status, r.attempts.len(), r.max_attempts), (Status::Failed, 0, 0));
+        assert_eq!(
+            (r.status, r.attempts.len(), r.max_attempts),
+            (Status::Failed, 0, 0)
+        );
     }
 
     #[test]
