@@ -64,6 +64,9 @@ enum ReportCommand {
         /// Where the merged reports go.
         #[arg(long, default_value = "atf-report")]
         out: PathBuf,
+        /// Also write the merged run's Allure 2 results into DIR.
+        #[arg(long, value_name = "DIR")]
+        allure: Option<PathBuf>,
     },
 }
 
@@ -208,7 +211,9 @@ pub fn main() -> i32 {
         Command::List(a) => list(a),
         Command::Keywords(a) => keywords(a),
         Command::Schema(a) => schema(a),
-        Command::Report(ReportCommand::Merge { dirs, out }) => crate::merge::merge(&dirs, &out),
+        Command::Report(ReportCommand::Merge { dirs, out, allure }) => {
+            crate::merge::merge(&dirs, &out, allure.as_deref())
+        }
     }
 }
 
