@@ -3,7 +3,8 @@
 # tests and runner/tests/it) need beyond cargo, all inside the project
 # (nothing goes into the system's Python or Node):
 # - a Python virtual environment in .tools/venv with `junitparser` (a real
-#   JUnit consumer that reads junit.xml); on stock Debian, whose python3
+#   JUnit consumer that reads junit.xml) and the validators of the CI
+#   recipes (ci/validate.py); on stock Debian, whose python3
 #   refuses `pip install` (PEP 668), the venv is how Python packages go in;
 # - the Allure CLI (npm `allure-commandline`, Allure 2, which runs on Java)
 #   in .tools/node, which renders the Allure results of `--allure`;
@@ -49,9 +50,14 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/nul
     python3 -m venv "$VENV"
   fi
 fi
-if ! "$VENV/bin/python" -c 'import junitparser' >/dev/null 2>&1; then
-  log "installing junitparser $JUNITPARSER_VERSION into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "junitparser==$JUNITPARSER_VERSION"
+# junitparser reads junit.xml; check-jsonschema (GitLab's CI schema),
+# kubernetes-validate (the Kubernetes schemas) and dockerfile-parse check
+# the CI recipes offline (ci/validate.py).
+PY_PACKAGES=("junitparser==$JUNITPARSER_VERSION" "check-jsonschema==0.39.0" \
+  "kubernetes-validate==1.37.0" "dockerfile-parse==2.0.1")
+if ! "$VENV/bin/python" -c 'import junitparser, check_jsonschema, kubernetes_validate, dockerfile_parse' >/dev/null 2>&1; then
+  log "installing ${PY_PACKAGES[*]} into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 
 # --- Allure CLI: npm into the project, Java to run it ----------------------

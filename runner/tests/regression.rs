@@ -4,7 +4,8 @@
 //! `--until-fail`; a feature-flag matrix whose cells differ in outcome (a
 //! suite sets the switch in Redis); Allure results rendered by the real
 //! Allure CLI; shards from CI environment variables and from durations;
-//! `atf report merge` of a run and its rerun.
+//! `atf report merge` of a run and its rerun; the CI recipes of `ci/`
+//! validated offline against their schemas.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use support::{Output, Project, case};
-use tools::{allure_cli, chromium_command, read_with_junitparser, run_with_limit};
+use tools::{allure_cli, chromium_command, read_with_junitparser, run_with_limit, test_python};
 
 fn require_redis() {
     let ok = "127.0.0.1:6379"
@@ -636,4 +637,76 @@ fn merging_a_run_and_its_rerun_makes_the_case_flaky() {
         })
         .count();
     assert_eq!(results, 3, "two runs of counter, one of ok");
+}
+
+/// The CI recipes (`ci/`, `Dockerfile`) pass `ci/validate.py` — GitLab's
+/// CI schema, the Kubernetes schemas, the TestWorkflow schema — and a copy
+/// with a typo in each fails it, naming the field.
+#[test]
+fn ci_recipes_validate_against_their_schemas() {
+    let python = test_python();
+    let root = support::workspace();
+    let validate = root.join("ci/validate.py");
+    let out = std::process::Command::new(&python)
+        .arg(&validate)
+        .output()
+        .expect("python runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for file in [
+        "ci/gitlab-ci.yml",
+        "ci/k8s/indexed-job.yaml",
+        "ci/testkube/testworkflow.yaml",
+        "Dockerfile",
+        "ci/Jenkinsfile",
+    ] {
+        assert!(text.contains(&format!("{file}: ok")), "{text}");
+    }
+
+    let copy = tempfile::tempdir().unwrap();
+    let edit = |rel: &str, from: &str, to: &str| {
+        let src = std::fs::read_to_string(root.join(rel)).unwrap();
+        assert!(src.contains(from), "{rel} has no {from:?}");
+        let dst = copy.path().join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::write(dst, src.replacen(from, to, 1)).unwrap();
+    };
+    std::fs::create_dir_all(copy.path().join("ci/schemas")).unwrap();
+    std::fs::copy(
+        root.join("ci/schemas/testkube-testworkflow.schema.json"),
+        copy.path()
+            .join("ci/schemas/testkube-testworkflow.schema.json"),
+    )
+    .unwrap();
+    edit("ci/gitlab-ci.yml", "  parallel: 4", "  paralel: 4");
+    edit(
+        "ci/k8s/indexed-job.yaml",
+        "completionMode: Indexed",
+        "completionMode: [Indexed]",
+    );
+    edit(
+        "ci/testkube/testworkflow.yaml",
+        "      shell: atf",
+        "      shel: atf",
+    );
+    edit("Dockerfile", "ENTRYPOINT [\"atf\"]", "ENTRYPOINT [\"sh\"]");
+    edit("ci/Jenkinsfile", "junit testResults", "junitt testResults");
+    let out = std::process::Command::new(&python)
+        .arg(&validate)
+        .arg(copy.path())
+        .output()
+        .expect("python runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for needle in [
+        "ci/gitlab-ci.yml: integration: Additional properties are not allowed ('paralel' was unexpected)",
+        "ci/k8s/indexed-job.yaml: Job atf-regression:",
+        "ci/testkube/testworkflow.yaml: spec/steps/0: Additional properties are not allowed ('shel' was unexpected)",
+        "Dockerfile: the final stage needs ENTRYPOINT",
+        "ci/Jenkinsfile: missing `junit`",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
 }
