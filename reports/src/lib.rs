@@ -4,7 +4,8 @@
 //! [`StepReport`], [`Failure`] — and emits [`RunEvent`]s while it goes.
 //! Reporters only read that data: the console reporter prints progress and
 //! failures, and at the end the JSON, JUnit and HTML writers turn the
-//! [`RunReport`] into `report.json`, `junit.xml` and `index.html`.
+//! [`RunReport`] into `report.json`, `junit.xml` and `index.html` (and, on
+//! request, [`allure`] results).
 //! Nothing here calls back into the runner.
 
 pub mod allure;

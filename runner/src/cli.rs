@@ -419,7 +419,7 @@ fn load_selected(cfg: &RunConfig, catalog: &Catalog) -> Result<Phases, i32> {
     let selector = crate::select::Selector::new(&cfg.selection).map_err(usage_error)?;
     let runs = selector.select(crate::load::load(&files, &boundaries, catalog));
     let phases = crate::matrix::expand(&cfg.matrix.cells(), runs);
-    Ok(selector.shard(phases))
+    Ok(selector.shard(selector.keep_only(phases)))
 }
 
 fn run(args: RunArgs) -> i32 {

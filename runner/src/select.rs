@@ -207,19 +207,35 @@ impl Selector {
         {
             return false;
         }
-        if let Some(only) = &self.selection.only
-            && !only
-                .iter()
-                .any(|(file, name)| file == run.file() && name == &run.name)
-        {
-            return false;
-        }
         true
+    }
+
+    /// `--rerun-failed`: only the runs the last report names (matrix
+    /// cells included, as they are named after expansion; a repetition
+    /// `name #k` names its case).
+    pub fn keep_only<C>(&self, phases: Vec<(C, Vec<CaseRun>)>) -> Vec<(C, Vec<CaseRun>)> {
+        let Some(only) = &self.selection.only else {
+            return phases;
+        };
+        let wanted: std::collections::HashSet<(&str, &str)> = only
+            .iter()
+            .map(|(file, name)| (file.as_str(), strip_repetition(name)))
+            .collect();
+        phases
+            .into_iter()
+            .map(|(cell, runs)| {
+                let runs = runs
+                    .into_iter()
+                    .filter(|r| wanted.contains(&(r.file(), r.name.as_str())))
+                    .collect();
+                (cell, runs)
+            })
+            .collect()
     }
 
     /// The selected runs of `runs`, sorted, with the shard applied.
     pub fn apply(&self, runs: Vec<CaseRun>) -> Vec<CaseRun> {
-        let phases = self.shard(vec![((), self.select(runs))]);
+        let phases = self.shard(self.keep_only(vec![((), self.select(runs))]));
         phases.into_iter().flat_map(|(_, runs)| runs).collect()
     }
 
@@ -256,12 +272,27 @@ impl Selector {
     }
 }
 
+/// `name #3` → `name` (a repetition of `--repeat-each`/`--until-fail`).
+fn strip_repetition(name: &str) -> &str {
+    match name.rsplit_once(" #") {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn tags(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn repetitions_name_their_case() {
+        assert_eq!(strip_repetition("create order #3"), "create order");
+        assert_eq!(strip_repetition("issue #12 fix"), "issue #12 fix");
+        assert_eq!(strip_repetition("plain"), "plain");
     }
 
     #[test]

@@ -358,6 +358,48 @@ fn a_matrix_runs_each_cell_with_its_switch_and_shows_where_a_case_breaks() {
     let order_row = &order_row[..order_row.find("</tr>").unwrap()];
     assert_eq!(order_row.matches("badge failed").count(), 2, "{order_row}");
     assert_eq!(order_row.matches("badge passed").count(), 1, "{order_row}");
+
+    // --rerun-failed picks the failed cells only.
+    let again = run(
+        &p,
+        &[
+            "run",
+            "--rerun-failed",
+            "--matrix",
+            "checkout_v2=on,off",
+            "--matrix",
+            "region=cn,sg",
+        ],
+    );
+    assert_eq!(again.code, 1, "{again:?}");
+    let mut rerun = statuses(&p.report());
+    rerun.sort();
+    assert_eq!(
+        rerun,
+        [
+            ("create order [checkout_v2=on, region=cn]", "failed"),
+            ("create order [checkout_v2=on, region=sg]", "failed"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+
+    // `atf check` knows the matrix variables.
+    let check = run(
+        &p,
+        &[
+            "check",
+            "--matrix",
+            "checkout_v2=on,off",
+            "--matrix",
+            "region=cn",
+        ],
+    );
+    assert_eq!(check.code, 0, "{check:?}");
+    let unchecked = run(&p, &["check"]);
+    assert_eq!(
+        unchecked.code, 1,
+        "without the matrix ${{region}} is undefined: {unchecked:?}"
+    );
 }
 
 #[test]
