@@ -1,6 +1,7 @@
 //! The console reporter: progress while cases run, every failure with the
 //! step's remark, expected versus actual and the keyword's error, a table
-//! of the slowest cases, and the closing line `N passed, N failed, N skipped`.
+//! of the slowest cases, and the closing line `N passed, N failed, N skipped`
+//! (`N passed (M flaky), ...` when retries made cases pass).
 //!
 //! On a terminal it draws a progress bar; elsewhere (CI, pipes) it draws
 //! none. Either way it prints one line per case that did not pass (per case
@@ -91,6 +92,7 @@ impl Console {
     fn status_word(&self, status: Status) -> String {
         match status {
             Status::Passed => self.paint("32", "PASS"),
+            Status::Flaky => self.paint("33;1", "FLAKY"),
             Status::Failed => self.paint("31;1", "FAIL"),
             Status::Error => self.paint("35;1", "ERROR"),
             Status::Skipped => self.paint("33", "SKIP"),
@@ -122,13 +124,30 @@ impl Console {
         if !show_line {
             return;
         }
+        // `FLAKY 2/3`: passed on the 2nd of 3 allowed runs (as nextest shows it).
+        let mut word = self.status_word(case.status);
+        if case.max_attempts > 1 && !case.attempts.is_empty() {
+            word = format!("{word} {}/{}", case.attempts.len(), case.max_attempts);
+        }
         let mut text = format!(
-            "{} {} ({}) {}ms\n",
-            self.status_word(case.status),
-            case.name,
-            case.file,
-            case.duration_ms
+            "{word} {} ({}) {}ms\n",
+            case.name, case.file, case.duration_ms
         );
+        // The runs that failed before the last one, one line each.
+        let last = case.attempts.len().saturating_sub(1);
+        for a in case.attempts.iter().take(last) {
+            text.push_str(&format!(
+                "    attempt {} {}: {}\n",
+                a.attempt,
+                a.status.as_str(),
+                a.error
+                    .as_deref()
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+            ));
+        }
         if matches!(case.status, Status::Failed | Status::Error) {
             text.push_str(&self.describe_failure(case, &steps));
         }
@@ -191,8 +210,13 @@ impl Console {
                 String::new()
             }
         ));
+        let flaky = if s.flaky > 0 {
+            format!(" ({} flaky)", s.flaky)
+        } else {
+            String::new()
+        };
         let line = format!(
-            "{} passed, {} failed, {} skipped",
+            "{} passed{flaky}, {} failed, {} skipped",
             s.passed, failed, s.skipped
         );
         let line = if failed > 0 {

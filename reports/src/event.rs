@@ -147,6 +147,14 @@ pub enum Event {
         /// Passed, or failed/error when a cleanup step failed.
         status: Status,
     },
+    /// A whole case is about to run again (`--retries`): the steps before
+    /// this event were its attempt `attempt`, which failed.
+    CaseRetrying {
+        /// Its index.
+        case: usize,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+    },
     /// A case ended. Its steps came before as [`Event::StepFinished`]; the
     /// report here holds the case's own fields (its phases are empty).
     CaseFinished {
@@ -180,6 +188,12 @@ pub enum Event {
 pub struct ReportBuilder {
     report: RunReport,
     cases: Vec<Option<CaseReport>>,
+    /// Steps of the earlier attempts of retried cases, by case index.
+    earlier: BTreeMap<usize, Vec<[Vec<StepReport>; 3]>>,
+    /// Where the current segment's case indexes start: a `run_started`
+    /// after the first (one per matrix cell) appends its cases.
+    offset: usize,
+    started: bool,
     suites: BTreeMap<String, SuiteReport>,
     finished: bool,
     interrupted: bool,
@@ -201,25 +215,26 @@ impl ReportBuilder {
                 cases,
                 ..
             } => {
-                self.report.started_at = started_at.clone();
-                self.report.env = env.clone();
-                self.report.shard = shard.clone();
-                self.cases = cases
-                    .iter()
-                    .map(|c| {
-                        Some(CaseReport {
-                            name: c.name.clone(),
-                            file: c.file.clone(),
-                            tags: c.tags.clone(),
-                            status: Status::Skipped,
-                            error: Some("not run: the run ended before this case".into()),
-                            ..CaseReport::default()
-                        })
+                if !self.started {
+                    self.started = true;
+                    self.report.started_at = started_at.clone();
+                    self.report.env = env.clone();
+                    self.report.shard = shard.clone();
+                }
+                self.offset = self.cases.len();
+                self.cases.extend(cases.iter().map(|c| {
+                    Some(CaseReport {
+                        name: c.name.clone(),
+                        file: c.file.clone(),
+                        tags: c.tags.clone(),
+                        status: Status::Skipped,
+                        error: Some("not run: the run ended before this case".into()),
+                        ..CaseReport::default()
                     })
-                    .collect();
+                }));
             }
             Event::CaseStarted { case, .. } => {
-                if let Some(Some(c)) = self.cases.get_mut(*case) {
+                if let Some(Some(c)) = self.cases.get_mut(case + self.offset) {
                     c.error = Some("did not finish: the run ended while it ran".into());
                     c.status = Status::Error;
                 }
@@ -237,8 +252,22 @@ impl ReportBuilder {
                     s.status = Some(*status);
                 }
             }
+            Event::CaseRetrying { case, .. } => {
+                let i = case + self.offset;
+                if let Some(Some(c)) = self.cases.get_mut(i) {
+                    let mut steps = std::mem::take(&mut c.steps);
+                    steps.sort_by_key(|s| s.set);
+                    let phases = [
+                        std::mem::take(&mut c.prepare),
+                        steps,
+                        std::mem::take(&mut c.cleanup),
+                    ];
+                    self.earlier.entry(i).or_default().push(phases);
+                }
+            }
             Event::CaseFinished { case, report } => {
-                if let Some(Some(c)) = self.cases.get_mut(*case) {
+                let i = case + self.offset;
+                if let Some(Some(c)) = self.cases.get_mut(i) {
                     let prepare = std::mem::take(&mut c.prepare);
                     let steps = std::mem::take(&mut c.steps);
                     let cleanup = std::mem::take(&mut c.cleanup);
@@ -248,6 +277,21 @@ impl ReportBuilder {
                     // Parallel step sets interleave; the report lists them set by set.
                     c.steps.sort_by_key(|s| s.set);
                     c.cleanup = cleanup;
+                    // Retried cases: each attempt gets the steps it ran.
+                    let earlier = self.earlier.remove(&i).unwrap_or_default();
+                    let n = c.attempts.len();
+                    for (k, [p, s, cl]) in earlier.into_iter().enumerate() {
+                        if let Some(a) = c.attempts.get_mut(k) {
+                            a.prepare = p;
+                            a.steps = s;
+                            a.cleanup = cl;
+                        }
+                    }
+                    if let Some(last) = n.checked_sub(1).and_then(|k| c.attempts.get_mut(k)) {
+                        last.prepare = c.prepare.clone();
+                        last.steps = c.steps.clone();
+                        last.cleanup = c.cleanup.clone();
+                    }
                 }
             }
             Event::RunFinished {
@@ -275,7 +319,7 @@ impl ReportBuilder {
         let step = report.clone();
         match (at.case, &at.suite) {
             (Some(i), _) => {
-                if let Some(Some(c)) = self.cases.get_mut(i) {
+                if let Some(Some(c)) = self.cases.get_mut(i + self.offset) {
                     match at.phase {
                         Phase::Prepare => c.prepare.push(step),
                         Phase::Steps => c.steps.push(step),
@@ -304,6 +348,10 @@ impl ReportBuilder {
             s.total += 1;
             match c.status {
                 Status::Passed => s.passed += 1,
+                Status::Flaky => {
+                    s.passed += 1;
+                    s.flaky += 1;
+                }
                 Status::Failed => s.failed += 1,
                 Status::Error => s.errored += 1,
                 Status::Skipped => s.skipped += 1,

@@ -1,45 +1,55 @@
 //! `junit.xml`: the run in the JUnit XML dialect that Jenkins, GitLab and
-//! most CI servers read. One `<testsuite>` per case-file folder (named by
-//! the folder, `.` for the top), one `<testcase>` per case (classname: the
-//! case file's path without `.case.json`, `/` turned into `.`), with
-//! `<failure>`, `<error>` or `<skipped>` by status, every failed step in the
-//! failure's body as the console shows it, and the case's `log` messages in
-//! `<system-out>`; the run's `env` and `shard` are suite properties. A
-//! suite file whose own prepare or cleanup failed adds its failed steps to
-//! its folder's `<system-err>`. Everything that came from a case or a
-//! service is escaped, and characters XML 1.0 forbids (most control
-//! characters) are replaced by U+FFFD.
+//! most CI servers read, written with `quick-junit` (nextest's JUnit
+//! model and serializer).
+//!
+//! One `<testsuite>` per case-file folder (named by the folder, `.` for
+//! the top), one `<testcase>` per case (classname: the case file's path
+//! without `.case.json`, `/` turned into `.`), with `<failure>`, `<error>`
+//! or `<skipped>` by status, every failed step in the failure's body as the
+//! console shows it, and the case's `log` messages in `<system-out>`; the
+//! run's `env` and `shard` are suite properties, a matrix cell is a
+//! property of its test cases. Retried cases follow the Surefire and
+//! nextest convention: a flaky case is a passing test case with a
+//! `<flakyFailure>`/`<flakyError>` per failed run, a case that never passed
+//! carries its earlier runs as `<rerunFailure>`/`<rerunError>`. A suite
+//! whose `prepare` failed is a test case of its own (`suite set-up`), in
+//! error; a suite whose `cleanup` failed adds its failed steps to its
+//! folder's `<system-err>`. Characters XML 1.0 forbids (most control
+//! characters) are replaced by U+FFFD, so hostile text stays visible.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
+use quick_junit::{
+    NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite, XmlString,
+};
 use serde_json::Value;
 
 use crate::console::describe_step;
-use crate::{CaseReport, RunReport, Status, SuiteReport, Summary};
+use crate::{Attempt, CaseReport, RunReport, Status, StepReport, SuiteReport};
 
 /// Writes the JUnit report of `report` to `path`.
 pub fn write(path: &Path, report: &RunReport) -> std::io::Result<()> {
-    crate::write_atomic(path, render(report).as_bytes())
+    std::fs::write(path, render(report))
 }
 
 /// The JUnit XML document of `report`.
 pub fn render(report: &RunReport) -> String {
-    let folders = group_by_folder(report);
-    let totals = tally(&report.cases);
-
-    let mut out = String::with_capacity(256 + report.cases.len() * 256);
-    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str("<testsuites name=\"atf\"");
-    counts_attrs(&mut out, &totals);
-    attr(&mut out, "time", &seconds(report.summary.duration_ms));
-    out.push_str(">\n");
-    for folder in &folders {
-        write_suite(&mut out, report, folder);
+    let mut doc = Report::new("atf");
+    doc.set_time(ms(report.summary.duration_ms));
+    for folder in group_by_folder(report) {
+        doc.add_test_suite(suite(report, &folder));
     }
-    out.push_str("</testsuites>\n");
-    out
+    doc.to_string().unwrap_or_else(|e| {
+        // The model is built from strings only; serializing it cannot fail
+        // short of running out of memory. Still, never panic.
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"atf\" tests=\"0\" failures=\"0\" errors=\"1\"><!-- {} --></testsuites>\n",
+            xml(&e.to_string()).as_str().replace("--", "- -")
+        )
+    })
 }
 
 /// The cases (and failed suite files) of one folder, in report order.
@@ -67,12 +77,16 @@ fn group_by_folder(report: &RunReport) -> Vec<Folder<'_>> {
         folders[i].cases.push(case);
     }
     for suite in &report.suites {
-        if matches!(suite.status, Some(Status::Failed | Status::Error)) {
+        if is_bad(suite.status) {
             let i = slot(folder_of(&suite.file), &mut folders);
             folders[i].suites.push(suite);
         }
     }
     folders
+}
+
+fn is_bad(status: Option<Status>) -> bool {
+    matches!(status, Some(Status::Failed | Status::Error))
 }
 
 /// The folder of a case file as `/`-separated path, `.` for the top.
@@ -108,110 +122,210 @@ fn classname_of(file: &str) -> String {
     }
 }
 
-fn write_suite(out: &mut String, report: &RunReport, folder: &Folder<'_>) {
-    let counts = tally(folder.cases.iter().copied());
-    out.push_str("  <testsuite");
-    attr(out, "name", &folder.name);
-    counts_attrs(out, &counts);
-    attr(out, "time", &seconds(counts.duration_ms));
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// Text for the XML document: characters XML 1.0 cannot carry become
+/// U+FFFD (quick-junit would drop them, and with them the trace of what a
+/// service sent); `\r` becomes `\n`, as an XML parser would read it, and a
+/// tab a space (quick-junit's ANSI filter drops tabs).
+fn xml(text: &str) -> XmlString {
+    let safe: String = text
+        .chars()
+        .map(|c| match c {
+            '\n' => c,
+            '\t' => ' ',
+            '\r' => '\n',
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => '\u{FFFD}',
+            c => c,
+        })
+        .collect();
+    XmlString::new(safe)
+}
+
+fn suite(report: &RunReport, folder: &Folder<'_>) -> TestSuite {
+    let mut s = TestSuite::new(xml(&folder.name));
+    let total: u64 = folder.cases.iter().map(|c| c.duration_ms).sum();
+    s.set_time(ms(total));
     if !report.started_at.is_empty() {
-        attr(out, "timestamp", &report.started_at);
+        // As written in report.json (quick-junit's typed timestamp would
+        // add milliseconds).
+        s.extra
+            .insert(XmlString::new("timestamp"), xml(&report.started_at));
     }
-    out.push_str(">\n");
-    if report.env.is_some() || report.shard.is_some() {
-        out.push_str("    <properties>\n");
-        for (name, value) in [("env", &report.env), ("shard", &report.shard)] {
-            if let Some(value) = value {
-                out.push_str("      <property");
-                attr(out, "name", name);
-                attr(out, "value", value);
-                out.push_str("/>\n");
-            }
+    for (name, value) in [("env", &report.env), ("shard", &report.shard)] {
+        if let Some(value) = value {
+            s.add_property(Property::new(name, xml(value)));
         }
-        out.push_str("    </properties>\n");
     }
     for case in &folder.cases {
-        write_case(out, case);
+        s.add_test_case(test_case(case));
     }
-    if !folder.suites.is_empty() {
-        let mut text = String::new();
-        for suite in &folder.suites {
+    let mut cleanup_text = String::new();
+    for suite in &folder.suites {
+        let prepare_failed = suite.prepare.iter().any(|st| is_failed(st.status));
+        if prepare_failed {
+            s.add_test_case(setup_case(suite));
+        }
+        let cleanup_failed: Vec<&StepReport> = suite
+            .cleanup
+            .iter()
+            .filter(|st| is_failed(st.status))
+            .collect();
+        if !cleanup_failed.is_empty() || !prepare_failed {
             let _ = writeln!(
-                text,
+                cleanup_text,
                 "{} {}",
                 suite.file,
                 suite.status.unwrap_or(Status::Error).as_str()
             );
-            let steps = suite
-                .prepare
-                .iter()
-                .map(|s| ("prepare", s))
-                .chain(suite.cleanup.iter().map(|s| ("cleanup", s)));
-            for (phase, step) in steps {
-                if matches!(step.status, Status::Failed | Status::Error) {
-                    text.push_str(&describe_step(phase, step));
-                }
+            for step in cleanup_failed {
+                cleanup_text.push_str(&describe_step("cleanup", step));
             }
         }
-        out.push_str("    <system-err>");
-        escape_text(out, &text);
-        out.push_str("</system-err>\n");
     }
-    out.push_str("  </testsuite>\n");
+    if !cleanup_text.is_empty() {
+        s.set_system_err(xml(&cleanup_text));
+    }
+    s
 }
 
-fn write_case(out: &mut String, case: &CaseReport) {
-    out.push_str("    <testcase");
-    attr(out, "name", &case.name);
-    attr(out, "classname", &classname_of(&case.file));
-    attr(out, "file", &case.file);
-    attr(out, "time", &seconds(case.duration_ms));
-    let log = log_messages(case);
-    if case.status == Status::Passed && log.is_empty() {
-        out.push_str("/>\n");
-        return;
-    }
-    out.push_str(">\n");
-    match case.status {
-        Status::Passed => {}
-        Status::Failed => outcome(out, "failure", "failed", case),
-        Status::Error => outcome(out, "error", "error", case),
-        Status::Skipped => {
-            out.push_str("      <skipped");
-            if let Some(reason) = &case.error {
-                attr(out, "message", reason);
-            }
-            out.push_str("/>\n");
-        }
-    }
-    if !log.is_empty() {
-        out.push_str("      <system-out>");
-        escape_text(out, &log);
-        out.push_str("</system-out>\n");
-    }
-    out.push_str("    </testcase>\n");
+fn is_failed(status: Status) -> bool {
+    matches!(status, Status::Failed | Status::Error)
 }
 
-/// A `<failure>` or `<error>` element: the case's one-line error as the
-/// message, the error and every failed step as the body.
-fn outcome(out: &mut String, element: &str, kind: &str, case: &CaseReport) {
-    let message = case.error.as_deref().unwrap_or(kind);
+/// A suite whose `prepare` failed, as a test case in error: its cases did
+/// not run, and CI servers list it beside them.
+fn setup_case(suite: &SuiteReport) -> TestCase {
+    let kind = if suite.prepare.iter().any(|s| s.status == Status::Error) {
+        NonSuccessKind::Error
+    } else {
+        NonSuccessKind::Failure
+    };
     let mut body = String::new();
-    if let Some(err) = &case.error {
+    for step in suite.prepare.iter().filter(|s| is_failed(s.status)) {
+        body.push_str(&describe_step("prepare", step));
+    }
+    let mut status = TestCaseStatus::non_success(kind);
+    status
+        .set_message(xml(&format!("suite {} prepare failed", suite.file)))
+        .set_type(kind_name(kind))
+        .set_description(xml(&body));
+    let mut name = "suite set-up".to_string();
+    if let Some(cell) = &suite.matrix {
+        name.push_str(&format!(" [{}]", cell_label(cell)));
+    }
+    let mut tc = TestCase::new(xml(&name), status);
+    tc.set_classname(xml(&classname_of(&suite.file)));
+    tc.extra.insert(XmlString::new("file"), xml(&suite.file));
+    tc.set_time(ms(suite.prepare.iter().map(|s| s.duration_ms).sum()));
+    tc
+}
+
+fn kind_name(kind: NonSuccessKind) -> &'static str {
+    match kind {
+        NonSuccessKind::Failure => "failed",
+        NonSuccessKind::Error => "error",
+    }
+}
+
+/// `checkout_v2=on, region=cn`.
+pub fn cell_label(cell: &serde_json::Map<String, Value>) -> String {
+    cell.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn test_case(case: &CaseReport) -> TestCase {
+    let earlier = &case.attempts[..case.attempts.len().saturating_sub(1)];
+    let status = match case.status {
+        Status::Passed | Status::Flaky => {
+            let mut st = TestCaseStatus::success();
+            st.add_reruns(earlier.iter().map(rerun));
+            st
+        }
+        Status::Failed | Status::Error => {
+            let kind = if case.status == Status::Error {
+                NonSuccessKind::Error
+            } else {
+                NonSuccessKind::Failure
+            };
+            let mut st = TestCaseStatus::non_success(kind);
+            st.set_message(xml(case.error.as_deref().unwrap_or(kind_name(kind))))
+                .set_type(kind_name(kind))
+                .set_description(xml(&failure_body(case.error.as_deref(), case.all_steps())));
+            st.add_reruns(earlier.iter().map(rerun));
+            st
+        }
+        Status::Skipped => {
+            let mut st = TestCaseStatus::skipped();
+            if let Some(reason) = &case.error {
+                st.set_message(xml(reason));
+            }
+            st
+        }
+    };
+    let mut tc = TestCase::new(xml(&case.name), status);
+    tc.set_classname(xml(&classname_of(&case.file)));
+    tc.extra.insert(XmlString::new("file"), xml(&case.file));
+    tc.set_time(ms(case.duration_ms));
+    if let Some(cell) = &case.matrix {
+        for (k, v) in cell {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            tc.add_property(Property::new(xml(&format!("matrix.{k}")), xml(&v)));
+        }
+    }
+    let log = log_messages(case);
+    if !log.is_empty() {
+        tc.set_system_out(xml(&log));
+    }
+    tc
+}
+
+/// An earlier run of a retried case: `flakyFailure`/`flakyError` under a
+/// passing case, `rerunFailure`/`rerunError` under a failing one.
+fn rerun(a: &Attempt) -> TestRerun {
+    let kind = if a.status == Status::Error {
+        NonSuccessKind::Error
+    } else {
+        NonSuccessKind::Failure
+    };
+    let mut r = TestRerun::new(kind);
+    r.set_time(ms(a.duration_ms))
+        .set_type(kind_name(kind))
+        .set_message(xml(&format!(
+            "attempt {}: {}",
+            a.attempt,
+            a.error.as_deref().unwrap_or(kind_name(kind))
+        )))
+        .set_description(xml(&failure_body(a.error.as_deref(), a.all_steps())));
+    r
+}
+
+/// The case's error and every failed step, as the console shows them.
+fn failure_body<'a>(
+    error: Option<&str>,
+    steps: impl Iterator<Item = (&'static str, &'a StepReport)>,
+) -> String {
+    let mut body = String::new();
+    if let Some(err) = error {
         body.push_str(err);
         body.push('\n');
     }
-    for (phase, step) in case.all_steps() {
-        if matches!(step.status, Status::Failed | Status::Error) {
+    for (phase, step) in steps {
+        if is_failed(step.status) {
             body.push_str(&describe_step(phase, step));
         }
     }
-    let _ = write!(out, "      <{element}");
-    attr(out, "message", message);
-    attr(out, "type", kind);
-    out.push('>');
-    escape_text(out, &body);
-    let _ = writeln!(out, "</{element}>");
+    body
 }
 
 /// The messages of the case's `log` steps that ran, one per line.
@@ -231,92 +345,17 @@ fn log_messages(case: &CaseReport) -> String {
     text
 }
 
-/// Counts by status and the summed durations of `cases`.
-fn tally<'a>(cases: impl IntoIterator<Item = &'a CaseReport>) -> Summary {
-    let mut s = Summary::default();
-    for c in cases {
-        s.total += 1;
-        s.duration_ms += c.duration_ms;
-        match c.status {
-            Status::Passed => s.passed += 1,
-            Status::Failed => s.failed += 1,
-            Status::Error => s.errored += 1,
-            Status::Skipped => s.skipped += 1,
-        }
-    }
-    s
-}
-
-fn counts_attrs(out: &mut String, s: &Summary) {
-    let _ = write!(
-        out,
-        " tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\"",
-        s.total, s.failed, s.errored, s.skipped
-    );
-}
-
-fn seconds(ms: u64) -> String {
-    format!("{}.{:03}", ms / 1000, ms % 1000)
-}
-
-/// ` name="value"`, the value escaped for an attribute.
-pub(crate) fn attr(out: &mut String, name: &str, value: &str) {
-    out.push(' ');
-    out.push_str(name);
-    out.push_str("=\"");
-    escape(out, value, true);
-    out.push('"');
-}
-
-pub(crate) fn escape_text(out: &mut String, text: &str) {
-    escape(out, text, false);
-}
-
-/// Escapes `text` for XML 1.0 character data, or for a double-quoted
-/// attribute value (where tabs and line breaks become character
-/// references, so parsers keep them). Characters XML 1.0 cannot carry at
-/// all become U+FFFD.
-fn escape(out: &mut String, text: &str, in_attr: bool) {
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        let replacement = match c {
-            '&' => "&amp;",
-            '<' => "&lt;",
-            '>' => "&gt;",
-            '"' if in_attr => "&quot;",
-            '\'' if in_attr => "&apos;",
-            '\t' if in_attr => "&#9;",
-            '\n' if in_attr => "&#10;",
-            '\r' => "&#13;",
-            '\t' | '\n' => continue,
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => "\u{FFFD}",
-            _ => continue,
-        };
-        out.push_str(&text[start..i]);
-        out.push_str(replacement);
-        start = i + c.len_utf8();
-    }
-    out.push_str(&text[start..]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn esc(s: &str, in_attr: bool) -> String {
-        let mut out = String::new();
-        escape(&mut out, s, in_attr);
-        out
-    }
-
     #[test]
-    fn escapes_markup_and_forbidden_characters() {
+    fn forbidden_characters_become_replacement_characters() {
         assert_eq!(
-            esc("a<b>&\"c'\u{1b}\u{0}\t\n\r]]>", false),
-            "a&lt;b&gt;&amp;\"c'\u{FFFD}\u{FFFD}\t\n&#13;]]&gt;"
+            xml("a<b>&\"c'\u{1b}[31m\u{0}\t\n\r]]>").as_str(),
+            "a<b>&\"c'\u{FFFD}[31m\u{FFFD} \n\n]]>"
         );
-        assert_eq!(esc("\"x'\t\n", true), "&quot;x&apos;&#9;&#10;");
-        assert_eq!(esc("ünï €\u{FFFF}", false), "ünï €\u{FFFD}");
+        assert_eq!(xml("ünï €\u{FFFF}").as_str(), "ünï €\u{FFFD}");
     }
 
     #[test]
@@ -332,10 +371,69 @@ mod tests {
         assert_eq!(classname_of(""), "atf");
     }
 
+    fn attempt(n: u32, status: Status, error: &str) -> Attempt {
+        Attempt {
+            attempt: n,
+            status,
+            duration_ms: 10,
+            error: Some(error.into()),
+            ..Attempt::default()
+        }
+    }
+
     #[test]
-    fn seconds_have_three_decimals() {
-        assert_eq!(seconds(0), "0.000");
-        assert_eq!(seconds(1234), "1.234");
-        assert_eq!(seconds(5), "0.005");
+    fn flaky_and_rerun_cases_follow_surefire() {
+        let mut flaky = CaseReport {
+            name: "counter".into(),
+            file: "a/counter.case.json".into(),
+            status: Status::Flaky,
+            max_attempts: 3,
+            ..CaseReport::default()
+        };
+        flaky.attempts = vec![
+            attempt(1, Status::Failed, "failed at step 1: $.value: expected 2"),
+            Attempt {
+                attempt: 2,
+                status: Status::Passed,
+                ..Attempt::default()
+            },
+        ];
+        let mut never = CaseReport {
+            name: "never".into(),
+            file: "a/never.case.json".into(),
+            status: Status::Error,
+            error: Some("boom 3".into()),
+            max_attempts: 3,
+            ..CaseReport::default()
+        };
+        never.attempts = vec![
+            attempt(1, Status::Error, "boom 1"),
+            attempt(2, Status::Failed, "boom 2"),
+            attempt(3, Status::Error, "boom 3"),
+        ];
+        let report = RunReport {
+            cases: vec![flaky, never],
+            ..RunReport::default()
+        };
+        let xml = render(&report);
+        assert!(xml.contains("<flakyFailure"), "{xml}");
+        assert!(
+            xml.contains("message=\"attempt 1: failed at step 1: $.value: expected 2\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<error message=\"boom 3\" type=\"error\">"),
+            "{xml}"
+        );
+        assert!(xml.contains("<rerunError"), "{xml}");
+        assert!(xml.contains("<rerunFailure"), "{xml}");
+        assert!(xml.contains("message=\"attempt 1: boom 1\""), "{xml}");
+        assert!(
+            !xml.contains("attempt 3: boom 3"),
+            "the last run is the case itself"
+        );
+        assert!(xml.contains("tests=\"2\""), "{xml}");
+        assert!(xml.contains("errors=\"1\""), "{xml}");
+        assert!(xml.contains("failures=\"0\""), "{xml}");
     }
 }

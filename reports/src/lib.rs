@@ -6,9 +6,10 @@
 //! failures, [`events_file`] writes `events.jsonl` line by line, and at the
 //! end the JSON, JUnit and HTML writers turn the [`RunReport`] (the fold of
 //! the events, by [`ReportBuilder`]) into `report.json`, `junit.xml` and
-//! `index.html`.
+//! `index.html` (and, on request, [`allure`] results).
 //! Nothing here calls back into the runner.
 
+pub mod allure;
 pub mod console;
 mod event;
 pub mod events_file;
@@ -17,6 +18,7 @@ pub mod json;
 pub mod junit;
 pub mod load;
 mod model;
+mod xml;
 
 pub use event::*;
 pub use model::*;

@@ -1,7 +1,7 @@
 //! The result model: plain data, serialized as `report.json`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// How a case or step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, Default)]
@@ -9,6 +9,8 @@ use serde_json::Value;
 pub enum Status {
     /// Everything held.
     Passed,
+    /// It failed, then passed on a retry of the whole case (`--retries`).
+    Flaky,
     /// An expectation did not hold.
     Failed,
     /// It could not run as written: a load, placeholder or keyword error.
@@ -23,6 +25,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Passed => "passed",
+            Status::Flaky => "flaky",
             Status::Failed => "failed",
             Status::Error => "error",
             Status::Skipped => "skipped",
@@ -60,8 +63,11 @@ pub struct RunReport {
 pub struct Summary {
     /// Selected cases.
     pub total: usize,
-    /// Cases that passed.
+    /// Cases that passed, flaky ones included.
     pub passed: usize,
+    /// Of the passed cases, those that failed first and passed on a retry.
+    #[serde(default)]
+    pub flaky: usize,
     /// Cases whose expectations did not hold.
     pub failed: usize,
     /// Cases that could not run as written.
@@ -83,6 +89,10 @@ impl Summary {
         for c in cases {
             match c.status {
                 Status::Passed => s.passed += 1,
+                Status::Flaky => {
+                    s.passed += 1;
+                    s.flaky += 1;
+                }
                 Status::Failed => s.failed += 1,
                 Status::Error => s.errored += 1,
                 Status::Skipped => s.skipped += 1,
@@ -105,6 +115,9 @@ pub struct SuiteReport {
     /// Its `cleanup` steps.
     #[serde(default)]
     pub cleanup: Vec<StepReport>,
+    /// The matrix cell it was prepared for (`--matrix`), dimension → value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<Map<String, Value>>,
 }
 
 /// One case (one data row of a data-driven case).
@@ -142,6 +155,79 @@ pub struct CaseReport {
     /// Undo steps (newest first, `undo: true`) then the steps of `cleanup`.
     #[serde(default)]
     pub cleanup: Vec<StepReport>,
+    /// Every run of the whole case when it was retried (`--retries`), in
+    /// order; the last one is the case's own result above. Empty when the
+    /// case ran once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// How many runs `--retries` allowed (retries + 1); 0 without retries.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_attempts: u32,
+    /// The matrix cell it ran in (`--matrix`), dimension → value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<Map<String, Value>>,
+    /// When its (last) run started, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<i64>,
+    /// Which repetition this is (`--repeat-each`, `--until-fail`), from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repetition: Option<u32>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One run of a whole case (prepare → steps → undo → cleanup) among its
+/// retries.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Attempt {
+    /// Which run, from 1.
+    pub attempt: u32,
+    /// How it ended (passed, failed or error).
+    pub status: Status,
+    /// Wall time of this run.
+    pub duration_ms: u64,
+    /// Why it did not pass, in one line.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// When it started, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<i64>,
+    /// Steps of `prepare`.
+    #[serde(default)]
+    pub prepare: Vec<StepReport>,
+    /// Steps of `steps`.
+    #[serde(default)]
+    pub steps: Vec<StepReport>,
+    /// Undo and cleanup steps.
+    #[serde(default)]
+    pub cleanup: Vec<StepReport>,
+}
+
+impl Attempt {
+    /// The attempt `n` (from 1) made of a finished case report.
+    pub fn of(n: u32, case: &CaseReport) -> Attempt {
+        Attempt {
+            attempt: n,
+            status: case.status,
+            duration_ms: case.duration_ms,
+            error: case.error.clone(),
+            start_ms: case.start_ms,
+            prepare: case.prepare.clone(),
+            steps: case.steps.clone(),
+            cleanup: case.cleanup.clone(),
+        }
+    }
+
+    /// Every step of the attempt in the order of its phases.
+    pub fn all_steps(&self) -> impl Iterator<Item = (&'static str, &StepReport)> {
+        self.prepare
+            .iter()
+            .map(|s| ("prepare", s))
+            .chain(self.steps.iter().map(|s| ("steps", s)))
+            .chain(self.cleanup.iter().map(|s| ("cleanup", s)))
+    }
 }
 
 impl CaseReport {

@@ -179,7 +179,7 @@ fn junitparser_reads_counts_suites_and_cases() {
 #[test]
 fn junit_text_is_well_formed_and_escaped() {
     let xml = junit::render(&common::sample());
-    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"atf\" tests=\"6\" failures=\"1\" errors=\"1\" skipped=\"1\" time=\"4.321\">"), "{xml}");
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"atf\" tests=\"6\" skipped=\"1\" failures=\"1\" errors=\"1\" time=\"4.321\">"), "{xml}");
     assert!(
         !xml.contains("<script>"),
         "raw markup from a service leaked"
@@ -196,7 +196,7 @@ fn empty_run_is_a_valid_document() {
     let xml = junit::render(&atf_reports::RunReport::default());
     assert_eq!(
         xml,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"atf\" tests=\"0\" failures=\"0\" errors=\"0\" skipped=\"0\" time=\"0.000\">\n</testsuites>\n"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"atf\" tests=\"0\" skipped=\"0\" failures=\"0\" errors=\"0\" time=\"0.000\">\n</testsuites>\n"
     );
 }
 
@@ -214,4 +214,114 @@ fn ten_thousand_cases_are_quick_and_readable() {
     assert_eq!(doc["tests"], 10_000);
     assert_eq!(doc["failures"], 1_000);
     assert_eq!(doc["suites"].as_array().unwrap().len(), 50);
+}
+
+/// Retried cases as Surefire and nextest write them: a flaky case passes
+/// with a `<flakyFailure>` per failed run; a case that never passed fails
+/// with its earlier runs as `<rerunFailure>`/`<rerunError>`; a matrix cell
+/// is a property; a suite whose prepare failed is a test case in error.
+#[test]
+fn junitparser_reads_flaky_reruns_cells_and_suite_setup() {
+    use atf_reports::{Attempt, RunReport, Status, SuiteReport, Summary};
+
+    let failed_try = |n: u32, status: Status, error: &str| Attempt {
+        attempt: n,
+        status,
+        duration_ms: 20,
+        error: Some(error.into()),
+        ..Attempt::default()
+    };
+    let mut flaky = common::case("counter", "retry/counter.case.json", Status::Flaky);
+    flaky.max_attempts = 3;
+    flaky.attempts = vec![
+        failed_try(
+            1,
+            Status::Failed,
+            "failed at step 2 (assert): $.value: expected 2, got 1",
+        ),
+        Attempt {
+            attempt: 2,
+            status: Status::Passed,
+            ..Attempt::default()
+        },
+    ];
+    let mut never = common::case("never", "retry/never.case.json", Status::Failed);
+    never.error = Some("failed at step 1 (assert): third".into());
+    never.max_attempts = 3;
+    never.attempts = vec![
+        failed_try(1, Status::Error, "first"),
+        failed_try(2, Status::Failed, "second"),
+        failed_try(3, Status::Failed, "failed at step 1 (assert): third"),
+    ];
+    let mut cell = common::case(
+        "order [checkout_v2=on]",
+        "retry/order.case.json",
+        Status::Passed,
+    );
+    cell.matrix = Some(serde_json::from_value(serde_json::json!({"checkout_v2": "on"})).unwrap());
+    let cases = vec![flaky, never, cell];
+    let report = RunReport {
+        summary: Summary::count(&cases, 1000),
+        suites: vec![SuiteReport {
+            file: "retry/suite.json".into(),
+            status: Some(Status::Error),
+            prepare: vec![atf_reports::StepReport {
+                error: Some("connection refused".into()),
+                ..common::step(1, "redis.command", Status::Error)
+            }],
+            ..SuiteReport::default()
+        }],
+        cases,
+        ..RunReport::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junit.xml");
+    junit::write(&path, &report).unwrap();
+    let doc = read_with_junitparser(&path);
+    assert_eq!(doc["tests"], 4, "{doc:#}");
+    assert_eq!(doc["failures"], 1);
+    assert_eq!(doc["errors"], 1);
+
+    let retry = suite(&doc, "retry");
+    let counter = case(retry, "counter");
+    assert_eq!(
+        counter["results"],
+        Value::Array(vec![]),
+        "a flaky case passes"
+    );
+    let reruns = counter["reruns"].as_array().unwrap();
+    assert_eq!(reruns.len(), 1, "{counter:#}");
+    assert_eq!(reruns[0]["tag"], "flakyFailure");
+    assert_eq!(
+        reruns[0]["message"],
+        "attempt 1: failed at step 2 (assert): $.value: expected 2, got 1"
+    );
+
+    let never = case(retry, "never");
+    assert_eq!(never["results"][0]["kind"], "Failure");
+    let tags: Vec<&str> = never["reruns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["rerunError", "rerunFailure"]);
+
+    let cell = case(retry, "order [checkout_v2=on]");
+    assert_eq!(cell["properties"]["matrix.checkout_v2"], "on");
+
+    let setup = case(retry, "suite set-up");
+    assert_eq!(setup["classname"], "retry.suite");
+    assert_eq!(setup["results"][0]["kind"], "Error");
+    assert_eq!(
+        setup["results"][0]["message"],
+        "suite retry/suite.json prepare failed"
+    );
+    assert!(
+        setup["results"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{setup:#}"
+    );
 }

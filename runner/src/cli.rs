@@ -70,6 +70,9 @@ enum ReportCommand {
         /// Where the merged reports go.
         #[arg(long, default_value = "atf-report")]
         out: PathBuf,
+        /// Also write the merged run's Allure 2 results into DIR.
+        #[arg(long, value_name = "DIR")]
+        allure: Option<PathBuf>,
     },
 }
 
@@ -89,9 +92,29 @@ struct CommonArgs {
     /// Glob on case names (repeatable; a case matching any is selected).
     #[arg(long, value_name = "GLOB")]
     filter: Vec<String>,
-    /// Run the K-th of N stable slices of the selected cases.
+    /// Run the K-th of N stable slices of the selected cases (default: from
+    /// ATF_SHARD, GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, or a Kubernetes
+    /// Indexed Job's JOB_COMPLETION_INDEX with --shard-total).
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
+    /// The number of shards when the index comes from JOB_COMPLETION_INDEX
+    /// (default: ATF_SHARD_TOTAL).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    shard_total: Option<u32>,
+    /// Balance shards by the case durations of this report (report.json or
+    /// its folder), e.g. the last merged report.
+    #[arg(long, value_name = "REPORT")]
+    durations: Option<PathBuf>,
+    /// A matrix dimension (repeatable): the selection runs once per
+    /// combination, with NAME set to each value, e.g. checkout_v2=on,off.
+    #[arg(long = "matrix", value_name = "NAME=V1,V2", value_parser = crate::matrix::parse_dim)]
+    matrix: Vec<(String, Vec<Value>)>,
+    /// An extra matrix cell (repeatable), e.g. checkout_v2=on,region=us.
+    #[arg(long = "matrix-include", value_name = "NAME=V,...", value_parser = crate::matrix::parse_cell)]
+    matrix_include: Vec<crate::matrix::Cell>,
+    /// Drop the matrix cells with these values (repeatable), e.g. region=sg.
+    #[arg(long = "matrix-exclude", value_name = "NAME=V,...", value_parser = crate::matrix::parse_cell)]
+    matrix_exclude: Vec<crate::matrix::Cell>,
     /// Override a variable (repeatable); VALUE is JSON when it parses as a
     /// number, boolean, null, list or object, else text.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
@@ -114,6 +137,10 @@ struct RunArgs {
     /// Stop starting new cases after the first failure.
     #[arg(long)]
     fail_fast: bool,
+    /// Also write Allure 2 results (`*-result.json`, `*-container.json`,
+    /// attachments) into DIR (default: the project's `allure`).
+    #[arg(long, value_name = "DIR")]
+    allure: Option<PathBuf>,
     /// Only the cases that failed in the last report (report-dir/report.json).
     #[arg(long)]
     rerun_failed: bool,
@@ -124,6 +151,32 @@ struct RunArgs {
     /// file and the plugins, and run again when one changes (Ctrl-C stops).
     #[arg(long)]
     watch: bool,
+    /// Rerun a failed or errored case (the whole case) up to N more times;
+    /// one that passes on a retry is flaky.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
+    /// Wait before each retry, e.g. 2s or 500ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    retry_delay: Option<std::time::Duration>,
+    /// A flaky case fails the run (exit 1).
+    #[arg(long)]
+    fail_on_flaky: bool,
+    /// Run each selected case N times (named `name #1` … `name #N`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "until_fail")]
+    repeat_each: Option<u32>,
+    /// Run each selected case up to N times, one run after another, and
+    /// stop its runs at its first failure.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    until_fail: Option<u32>,
+}
+
+/// `--retry-delay`: `2s`, `500ms`, `1m`, or milliseconds.
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    let v = match s.trim().parse::<u64>() {
+        Ok(n) => Value::from(n),
+        Err(_) => Value::String(s.trim().to_string()),
+    };
+    atf_sdk::parse_duration(&v).map_err(|e| e.to_string())
 }
 
 fn parse_load_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -260,11 +313,11 @@ pub fn main() -> i32 {
         Command::Keywords(a) => keywords(a),
         Command::Schema(a) => schema(a),
         Command::Report(ReportCommand::Rebuild { dir }) => crate::merge::rebuild(&dir),
-        Command::Report(ReportCommand::Merge { dirs, out }) => {
+        Command::Report(ReportCommand::Merge { dirs, out, allure }) => {
             if !dirs.is_empty() && dirs.iter().all(|d| crate::loadtest::merge::is_load_dir(d)) {
                 crate::loadtest::merge::merge(&dirs, &out)
             } else {
-                crate::merge::merge(&dirs, &out)
+                crate::merge::merge(&dirs, &out, allure.as_deref())
             }
         }
     }
@@ -348,7 +401,7 @@ fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig,
                         atf_reports::Status::Failed | atf_reports::Status::Error => true,
                         // An interrupted run did not get to them.
                         atf_reports::Status::Skipped => last.interrupted,
-                        atf_reports::Status::Passed => false,
+                        atf_reports::Status::Passed | atf_reports::Status::Flaky => false,
                     })
                     .map(|c| (c.file.clone(), c.name.clone()))
                     .collect(),
@@ -356,13 +409,35 @@ fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig,
         }
         _ => None,
     };
+    let (shard, warning) = crate::shard::resolve(
+        common.shard,
+        common.shard_total.map(|n| n as usize),
+        &|name| std::env::var(name).ok(),
+    )
+    .map_err(usage_error)?;
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    let durations = match &common.durations {
+        Some(p) => Some(crate::shard::Durations::read(p).map_err(usage_error)?),
+        None => None,
+    };
     let selection = Selection {
         tags: common.tags.clone(),
         filters: common.filter.clone(),
-        shard: common.shard,
+        shard,
         exclude_tags: env.exclude_tags.clone(),
         only,
+        durations,
     };
+    let matrix = project.matrix.clone().overlay(crate::matrix::Matrix {
+        dims: common.matrix.clone(),
+        include: common.matrix_include.clone(),
+        exclude: common.matrix_exclude.clone(),
+    });
+    let allure = run
+        .and_then(|r| r.allure.clone())
+        .or_else(|| project.allure.clone());
     let overrides: Map<String, Value> = common.vars.iter().cloned().collect();
     let plugin_dirs = plugin_dirs(&project, &common.plugins);
     Ok(RunConfig {
@@ -376,6 +451,17 @@ fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig,
         fail_fast: run.is_some_and(|r| r.fail_fast),
         plugin_dirs,
         selection,
+        repeat: crate::exec::repeat::RepeatPolicy {
+            retries: run.map_or(0, |r| r.retries),
+            retry_delay: run.and_then(|r| r.retry_delay).unwrap_or_default(),
+            repeat: run
+                .and_then(|r| r.repeat_each.or(r.until_fail))
+                .unwrap_or(1),
+            until_fail: run.is_some_and(|r| r.until_fail.is_some()),
+        },
+        fail_on_flaky: run.is_some_and(|r| r.fail_on_flaky),
+        matrix,
+        allure,
     })
 }
 
@@ -421,8 +507,11 @@ fn catalog(plugins: &crate::plugin::PluginHost) -> Result<Catalog, i32> {
     Ok(Catalog::new(all))
 }
 
-/// Loads and selects the case runs of a config.
-fn load_selected(cfg: &RunConfig, catalog: &Catalog) -> Result<Vec<crate::model::CaseRun>, i32> {
+/// The case runs of each matrix cell (one phase without a matrix).
+type Phases = Vec<(Option<crate::matrix::Cell>, Vec<crate::model::CaseRun>)>;
+
+/// Loads and selects the case runs of a config, per matrix cell.
+fn load_selected(cfg: &RunConfig, catalog: &Catalog) -> Result<Phases, i32> {
     let files = crate::load::discover(&cfg.paths).map_err(usage_error)?;
     let mut boundaries: Vec<PathBuf> = cfg
         .paths
@@ -440,7 +529,9 @@ fn load_selected(cfg: &RunConfig, catalog: &Catalog) -> Result<Vec<crate::model:
         boundaries.push(cfg.project.root.clone());
     }
     let selector = crate::select::Selector::new(&cfg.selection).map_err(usage_error)?;
-    Ok(selector.apply(crate::load::load(&files, &boundaries, catalog)))
+    let runs = selector.select(crate::load::load(&files, &boundaries, catalog));
+    let phases = crate::matrix::expand(&cfg.matrix.cells(), runs);
+    Ok(selector.shard(selector.keep_only(phases)))
 }
 
 fn run(args: RunArgs) -> i32 {
@@ -528,11 +619,11 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runs = match load_selected(cfg, &catalog) {
+    let phases = match load_selected(cfg, &catalog) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    if runs.is_empty() {
+    if phases.iter().all(|(_, runs)| runs.is_empty()) {
         return usage_error("no cases selected (check the paths, --tags, --filter and --shard)");
     }
     let mut console = atf_reports::console::Console::new({
@@ -560,10 +651,11 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
             return EXIT_USAGE;
         }
     };
-    let mut outcome = match crate::engine::run(cfg, plugins, runs, &mut [&mut console, &mut log]) {
-        Ok(o) => o,
-        Err(e) => return usage_error(e),
-    };
+    let mut outcome =
+        match crate::engine::run_phases(cfg, plugins, phases, &mut [&mut console, &mut log]) {
+            Ok(o) => o,
+            Err(e) => return usage_error(e),
+        };
     if let Some((path, e)) = log.take_error() {
         eprintln!("warning: writing {} stopped: {e}", path.display());
     }
@@ -579,6 +671,15 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
         );
         return EXIT_FAILED;
     }
+    if let Some(dir) = &cfg.allure
+        && let Err(e) = atf_reports::allure::write(dir, &outcome.report)
+    {
+        eprintln!(
+            "error: cannot write Allure results to {}: {e}",
+            dir.display()
+        );
+        return EXIT_FAILED;
+    }
     outcome.exit_code()
 }
 
@@ -591,6 +692,11 @@ fn load(args: LoadArgs) -> i32 {
         tags: args.tags.clone(),
         filter: args.filter.clone(),
         shard: None,
+        shard_total: None,
+        durations: None,
+        matrix: Vec::new(),
+        matrix_include: Vec::new(),
+        matrix_exclude: Vec::new(),
         vars: args.vars.clone(),
         plugins: args.plugins.clone(),
     };
@@ -656,6 +762,7 @@ fn load(args: LoadArgs) -> i32 {
             .iter()
             .map(|t| (t.clone(), "--threshold".to_string())),
     );
+    let runs = runs.into_iter().flat_map(|(_, runs)| runs).collect();
     let code = crate::loadtest::load(&cfg, &plugins, runs, opts, thresholds);
     for w in plugins.take_warnings() {
         eprintln!("warning: {w}");
@@ -666,10 +773,17 @@ fn load(args: LoadArgs) -> i32 {
 /// What `check` and `list` work on: the config and the selected case runs
 /// (plugins loaded, so plugin keywords are known).
 fn load_for(args: &CommonArgs) -> Result<(RunConfig, Vec<crate::model::CaseRun>), i32> {
-    let cfg = build_config(args, None)?;
+    let mut cfg = build_config(args, None)?;
     let plugins = load_plugins(&cfg.plugin_dirs, &cfg.project.in_process_plugins)?;
     let catalog = catalog(&plugins)?;
-    let runs = load_selected(&cfg, &catalog)?;
+    let phases = load_selected(&cfg, &catalog)?;
+    // Matrix dimensions are defined names for `atf check`, like `--var`.
+    if let Some((Some(cell), _)) = phases.first() {
+        for (k, v) in cell {
+            cfg.overrides.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let runs = phases.into_iter().flat_map(|(_, runs)| runs).collect();
     Ok((cfg, runs))
 }
 

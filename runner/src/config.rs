@@ -139,6 +139,10 @@ pub struct Project {
     pub secrets: Vec<String>,
     /// Environments by name.
     pub envs: Map<String, Value>,
+    /// The feature-flag matrix (`matrix`).
+    pub matrix: crate::matrix::Matrix,
+    /// Where Allure results go (`allure`), absolute.
+    pub allure: Option<PathBuf>,
     parsed_envs: Vec<(String, EnvConfig)>,
 }
 
@@ -158,6 +162,8 @@ impl Project {
             limits: Limits::default(),
             secrets: Vec::new(),
             envs: Map::new(),
+            matrix: crate::matrix::Matrix::default(),
+            allure: None,
             parsed_envs: Vec::new(),
         }
     }
@@ -209,6 +215,8 @@ impl Project {
                 "envs",
                 "allow",
                 "limits",
+                "matrix",
+                "allure",
             ],
             "the project file",
         );
@@ -270,6 +278,8 @@ impl Project {
             }
         }
         p.secrets = src.str_list(obj, "", "secrets");
+        p.matrix = crate::matrix::project_field(&mut src, obj);
+        p.allure = src.opt_str(obj, "", "allure").map(|d| root.join(d));
         let envs = src.opt_object(obj, "", "envs");
         for (name, env) in &envs {
             let ptr = child("/envs", name);
@@ -444,6 +454,8 @@ pub struct Selection {
     pub exclude_tags: Vec<String>,
     /// Only these (file, name) pairs (`--rerun-failed`).
     pub only: Option<Vec<(String, String)>>,
+    /// Case durations of an earlier report that balance the shards (`--durations`).
+    pub durations: Option<crate::shard::Durations>,
 }
 
 /// Everything one run needs, merged from the project file and the command line.
@@ -469,6 +481,14 @@ pub struct RunConfig {
     pub plugin_dirs: Vec<PathBuf>,
     /// Which cases.
     pub selection: Selection,
+    /// Retries and repetitions of cases (`--retries`, `--repeat-each`, `--until-fail`).
+    pub repeat: crate::exec::repeat::RepeatPolicy,
+    /// A flaky case fails the run (`--fail-on-flaky`).
+    pub fail_on_flaky: bool,
+    /// The feature-flag matrix: the project's, overlaid by the command line.
+    pub matrix: crate::matrix::Matrix,
+    /// Where Allure results go (`--allure`, else the project's `allure`).
+    pub allure: Option<PathBuf>,
 }
 
 impl RunConfig {

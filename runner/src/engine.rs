@@ -27,13 +27,19 @@ pub struct Outcome {
     pub report: RunReport,
     /// Whether Ctrl-C interrupted it.
     pub interrupted: bool,
+    /// A flaky case fails the run (`--fail-on-flaky`).
+    pub fail_on_flaky: bool,
 }
 
 impl Outcome {
     /// The exit code: 0 all passed (skips allowed), 1 a failure or error,
     /// 130 interrupted.
     pub fn exit_code(&self) -> i32 {
-        crate::exit::of_run(&self.report, self.interrupted)
+        let code = crate::exit::of_run(&self.report, self.interrupted);
+        if code == crate::exit::OK && self.fail_on_flaky && self.report.summary.flaky > 0 {
+            return crate::exit::FAILED;
+        }
+        code
     }
 }
 
@@ -334,12 +340,48 @@ pub fn run(
     runs: Vec<CaseRun>,
     reporters: &mut [&mut dyn Reporter],
 ) -> Result<Outcome, String> {
+    run_phases(cfg, plugins, vec![(None, runs)], reporters)
+}
+
+/// Runs the case runs of each matrix cell, one cell after another (see
+/// [`crate::matrix`]); a cell's values are variables of its runs, like
+/// `--var`, and its suites are prepared and cleaned up for it alone.
+pub fn run_phases(
+    cfg: &RunConfig,
+    plugins: &PluginHost,
+    phases: Vec<(Option<crate::matrix::Cell>, Vec<CaseRun>)>,
+    reporters: &mut [&mut dyn Reporter],
+) -> Result<Outcome, String> {
+    let all: Vec<CaseRun> = phases.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
     let (events, events_rx) = crate::exec::event_channel();
-    let started = start(cfg, plugins, &runs, events)?;
+    let started = start(cfg, plugins, &all, events)?;
+    drop(all);
+    // A cell's own shared state: its values as variables, its own global
+    // context, its own event channel.
+    let shared_for = |cell: &crate::matrix::Cell, events: crate::exec::EventTx| {
+        let base = &started.shared;
+        let mut overrides = base.overrides.clone();
+        for (k, v) in cell {
+            overrides.insert(k.clone(), v.clone());
+        }
+        Arc::new(Shared {
+            keywords: base.keywords.clone(),
+            env_vars: base.env_vars.clone(),
+            overrides,
+            global: Default::default(),
+            masker: base.masker.clone(),
+            step_timeout: base.step_timeout,
+            case_timeout: base.case_timeout,
+            cancel: base.cancel.clone(),
+            fail_fast: base.fail_fast,
+            events,
+        })
+    };
     let opts = ExecOptions {
         jobs: cfg.jobs,
         env_name: cfg.env_name.clone(),
         shard: cfg.selection.shard.map(|s| s.to_string()),
+        repeat: cfg.repeat,
     };
     *partial_slot()
         .lock()
@@ -348,13 +390,28 @@ pub fn run(
         masker: &started.masker,
         inner: reporters,
     };
-    let mut report = crate::exec::execute(
-        started.shared.clone(),
-        events_rx,
-        runs,
-        &opts,
-        &mut [&mut masking],
-    );
+    let mut report = if phases.len() == 1 && phases[0].0.is_none() {
+        let runs = phases.into_iter().flat_map(|(_, runs)| runs).collect();
+        crate::exec::execute(
+            started.shared.clone(),
+            events_rx,
+            runs,
+            &opts,
+            &mut [&mut masking],
+        )
+    } else {
+        drop(events_rx);
+        crate::matrix::run_cells(
+            phases,
+            &opts,
+            cfg.fail_fast,
+            &mut masking,
+            |cell, runs, r| {
+                let (tx, rx) = crate::exec::event_channel();
+                crate::exec::execute(shared_for(cell, tx), rx, runs, &opts, &mut [r])
+            },
+        )
+    };
     // Secrets learnt late (a token first used by a later case) are masked in
     // every earlier case too before the file reports are written.
     mask_report(&started.masker, &mut report);
@@ -363,6 +420,7 @@ pub fn run(
     Ok(Outcome {
         interrupted: report.interrupted,
         report,
+        fail_on_flaky: cfg.fail_on_flaky,
     })
 }
 

@@ -17,12 +17,14 @@ pub mod exit;
 pub mod jsonpos;
 pub mod load;
 pub mod loadtest;
+pub mod matrix;
 pub mod merge;
 pub mod model;
 pub mod plugin;
 pub mod schema;
 pub mod secret;
 pub mod select;
+pub mod shard;
 pub mod watch;
 
 /// Expectations and JSONPath selection (crate `atf-expect`).

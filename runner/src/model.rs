@@ -179,6 +179,9 @@ pub struct Case {
     pub locks: Vec<String>,
     /// `atf load`: the case's share of the iterations (`None`: 1).
     pub weight: Option<f64>,
+    /// Matrix dimension → the values the case runs with (`--matrix`);
+    /// empty: every cell.
+    pub matrix: Map<String, Value>,
     /// Data set-up, run serially.
     pub prepare: Vec<Step>,
     /// Step sets; several run in parallel with each other.

@@ -135,6 +135,16 @@ pub fn case_schema(catalog: &Catalog) -> Value {
             "timeout": { "$ref": "#/$defs/duration" },
             "locks": { "type": "array", "items": { "type": "string" } },
             "weight": { "type": "number", "minimum": 0, "description": "atf load: the case's share of the iterations (default 1)" },
+            "matrix": {
+                "type": "object",
+                "description": "run only in the --matrix cells where each named dimension has one of these values",
+                "additionalProperties": {
+                    "anyOf": [
+                        { "type": ["string", "number", "boolean"] },
+                        { "type": "array", "minItems": 1, "items": { "type": ["string", "number", "boolean"] } }
+                    ]
+                }
+            },
             "prepare": { "$ref": "#/$defs/steps" },
             "steps": {
                 "anyOf": [

@@ -1,9 +1,10 @@
 //! Which cases run: `--tags` expressions, `--filter` globs, the
 //! environment's `exclude_tags`, `--rerun-failed` and `--shard K/N`.
 //!
-//! Sharding sorts the selected runs by file and row and deals them out in
-//! turn, so every case lands in exactly one shard, shards differ in size by
-//! at most one, and every machine of a sharded job computes the same slices.
+//! Sharding (see [`crate::shard`]) deals the selected runs — each matrix
+//! cell's runs counted apart — by a stable hash, or balances them by the
+//! durations of an earlier report, so every case lands in exactly one
+//! shard and every machine of a sharded job computes the same slices.
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -206,29 +207,76 @@ impl Selector {
         {
             return false;
         }
-        if let Some(only) = &self.selection.only
-            && !only
-                .iter()
-                .any(|(file, name)| file == run.file() && name == &run.name)
-        {
-            return false;
-        }
         true
+    }
+
+    /// `--rerun-failed`: only the runs the last report names (matrix
+    /// cells included, as they are named after expansion; a repetition
+    /// `name #k` names its case).
+    pub fn keep_only<C>(&self, phases: Vec<(C, Vec<CaseRun>)>) -> Vec<(C, Vec<CaseRun>)> {
+        let Some(only) = &self.selection.only else {
+            return phases;
+        };
+        let wanted: std::collections::HashSet<(&str, &str)> = only
+            .iter()
+            .map(|(file, name)| (file.as_str(), strip_repetition(name)))
+            .collect();
+        phases
+            .into_iter()
+            .map(|(cell, runs)| {
+                let runs = runs
+                    .into_iter()
+                    .filter(|r| wanted.contains(&(r.file(), r.name.as_str())))
+                    .collect();
+                (cell, runs)
+            })
+            .collect()
     }
 
     /// The selected runs of `runs`, sorted, with the shard applied.
     pub fn apply(&self, runs: Vec<CaseRun>) -> Vec<CaseRun> {
+        let phases = self.shard(self.keep_only(vec![((), self.select(runs))]));
+        phases.into_iter().flat_map(|(_, runs)| runs).collect()
+    }
+
+    /// The selected runs of `runs`, sorted, before sharding.
+    pub fn select(&self, runs: Vec<CaseRun>) -> Vec<CaseRun> {
         let mut selected: Vec<CaseRun> = runs.into_iter().filter(|r| self.wants(r)).collect();
         selected.sort_by_key(|r| r.sort_key());
-        if let Some(shard) = self.selection.shard {
-            selected = selected
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| i % shard.total == shard.index - 1)
-                .map(|(_, r)| r)
-                .collect();
-        }
         selected
+    }
+
+    /// This run's shard of the runs of every matrix cell: each run (a case
+    /// in a cell) is in exactly one shard.
+    pub fn shard<C>(&self, phases: Vec<(C, Vec<CaseRun>)>) -> Vec<(C, Vec<CaseRun>)> {
+        let Some(shard) = self.selection.shard else {
+            return phases;
+        };
+        let keys: Vec<(String, String)> = phases
+            .iter()
+            .flat_map(|(_, runs)| runs.iter())
+            .map(|r| (r.file().to_string(), r.name.clone()))
+            .collect();
+        let mine = crate::shard::assign(&keys, shard, self.selection.durations.as_ref());
+        let mut mine = mine.into_iter();
+        phases
+            .into_iter()
+            .map(|(cell, runs)| {
+                let runs = runs
+                    .into_iter()
+                    .filter(|_| mine.next().unwrap_or(false))
+                    .collect();
+                (cell, runs)
+            })
+            .collect()
+    }
+}
+
+/// `name #3` → `name` (a repetition of `--repeat-each`/`--until-fail`).
+fn strip_repetition(name: &str) -> &str {
+    match name.rsplit_once(" #") {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
     }
 }
 
@@ -238,6 +286,13 @@ mod tests {
 
     fn tags(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn repetitions_name_their_case() {
+        assert_eq!(strip_repetition("create order #3"), "create order");
+        assert_eq!(strip_repetition("issue #12 fix"), "issue #12 fix");
+        assert_eq!(strip_repetition("plain"), "plain");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 // parsed as HTML. Case and step bodies are built when first opened.
 //
 // URL state, in the fragment (or the query): #status=failed,error&tag=smoke&q=text&expand=1&case=NAME
-//   status  comma-separated statuses to show (passed, failed, error, skipped); none: all
+//   status  comma-separated statuses to show (passed, flaky, failed, error, skipped); none: all
 //   tag     only cases with this tag
 //   q       only cases whose name or file contains this text (case-insensitive)
 //   expand  any value but 0: open every case the filters show
@@ -11,8 +11,8 @@
 (function () {
   'use strict';
 
-  var STATUSES = ['passed', 'failed', 'error', 'skipped'];
-  var LABEL = { passed: 'passed', failed: 'failed', error: 'error', skipped: 'skipped' };
+  var STATUSES = ['passed', 'flaky', 'failed', 'error', 'skipped'];
+  var LABEL = { passed: 'passed', flaky: 'flaky', failed: 'failed', error: 'error', skipped: 'skipped' };
   var PHASES = ['prepare', 'steps', 'cleanup'];
 
   var data;
@@ -131,7 +131,7 @@
   // ---- page skeleton -------------------------------------------------------
 
   var app = document.getElementById('app');
-  var counts = { passed: 0, failed: 0, error: 0, skipped: 0 };
+  var counts = { passed: 0, flaky: 0, failed: 0, error: 0, skipped: 0 };
   var tagCounts = Object.create(null);
   cases.forEach(function (c) {
     counts[statusOf(c.status)] += 1;
@@ -344,7 +344,19 @@
     row('remark', c.remark);
     if (typeof c.data_index === 'number') row('data row', String(c.data_index));
     if (c.tags && c.tags.length) row('tags', c.tags.join(', '));
+    if (c.matrix) row('matrix', cellLabel(c.matrix));
+    if (typeof c.repetition === 'number') row('repetition', String(c.repetition));
     row('duration', dur(c.duration_ms));
+    if (Array.isArray(c.attempts) && c.attempts.length) {
+      add(body, el('div', 'label', 'runs (' + c.attempts.length + ' of at most ' + (c.max_attempts || c.attempts.length) + ')'));
+      var ol = add(body, el('ol', 'attempts'));
+      c.attempts.forEach(function (a) {
+        var li = add(ol, el('li'));
+        var st = statusOf(a.status);
+        add(li, el('span', 'badge ' + st, LABEL[st]));
+        li.appendChild(document.createTextNode(' ' + dur(a.duration_ms) + (a.error ? ' — ' + visible(a.error) : '')));
+      });
+    }
     PHASES.forEach(function (p) { phaseBlock(body, p, c[p]); });
     if (!PHASES.some(function (p) { return c[p] && c[p].length; })) {
       add(body, el('div', 'label', 'no step ran'));
@@ -393,6 +405,50 @@
         var body = add(d, el('div', 'suite-body'));
         phaseBlock(body, 'prepare', s.prepare);
         phaseBlock(body, 'cleanup', s.cleanup);
+      });
+    });
+  }
+
+  // The matrix grid: a row per case, a column per cell, so a case that
+  // passes in one cell and fails in another shows at a glance.
+  function cellLabel(m) {
+    return Object.keys(m).map(function (k) {
+      var v = m[k];
+      return k + '=' + (typeof v === 'string' ? v : JSON.stringify(v));
+    }).join(', ');
+  }
+  var matrixCases = cases.filter(function (c) { return c.matrix && typeof c.matrix === 'object'; });
+  if (matrixCases.length) {
+    var cellOrder = [];
+    var caseOrder = [];
+    var grid = Object.create(null);
+    matrixCases.forEach(function (c) {
+      var label = cellLabel(c.matrix);
+      var suffix = ' [' + label + ']';
+      var base = String(c.name || '');
+      if (base.slice(-suffix.length) === suffix) base = base.slice(0, -suffix.length);
+      var key = (c.file || '') + '\n' + base;
+      if (cellOrder.indexOf(label) < 0) cellOrder.push(label);
+      if (!grid[key]) { grid[key] = { name: base, file: c.file, cells: Object.create(null) }; caseOrder.push(key); }
+      grid[key].cells[label] = c;
+    });
+    add(mw, el('h2', null, 'Matrix'));
+    var table = add(mw, el('table', 'matrix'));
+    var hr = add(add(table, el('thead')), el('tr'));
+    add(hr, el('th', null, 'case'));
+    cellOrder.forEach(function (l) { add(hr, el('th', null, l)); });
+    var tb = add(table, el('tbody'));
+    caseOrder.forEach(function (key) {
+      var g = grid[key];
+      var tr = add(tb, el('tr'));
+      add(tr, el('td', 'name', g.name)).title = g.file || '';
+      cellOrder.forEach(function (l) {
+        var c = g.cells[l];
+        if (!c) { add(tr, el('td', 'none', '—')); return; }
+        var st = statusOf(c.status);
+        var b = add(add(tr, el('td', 'cell ' + st)), el('span', 'badge ' + st, LABEL[st]));
+        b.title = c.name + (c.error ? ' — ' + c.error : '');
+        b.addEventListener('click', function () { location.hash = 'case=' + encodeURIComponent(c.name); });
       });
     });
   }

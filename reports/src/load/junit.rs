@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::LoadReport;
-use crate::junit::{attr, escape_text};
+use crate::xml::{attr, escape_text};
 
 /// Writes the JUnit report of a load run to `path`.
 pub fn write(path: &Path, report: &LoadReport) -> std::io::Result<()> {

@@ -174,6 +174,7 @@ pub fn sample() -> RunReport {
                 }],
                 ..step(1, "mysql.exec", Status::Failed)
             }],
+            ..SuiteReport::default()
         }],
         cases,
     }

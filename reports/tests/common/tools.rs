@@ -1,5 +1,6 @@
 //! The external tools the report tests drive — headless Chromium for
-//! `index.html`, Python's junitparser for `junit.xml` — and a way to run a
+//! `index.html`, Python's junitparser for `junit.xml` (from the project's
+//! virtual environment in `.tools/venv`), the Allure CLI — and a way to run a
 //! command with a time limit. Shared by the `atf-reports` tests and the
 //! binary-level report tests of the runner (`runner/tests/it`), which
 //! include this file by path.
@@ -106,33 +107,76 @@ for s in xml:
             "name": c.name, "classname": c.classname, "time": c.time,
             "results": [{"kind": type(r).__name__, "message": r.message, "type": r.type,
                          "text": r.text} for r in c.result],
-            "system_out": c.system_out})
+            "system_out": c.system_out,
+            "properties": {p.get("name"): p.get("value") for p in c._elem.iter("property")},
+            "reruns": [{"tag": e.tag, "message": e.get("message"), "type": e.get("type"),
+                        "text": e.text} for e in c._elem
+                       if e.tag in ("flakyFailure", "flakyError", "rerunFailure", "rerunError")]})
     out["suites"].append(suite)
 print(json.dumps(out))
 "#;
 
+/// The project's tool folder (`.tools` at the workspace root), where
+/// `scripts/test-deps.sh` puts the Python virtual environment and the
+/// Allure CLI.
+pub fn tools_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate sits in the workspace")
+        .join(".tools")
+}
+
+/// The Python of the project's virtual environment, or a panic that says
+/// how to make it.
+pub fn test_python() -> PathBuf {
+    let python = tools_dir().join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: the report tests read junit.xml with junitparser from the project's \
+         virtual environment. Run scripts/test-deps.sh.",
+        python.display()
+    );
+    python
+}
+
+/// The Allure CLI installed by `scripts/test-deps.sh`, or a panic that
+/// says how to install it.
+pub fn allure_cli() -> PathBuf {
+    let allure = tools_dir().join("node/node_modules/.bin/allure");
+    assert!(
+        allure.exists(),
+        "{} is missing: the Allure tests render results with the Allure CLI. \
+         Run scripts/test-deps.sh (npm allure-commandline into .tools/node; it needs Java).",
+        allure.display()
+    );
+    allure
+}
+
 /// What junitparser read from `path`, as JSON.
 pub fn read_with_junitparser(path: &std::path::Path) -> Value {
-    let probe = Command::new("python3")
+    let python = test_python();
+    let probe = Command::new(&python)
         .args(["-c", "import junitparser"])
         .output();
     match probe {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
-            "python3 cannot import junitparser: run scripts/test-deps.sh \
-             (it runs `pip install junitparser`). python3 said:\n{}",
+            "{} cannot import junitparser: run scripts/test-deps.sh \
+             (it installs junitparser into the project's virtual environment). Python said:\n{}",
+            python.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         ),
-        Err(e) => {
-            panic!("python3 is not available ({e}): install python3, then run scripts/test-deps.sh")
-        }
+        Err(e) => panic!(
+            "{} does not run ({e}): run scripts/test-deps.sh",
+            python.display()
+        ),
     }
-    let out = Command::new("python3")
+    let out = Command::new(&python)
         .arg("-c")
         .arg(READER)
         .arg(path)
         .output()
-        .expect("python3 runs");
+        .expect("python runs");
     assert!(
         out.status.success(),
         "junitparser could not read {}:\n{}",

@@ -10,6 +10,7 @@
 
 pub(crate) mod case;
 pub mod context;
+pub mod repeat;
 pub mod step;
 
 use std::collections::{HashMap, HashSet};
@@ -240,6 +241,8 @@ pub struct ExecOptions {
     pub env_name: Option<String>,
     /// The shard, for the report.
     pub shard: Option<String>,
+    /// Retries and repetitions (`--retries`, `--repeat-each`, `--until-fail`).
+    pub repeat: repeat::RepeatPolicy,
 }
 
 /// Runs `runs` and returns the run report; `reporters` see every event
@@ -252,6 +255,12 @@ pub fn execute(
     reporters: &mut [&mut dyn Reporter],
 ) -> RunReport {
     let started = Instant::now();
+    let policy = opts.repeat;
+    let repeat::Plan {
+        runs,
+        repetition,
+        groups,
+    } = repeat::plan(runs, &policy);
     // Suites: how many selected runs each covers.
     let states = Arc::new(suite_states(&runs));
     let locks = Arc::new(Locks {
@@ -299,19 +308,32 @@ pub fn execute(
                 .build()
             {
                 pool.install(|| {
-                    (0..runs.len())
-                        .into_par_iter()
-                        .with_max_len(1)
-                        .for_each(|i| {
-                            let report = run_one(&shared, i, &runs[i], &states, &locks, &failed);
+                    // A group's runs go one after another (`--until-fail`).
+                    groups.into_par_iter().with_max_len(1).for_each(|group| {
+                        let mut skip = None;
+                        for i in group {
+                            let mut report = run_one(
+                                &shared,
+                                i,
+                                &runs[i],
+                                (&policy, skip),
+                                &states,
+                                &locks,
+                                &failed,
+                            );
                             if matches!(report.status, Status::Failed | Status::Error) {
                                 failed.store(true, Ordering::SeqCst);
                             }
+                            if repeat::stops_group(&policy, &report) {
+                                skip = Some(repeat::UNTIL_FAIL_SKIP);
+                            }
+                            report.repetition = repetition.get(i).copied().flatten();
                             shared.emit(Event::CaseFinished {
                                 case: i,
                                 report: Box::new(report),
                             });
-                        });
+                        }
+                    });
                 });
             }
             done.done();
@@ -348,10 +370,13 @@ fn skipped(run: &CaseRun, why: &str) -> CaseReport {
     }
 }
 
+/// One run of a case: suites prepared, locks held, retried by `policy`;
+/// `skip` says why it does not start at all.
 fn run_one(
     shared: &Shared,
     index: usize,
     run: &CaseRun,
+    (policy, skip): (&repeat::RepeatPolicy, Option<&str>),
     states: &HashMap<PathBuf, Arc<SuiteState>>,
     locks: &Locks,
     failed: &AtomicBool,
@@ -381,7 +406,9 @@ fn run_one(
         .iter()
         .filter_map(|s| states.get(&s.dir).cloned())
         .collect();
-    let report = if shared.cancel.is_cancelled() {
+    let report = if let Some(why) = skip {
+        skipped(run, why)
+    } else if shared.cancel.is_cancelled() {
         skipped(run, "not started: the run was interrupted")
     } else if shared.fail_fast && failed.load(Ordering::SeqCst) {
         skipped(run, "not started: --fail-fast after an earlier failure")
@@ -393,7 +420,19 @@ fn run_one(
             name: run.name.clone(),
         });
         let report = match prepare_suites(shared, &my_suites) {
-            Ok(vars) => case::run_case(shared, index, run, &case, &vars),
+            Ok(vars) => {
+                let mut attempt = 0;
+                repeat::with_retries(policy, &shared.cancel, || {
+                    attempt += 1;
+                    if attempt > 1 {
+                        shared.emit(Event::CaseRetrying {
+                            case: index,
+                            attempt: attempt - 1,
+                        });
+                    }
+                    case::run_case(shared, index, run, &case, &vars)
+                })
+            }
             Err(e) => CaseReport {
                 name: run.name.clone(),
                 file: case.file.clone(),

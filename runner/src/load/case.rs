@@ -17,8 +17,8 @@ const STEP_FIELDS: &[&str] = &[
     "keyword", "remark", "args", "expect", "save", "retry", "timeout", "undo",
 ];
 const CASE_FIELDS: &[&str] = &[
-    "$schema", "name", "remark", "tags", "vars", "data", "timeout", "locks", "weight", "prepare",
-    "steps", "cleanup",
+    "$schema", "name", "remark", "tags", "vars", "data", "timeout", "locks", "weight", "matrix",
+    "prepare", "steps", "cleanup",
 ];
 const SUITE_FIELDS: &[&str] = &["$schema", "name", "remark", "vars", "prepare", "cleanup"];
 
@@ -419,6 +419,7 @@ pub fn case(
         timeout: src.opt_duration(obj, "", "timeout"),
         locks: src.str_list(obj, "", "locks"),
         weight,
+        matrix: crate::matrix::case_field(src, obj),
         prepare: steps(src, obj, "", "prepare", catalog),
         steps: step_sets(src, obj, catalog),
         cleanup: steps(src, obj, "", "cleanup", catalog),

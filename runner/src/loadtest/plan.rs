@@ -282,6 +282,7 @@ mod tests {
             code: Default::default(),
         };
         Arc::new(Case {
+            matrix: Default::default(),
             name: name.into(),
             path: PathBuf::from(format!("/x/{name}.case.json")),
             file: format!("{name}.case.json"),
