@@ -546,11 +546,11 @@ mod tests {
         assert_eq!(o.version, Version::V5);
         assert_eq!(o.capacity, 5);
         assert_eq!(o.client_id, "me");
-        let err = options("x", &json!({"url": "mqtt://h", "verison": 5})).unwrap_err();
+        let err = options("x", &json!({"url": "mqtt://h", "verison": 5})).err().unwrap();
         assert!(err.message.contains("unexpected `verison`"), "{err}");
-        let err = options("x", &json!("http://h")).unwrap_err();
+        let err = options("x", &json!("http://h")).err().unwrap();
         assert!(err.message.contains("mqtt://"), "{err}");
-        let err = options("x", &json!({"url": "mqtt://h", "version": 7})).unwrap_err();
+        let err = options("x", &json!({"url": "mqtt://h", "version": 7})).err().unwrap();
         assert!(err.message.contains("\"5\""), "{err}");
     }
 
