@@ -180,6 +180,8 @@ struct Resource {
     token: Option<String>,
     capacity: usize,
     client: OnceCell<async_nats::Client>,
+    /// The JetStream context on that client, made on first use.
+    jetstream: OnceCell<async_nats::jetstream::Context>,
     /// Subject → its subscription and the task that feeds it, made once.
     subs: tokio::sync::Mutex<HashMap<String, (Arc<Sub>, tokio::task::JoinHandle<()>)>>,
     /// The last error the server or the connection reported.
@@ -276,6 +278,19 @@ impl Resource {
         });
         subs.insert(subject.to_string(), (sub.clone(), task));
         Ok(sub)
+    }
+
+    /// The JetStream context of the client.
+    async fn jetstream(
+        &self,
+        limit: Duration,
+    ) -> Result<async_nats::jetstream::Context, KeywordError> {
+        let client = self.client(limit).await?;
+        Ok(self
+            .jetstream
+            .get_or_init(|| async move { async_nats::jetstream::new(client) })
+            .await
+            .clone())
     }
 
     fn last_event(&self) -> Option<String> {
@@ -483,6 +498,7 @@ fn resource_from(name: &str, settings: &Value) -> Result<Resource, KeywordError>
         token,
         capacity,
         client: OnceCell::new(),
+        jetstream: OnceCell::new(),
         subs: tokio::sync::Mutex::new(HashMap::new()),
         last_event: Arc::new(Mutex::new(None)),
     })
@@ -536,7 +552,7 @@ impl Keyword for Publish {
                     ))
                 };
                 if jetstream {
-                    let js = async_nats::jetstream::new(client);
+                    let js = r.jetstream(limit).await?;
                     let ack = match headers {
                         Some(h) => js
                             .publish_with_headers(subject.clone(), h, payload.into())
@@ -787,8 +803,7 @@ impl Consume {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), KeywordError>>();
         let task = self.0.env.runtime.spawn(async move {
             let setup = async {
-                let client = r.client(timeout).await?;
-                let js = async_nats::jetstream::new(client);
+                let js = r.jetstream(timeout).await?;
                 let failed = |what: &str, e: &dyn std::error::Error| {
                     KeywordError::new(format!(
                         "{label}: {what} `{stream_name}`: {}",

@@ -11,6 +11,9 @@
 //!   by a plain `redis-cli` / `mysql` client reading them from stdin;
 //! - `load`: `atf load` against nginx next to wrk and Locust at the same
 //!   connection count (see `load/mod.rs`; `--conns N`, `--secs N`);
+//! - `grpc`: 2 `grpc.call` steps per case against an in-process tonic
+//!   server, next to a plain tonic client making the same calls (grpcurl
+//!   cannot be installed here; see `bench_support/grpc.rs`);
 //! - `plugin`: 10 calls of a plugin keyword (`sign.sm3`) per case next to
 //!   10 calls of the built-in `assert`, giving the cost of one call through
 //!   the plugin ABI — in plugin-host processes (the default) and inside atf
@@ -29,6 +32,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+#[path = "bench_support/grpc.rs"]
+mod grpc;
 
 use axum::Router;
 use axum::routing::any;
@@ -254,6 +260,15 @@ fn baseline(label: &str, program: &str, args: &[&str], input: String, commands: 
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The baseline client of the grpc mode, run as a child process.
+    if args.first().map(String::as_str) == Some("grpc-client") {
+        let n = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(0);
+        if let Err(e) = grpc::client(&args[1], Path::new(&args[2]), n) {
+            eprintln!("grpc-client: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let mut mode = "http".to_string();
     let mut n = 200usize;
     let mut jobs = 8usize;
@@ -394,6 +409,53 @@ fn main() {
             );
         }
         "load" => load::bench(&atf_bin(), conns, secs, repeat),
-        other => panic!("unknown mode {other}: use http, redis, mysql, plugin or load"),
+        "grpc" => {
+            let proto = dir.join("bench.proto");
+            std::fs::write(&proto, grpc::PROTO).expect("write the proto");
+            let addr = grpc::start_server(&proto);
+            let project = json!({"default_env": "b", "envs": {"b": {"resources": {"grpc": {"default": {
+                "url": format!("http://{addr}"), "proto": [proto.to_string_lossy()]
+            }}}}}});
+            write_cases(dir, n, project, |i| {
+                json!({"steps": [
+                    {"keyword": "grpc.call", "args": {"method": "bench.v1.Bench/Echo", "message": {"n": i, "sku": "A-1"}},
+                     "expect": {"$.status.code": "OK", "$.message.n": i}, "save": {"sku": "$.message.sku"}},
+                    {"keyword": "grpc.call", "args": {"method": "bench.v1.Bench/Echo", "message": {"n": i, "sku": "${sku}"}},
+                     "expect": {"$.message.ok": true}}
+                ]})
+            });
+            let _ = run_atf(dir, jobs, "cases/c00000.case.json");
+            report(
+                "grpc, --jobs 1",
+                n,
+                2,
+                &best_of(repeat, || run_atf(dir, 1, "cases")),
+            );
+            let m = best_of(repeat, || run_atf(dir, jobs, "cases"));
+            report(&format!("grpc, --jobs {jobs}"), n, 2, &m);
+            let exe = std::env::current_exe().expect("current exe");
+            let client = best_of(repeat, || {
+                let mut cmd = Command::new(&exe);
+                cmd.arg("grpc-client")
+                    .arg(addr.to_string())
+                    .arg(&proto)
+                    .arg((2 * n).to_string());
+                measure(cmd)
+            });
+            println!(
+                "{:<28} {:>5} calls  {:>7.2} s  {:>8.0} calls/s  {:>6.1} µs CPU/call{}",
+                "tonic client, one channel",
+                2 * n,
+                client.wall_s,
+                (2 * n) as f64 / client.wall_s,
+                client.cpu_ms * 1000.0 / (2 * n) as f64,
+                if client.ok { "" } else { "  (FAILED)" }
+            );
+            println!(
+                "atf CPU per grpc.call step: {:.2}x the tonic client's CPU per call",
+                m.cpu_ms / client.cpu_ms
+            );
+        }
+        other => panic!("unknown mode {other}: use http, redis, mysql, grpc, plugin or load"),
     }
 }

@@ -155,10 +155,17 @@ impl Masker {
         }
     }
 
-    /// Adds `Authorization`/`Cookie` header values of resolved step args,
-    /// given as text or as a list of texts.
+    /// Adds `Authorization`/`Cookie` header values of resolved step args
+    /// (`headers`, given as text or as a list of texts, and gRPC's
+    /// `metadata`) and the password of a `url` arg.
     pub fn add_from_args(&self, args: &Value) {
-        if let Some(Value::Object(headers)) = args.get("headers") {
+        if let Some(Value::String(url)) = args.get("url") {
+            self.add_url_password(url);
+        }
+        for field in ["headers", "metadata"] {
+            let Some(Value::Object(headers)) = args.get(field) else {
+                continue;
+            };
             for (k, v) in headers {
                 if is_secret_header(k) {
                     self.add_header_value(v);
@@ -604,6 +611,17 @@ mod tests {
         assert_eq!(url_password("redis://:pw@h:6379/0"), Some("pw".into()));
         assert_eq!(url_password("mysql://root@h/x"), None);
         assert_eq!(url_password("not a url"), None);
+    }
+
+    #[test]
+    fn grpc_metadata_and_url_args_hold_secrets_too() {
+        let m = Masker::new();
+        m.add_from_args(&json!({
+            "metadata": {"authorization": "Bearer md-tok-42"},
+            "url": "ws://bob:ws-pw-77@h/chat"
+        }));
+        let text = m.text("md-tok-42 ws-pw-77");
+        assert!(!text.contains("md-tok-42") && !text.contains("ws-pw-77"), "{text}");
     }
 
     #[test]
