@@ -22,6 +22,20 @@ pub struct Pos {
 pub struct Positions {
     values: HashMap<String, Pos>,
     keys: HashMap<String, Pos>,
+    duplicates: Vec<Duplicate>,
+}
+
+/// A key written twice in one object (serde_json keeps the last value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The key.
+    pub key: String,
+    /// The JSON Pointer of the member.
+    pub pointer: String,
+    /// Where it is written first.
+    pub first: Pos,
+    /// Where it is written again.
+    pub again: Pos,
 }
 
 impl Positions {
@@ -38,6 +52,11 @@ impl Positions {
         s.ws();
         s.value(String::new(), 0);
         s.out
+    }
+
+    /// Keys written more than once in the same object, in text order.
+    pub fn duplicates(&self) -> &[Duplicate] {
+        &self.duplicates
     }
 
     /// Where the value at `pointer` begins.
@@ -139,7 +158,16 @@ impl Scanner {
                         return false;
                     };
                     let child = format!("{ptr}/{}", escape(&key));
-                    self.out.keys.insert(child.clone(), key_pos);
+                    if let Some(first) = self.out.keys.get(&child).copied() {
+                        self.out.duplicates.push(Duplicate {
+                            key: key.clone(),
+                            pointer: child.clone(),
+                            first,
+                            again: key_pos,
+                        });
+                    } else {
+                        self.out.keys.insert(child.clone(), key_pos);
+                    }
                     self.ws();
                     if self.bump() != Some(':') {
                         return false;

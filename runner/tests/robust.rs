@@ -403,7 +403,9 @@ fn a_second_ctrl_c_still_writes_what_finished_and_rerun_failed_picks_up_the_rest
     let slow = case(&report, "slow");
     assert_eq!(slow["status"], "error", "{slow:#}");
     assert!(
-        slow["error"].as_str().is_some_and(|e| e.contains("did not finish")),
+        slow["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not finish")),
         "{slow:#}"
     );
     for file in ["junit.xml", "index.html"] {

@@ -37,8 +37,12 @@ pub struct JsonFile {
 /// ("the suite file"). The error is a diagnostic naming the file.
 pub fn read(path: &Path, what: &str) -> Result<JsonFile, Diagnostic> {
     let shown = crate::diag::display_path(path);
-    let text = std::fs::read_to_string(path)
+    let mut text = std::fs::read_to_string(path)
         .map_err(|e| Diagnostic::at(&shown, None, None, format!("cannot read {what}: {e}")))?;
+    // Editors on Windows save a UTF-8 byte-order mark; JSON has no use for it.
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
     let value = parse(&shown, &text)?;
     Ok(JsonFile { shown, text, value })
 }
@@ -61,13 +65,27 @@ pub fn parse(file: &Path, text: &str) -> Result<Value, Diagnostic> {
 }
 
 impl<'a> Src<'a> {
-    /// Starts reading `text` of `file`.
+    /// Starts reading `text` of `file`. A key written twice in one object
+    /// is a problem at its second place (JSON parsers keep only one).
     pub fn new(file: &'a Path, text: &'a str) -> Src<'a> {
+        let pos = Positions::scan(text);
+        let mut diags = Vec::new();
+        for d in pos.duplicates() {
+            diags.push(Diagnostic::at(
+                file,
+                Some(text),
+                Some(d.again),
+                format!(
+                    "`{}` is written twice in this object (first at line {}, column {}); only one can count",
+                    d.key, d.first.line, d.first.col
+                ),
+            ));
+        }
         Src {
             file,
             text,
-            pos: Positions::scan(text),
-            diags: Vec::new(),
+            pos,
+            diags,
         }
     }
 

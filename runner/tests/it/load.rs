@@ -136,3 +136,24 @@ fn absurd_durations_bad_save_paths_and_malformed_placeholders_are_load_errors() 
         );
     }
 }
+
+#[test]
+fn a_key_written_twice_is_an_error_with_both_places_and_a_bom_is_fine() {
+    let p = Project::new();
+    p.file(
+        "dup.case.json",
+        "{\n  \"steps\": [\n    {\"keyword\": \"assert\", \"args\": {\"value\": 1},\n     \"expect\": {\"value\": 1, \"value\": 2}}\n  ]\n}",
+    );
+    p.file(
+        "bom.case.json",
+        "\u{feff}{\"steps\": [{\"keyword\": \"assert\", \"args\": {\"value\": 1}, \"expect\": {\"value\": 1}}]}",
+    );
+    let out = p.atf(&["run"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let r = p.report();
+    assert_eq!(case(&r, "bom")["status"], "passed", "{r:#}");
+    let dup = case(&r, "dup")["error"].as_str().unwrap().to_string();
+    assert!(dup.contains("dup.case.json:4:29"), "{dup}");
+    assert!(dup.contains("`value` is written twice"), "{dup}");
+    assert!(dup.contains("first at line 4, column 17"), "{dup}");
+}
