@@ -30,7 +30,7 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Measure the runner's own cost (MODE: http, redis, mysql, plugin): cases/s and CPU per case.
+# Measure the runner's own cost (MODE: http, redis, mysql, pg, amqp, plugin): cases/s and CPU per case.
 bench *ARGS:
     scripts/ensure-tools.sh
     scripts/services.sh
