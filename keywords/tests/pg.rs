@@ -377,6 +377,11 @@ fn tls_when_the_url_asks_for_it() {
         json!({"sql": "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"}),
     );
     assert_eq!(plain["rows"][0]["ssl"], json!(false));
+    let app = ok(
+        &k,
+        json!({"sql": "SELECT current_setting('application_name') AS app"}),
+    );
+    assert_eq!(app["rows"][0]["app"], json!("atf"));
     let tls = ok(
         &k,
         json!({"sql": "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", "resource": "tls"}),

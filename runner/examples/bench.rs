@@ -7,13 +7,18 @@
 //!
 //! - `http` (default): each case makes 2 HTTP requests with 3 expectations,
 //!   against an in-process axum server of this benchmark;
-//! - `redis`, `mysql`: 2 data steps per case, next to the same commands sent
-//!   by a plain `redis-cli` / `mysql` client reading them from stdin;
 //! - `load`: `atf load` against nginx next to wrk and Locust at the same
 //!   connection count (see `load/mod.rs`; `--conns N`, `--secs N`);
 //! - `grpc`: 2 `grpc.call` steps per case against an in-process tonic
 //!   server, next to a plain tonic client making the same calls (grpcurl
 //!   cannot be installed here; see `bench_support/grpc.rs`);
+//! - `redis`, `mysql`, `pg`: 2 data steps per case, next to the same
+//!   commands sent by a plain `redis-cli` / `mysql` / `psql` client reading
+//!   them from stdin;
+//! - `amqp`: an `amqp.publish` and an `amqp.consume` (listening on an
+//!   exchange, matching the case's own message) per case, next to
+//!   amqp-tools: `amqp-publish -l` publishing N lines, and `amqp-consume`
+//!   taking N messages (it starts a process for each message: `true`);
 //! - `plugin`: 10 calls of a plugin keyword (`sign.sm3`) per case next to
 //!   10 calls of the built-in `assert`, giving the cost of one call through
 //!   the plugin ABI — in plugin-host processes (the default) and inside atf
@@ -456,6 +461,88 @@ fn main() {
                 m.cpu_ms / client.cpu_ms
             );
         }
-        other => panic!("unknown mode {other}: use http, redis, mysql, grpc, plugin or load"),
+        "pg" => {
+            write_cases(dir, n, json!({}), |i| {
+                json!({"steps": [
+                    {"keyword": "pg.query", "args": {"sql": "SELECT $1::int AS n, now() AS t", "params": [i]}, "expect": {"$.rows[0].n": i}},
+                    {"keyword": "pg.query", "args": {"sql": "SELECT count(*) AS c FROM information_schema.tables WHERE table_schema = $1", "params": ["public"]}}
+                ]})
+            });
+            report(
+                &format!("pg, --jobs {jobs}"),
+                n,
+                2,
+                &best_of(repeat, || run_atf(dir, jobs, "cases")),
+            );
+            let input: String = (0..n)
+                .map(|i| format!("SELECT {i}::int AS n, now() AS t;\nSELECT count(*) AS c FROM information_schema.tables WHERE table_schema = 'public';\n"))
+                .collect();
+            baseline(
+                "psql reading stdin",
+                "psql",
+                &["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q"],
+                input,
+                2 * n,
+            );
+        }
+        "amqp" => {
+            // amq.topic exists in every vhost; the bench's own routing keys keep it apart.
+            let key = format!("atf.bench.{}", std::process::id());
+            std::fs::create_dir_all(dir.join("cases")).expect("mkdir");
+            std::fs::write(
+                dir.join("cases/suite.json"),
+                json!({"prepare": [{"keyword": "amqp.consume",
+                    "args": {"exchange": "amq.topic", "binding": format!("{key}.#"), "count": 0}}]})
+                .to_string(),
+            )
+            .expect("write suite");
+            write_cases(dir, n, json!({}), |i| {
+                json!({"steps": [
+                    {"keyword": "amqp.publish", "args": {"exchange": "amq.topic", "routing_key": format!("{key}.{i}"), "json": {"n": i}}},
+                    {"keyword": "amqp.consume", "args": {"exchange": "amq.topic", "binding": format!("{key}.#"), "match": {"$.body.n": i}},
+                     "expect": {"count": 1}}
+                ]})
+            });
+            report(
+                &format!("amqp, --jobs {jobs}"),
+                n,
+                2,
+                &best_of(repeat, || run_atf(dir, jobs, "cases")),
+            );
+            let queue = format!("atf-bench-{}", std::process::id());
+            let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+            let declared = Command::new("amqp-declare-queue")
+                .args(["-u", url, "-q", &queue])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !declared {
+                println!(
+                    "amqp-tools baselines skipped: amqp-declare-queue failed (apt-get install amqp-tools)"
+                );
+                return;
+            }
+            let input: String = (0..n).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+            baseline(
+                "amqp-publish -l (stdin)",
+                "amqp-publish",
+                &["-u", url, "-r", &queue, "-l"],
+                input,
+                n,
+            );
+            let count = n.to_string();
+            baseline(
+                "amqp-consume -c N true",
+                "amqp-consume",
+                &["-u", url, "-q", &queue, "-c", &count, "true"],
+                String::new(),
+                n,
+            );
+            let _ = Command::new("amqp-delete-queue")
+                .args(["-u", url, "-q", &queue])
+                .stdout(Stdio::null())
+                .status();
+        }
+        other => panic!("unknown mode {other}: use http, redis, mysql, pg, amqp, grpc, plugin or load"),
     }
 }

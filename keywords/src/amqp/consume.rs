@@ -364,7 +364,7 @@ fn read_tap(c: &Call<'_>, t: &Tap, a: &Args<'_>, end: Instant) -> Result<Seen, K
 }
 
 impl Consume {
-    fn from_exchange(
+    fn listen_on_exchange(
         &self,
         c: &Call<'_>,
         res: &Arc<Resource>,
@@ -417,7 +417,7 @@ impl Consume {
         Ok(json!({ "messages": out.matched, "count": n }))
     }
 
-    fn from_queue(
+    fn take_from_queue(
         &self,
         c: &Call<'_>,
         res: &Arc<Resource>,
@@ -649,7 +649,7 @@ impl Keyword for Consume {
                     ));
                 }
                 let res = self.clients.resource(c.resource()?)?;
-                self.from_queue(c, &res, queue, ack, &a)
+                self.take_from_queue(c, &res, queue, ack, &a)
             }
             (None, Some(exchange)) => {
                 if c.arg("ack").is_some() {
@@ -660,7 +660,7 @@ impl Keyword for Consume {
                 }
                 let res = self.clients.resource(c.resource()?)?;
                 let binding = binding.unwrap_or_else(|| Binding::Key("#".into()));
-                self.from_exchange(c, &res, exchange, binding, &a)
+                self.listen_on_exchange(c, &res, exchange, binding, &a)
             }
         }
     }
