@@ -686,3 +686,49 @@ fn secrets_are_masked_in_every_form_in_every_output() {
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+#[test]
+fn the_project_decides_what_case_files_may_do() {
+    let outer = Project::new();
+    outer.file("shared/fixture.txt", "shared data");
+    outer.file("outside.txt", "not yours");
+    let project = |allow: Value| json!({ "allow": allow });
+    outer.file("proj/atf.json", project(json!({"exec": false})));
+    outer.file(
+        "proj/cases/exec.case.json",
+        json!({"steps": [{"keyword": "exec", "args": {"cmd": ["true"]}}]}),
+    );
+    outer.file(
+        "proj/cases/outside.case.json",
+        json!({"steps": [{"keyword": "assert", "args": {"value": "${file('../../outside.txt')}"}}]}),
+    );
+    outer.file(
+        "proj/cases/shared.case.json",
+        json!({"steps": [{"keyword": "assert", "args": {"value": "${file('../../shared/fixture.txt')}"},
+            "expect": {"value": "shared data"}}]}),
+    );
+    let run = |p: &Project| {
+        let out = p.command(&["run", "proj/cases"]).output().expect("run atf");
+        assert_ne!(out.status.code(), Some(2), "{out:?}");
+        p.report()
+    };
+    let report = run(&outer);
+    let exec = step_error(case(&report, "exec"), "steps", 0);
+    assert!(
+        exec.contains("`exec` is not allowed in this project"),
+        "{exec}"
+    );
+    for name in ["outside", "shared"] {
+        let err = step_error(case(&report, name), "steps", 0);
+        assert!(err.contains("is outside the project"), "{name}: {err}");
+    }
+
+    outer.file(
+        "proj/atf.json",
+        project(json!({"exec": true, "paths": ["../shared"]})),
+    );
+    let report = run(&outer);
+    assert_eq!(case(&report, "exec")["status"], "passed");
+    assert_eq!(case(&report, "shared")["status"], "passed");
+    assert_eq!(case(&report, "outside")["status"], "error");
+}
