@@ -29,7 +29,7 @@ fn row(label: &str, samples: u64, errors: u64, p95: f64) -> Row {
         throughput: samples as f64 / 30.0,
         received_kbps: 12.5,
         sent_kbps: 3.25,
-        distribution: (0..=10)
+        distribution: (0..10)
             .map(|i| [i as f64 * 10.0, p95 / 4.0 + i as f64 * p95 / 10.0])
             .chain([[99.0, p95 * 1.5], [99.9, p95 * 2.0], [100.0, p95 * 3.0]])
             .collect(),

@@ -169,11 +169,12 @@ impl LoadRun {
             return None;
         }
         let record = intended >= self.measure_start;
-        if record && let Some(limit) = self.iterations {
-            if self.claimed.fetch_add(1, Ordering::SeqCst) >= limit {
-                self.stop.store(true, Ordering::SeqCst);
-                return None;
-            }
+        if record
+            && let Some(limit) = self.iterations
+            && self.claimed.fetch_add(1, Ordering::SeqCst) >= limit
+        {
+            self.stop.store(true, Ordering::SeqCst);
+            return None;
         }
         Some(record)
     }
