@@ -543,6 +543,8 @@ fn main() {
                 .stdout(Stdio::null())
                 .status();
         }
-        other => panic!("unknown mode {other}: use http, redis, mysql, pg, amqp, grpc, plugin or load"),
+        other => {
+            panic!("unknown mode {other}: use http, redis, mysql, pg, amqp, grpc, plugin or load")
+        }
     }
 }
