@@ -88,8 +88,10 @@ fn on_ctrlc() {
         Some(OnCtrlC::Idle(stop)) if !stop.is_cancelled() => stop.cancel(),
         _ => {
             eprintln!("\ninterrupted again: stopping now, without cleanup.");
-            atf_keywords::core::kill_running_programs();
+            // The reports first, as the run stands now; then the programs
+            // go, so no case can finish between the two.
             write_partial();
+            atf_keywords::core::kill_running_programs();
             std::process::exit(crate::exit::INTERRUPTED);
         }
     }
