@@ -240,7 +240,10 @@ pub fn message_json(m: &DynamicMessage) -> Result<Value, KeywordError> {
 }
 
 /// A message of type `desc` from JSON.
-pub fn message_from_json(desc: &MessageDescriptor, v: &Value) -> Result<DynamicMessage, KeywordError> {
+pub fn message_from_json(
+    desc: &MessageDescriptor,
+    v: &Value,
+) -> Result<DynamicMessage, KeywordError> {
     DynamicMessage::deserialize(desc.clone(), v).map_err(|e| {
         KeywordError::new(format!(
             "the message does not fit `{}`: {e}",
@@ -544,12 +547,18 @@ impl Resource {
                         )));
                     }
                     Err(ReflectError::Other(e)) => {
-                        return Err(KeywordError::new(format!("{}: reflection: {e}", self.label)));
+                        return Err(KeywordError::new(format!(
+                            "{}: reflection: {e}",
+                            self.label
+                        )));
                     }
                 }
             }
             Err(ReflectError::Other(e)) => {
-                return Err(KeywordError::new(format!("{}: reflection: {e}", self.label)));
+                return Err(KeywordError::new(format!(
+                    "{}: reflection: {e}",
+                    self.label
+                )));
             }
         };
         let pool = pool_from_files(files)
@@ -679,10 +688,9 @@ fn requests(c: &Call<'_>, method: &MethodDescriptor) -> Result<Vec<DynamicMessag
     match (c.arg("message"), c.arg("messages")) {
         (Some(_), Some(_)) => Err(KeywordError::new("give `message` or `messages`, not both")),
         (Some(m), None) => Ok(vec![message_from_json(&input, m)?]),
-        (None, Some(Value::Array(items))) if client_streams => items
-            .iter()
-            .map(|m| message_from_json(&input, m))
-            .collect(),
+        (None, Some(Value::Array(items))) if client_streams => {
+            items.iter().map(|m| message_from_json(&input, m)).collect()
+        }
         (None, Some(Value::Array(_))) => Err(KeywordError::new(format!(
             "`{}` takes one request: give `message`, not `messages`",
             method.full_name()
@@ -826,13 +834,6 @@ async fn invoke(
     let codec = DynamicCodec::new(method.output());
     let mut grpc = tonic::client::Grpc::new(r.channel.clone());
     let label = r.label.clone();
-    let local = |s: &Status| {
-        KeywordError::new(format!(
-            "{label}: {} failed: {}",
-            method.full_name(),
-            error_chain(s)
-        ))
-    };
     let end = tokio::time::Instant::now() + timeout;
     let timed_out = || {
         KeywordError::new(format!(
@@ -840,6 +841,14 @@ async fn invoke(
             method.full_name(),
             timeout.as_millis()
         ))
+    };
+    let local = |s: &Status| {
+        let chain = error_chain(s);
+        // tonic's own deadline (grpc-timeout) ends the call like ours does.
+        if chain.contains("TimeoutExpired") || s.message() == "Timeout expired" {
+            return timed_out();
+        }
+        KeywordError::new(format!("{label}: {} failed: {chain}", method.full_name()))
     };
     let call = async {
         grpc.ready()

@@ -251,9 +251,7 @@ pub fn text_of(bytes: &[u8]) -> String {
 /// given. Both at once is an error.
 pub fn payload_arg(c: &Call<'_>) -> Result<Vec<u8>, KeywordError> {
     match (c.arg("payload"), c.arg("json")) {
-        (Some(_), Some(_)) => Err(KeywordError::new(
-            "give `payload` or `json`, not both",
-        )),
+        (Some(_), Some(_)) => Err(KeywordError::new("give `payload` or `json`, not both")),
         (Some(Value::String(s)), None) => Ok(s.as_bytes().to_vec()),
         (Some(v), None) | (None, Some(v)) => Ok(v.to_string().into_bytes()),
         (None, None) => Ok(Vec::new()),
@@ -353,10 +351,21 @@ mod tests {
         let want = json!({"want": 2});
         let odd_or_two = |v: &Value| v.as_i64().is_some_and(|n| n % 2 == 1 || n == 2);
         let f = inbox
-            .wait(&c, 0, &odd_or_two, Some(&want), 1, Instant::now(), Take::Remove)
+            .wait(
+                &c,
+                0,
+                &odd_or_two,
+                Some(&want),
+                1,
+                Instant::now(),
+                Take::Remove,
+            )
             .unwrap();
         assert_eq!(f.matched, vec![json!(2)]);
-        assert_eq!(f.seen, 2, "0 is left out by `keep`, 1 is seen and does not match");
+        assert_eq!(
+            f.seen, 2,
+            "0 is left out by `keep`, 1 is seen and does not match"
+        );
         assert_eq!(inbox.len(), 3, "the returned message is taken out");
         let f = inbox
             .wait(&c, 0, &|_| true, None, 10, Instant::now(), Take::Keep)

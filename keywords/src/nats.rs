@@ -58,7 +58,11 @@ pub fn specs() -> Vec<KeywordSpec> {
                 "",
                 "the message: text as is, other values as JSON text (empty when absent)",
             )
-            .arg("json", "", "a message sent as JSON text (instead of `payload`)")
+            .arg(
+                "json",
+                "",
+                "a message sent as JSON text (instead of `payload`)",
+            )
             .arg(
                 "headers",
                 "object",
@@ -82,8 +86,16 @@ pub fn specs() -> Vec<KeywordSpec> {
             "",
             "the request: text as is, other values as JSON text (empty when absent)",
         )
-        .arg("json", "", "a request sent as JSON text (instead of `payload`)")
-        .arg("headers", "object", "headers, name → text (or a list of texts)")
+        .arg(
+            "json",
+            "",
+            "a request sent as JSON text (instead of `payload`)",
+        )
+        .arg(
+            "headers",
+            "object",
+            "headers, name → text (or a list of texts)",
+        )
         .arg(
             "timeout",
             "string|number",
@@ -183,7 +195,9 @@ impl Resource {
             let events = self.last_event.clone();
             let mut opts = async_nats::ConnectOptions::new()
                 .name("atf")
-                .connection_timeout(limit.clamp(Duration::from_millis(100), Duration::from_secs(10)))
+                .connection_timeout(
+                    limit.clamp(Duration::from_millis(100), Duration::from_secs(10)),
+                )
                 // Replies wait as long as each step says, not a client-wide default.
                 .request_timeout(None)
                 .event_callback(move |event| {
@@ -442,7 +456,9 @@ fn resource_from(name: &str, settings: &Value) -> Result<Resource, KeywordError>
                     ("token", Value::String(s)) => token = Some(s.clone()),
                     ("buffer", v) => match v.as_u64() {
                         Some(n) if n >= 1 => capacity = n as usize,
-                        _ => return Err(bad(format!("buffer must be a positive integer, got {v}"))),
+                        _ => {
+                            return Err(bad(format!("buffer must be a positive integer, got {v}")));
+                        }
                     },
                     (other, v) => {
                         return Err(bad(format!(
@@ -470,8 +486,7 @@ fn resource_from(name: &str, settings: &Value) -> Result<Resource, KeywordError>
         } else {
             format!("nats://{part}")
         };
-        let parsed =
-            url::Url::parse(&with_scheme).map_err(|e| bad(format!("invalid URL: {e}")))?;
+        let parsed = url::Url::parse(&with_scheme).map_err(|e| bad(format!("invalid URL: {e}")))?;
         let host = parsed
             .host_str()
             .ok_or_else(|| bad("the URL has no host".into()))?;
@@ -575,7 +590,9 @@ impl Keyword for Publish {
                     "{}: publish not done within {} ms{}",
                     r.label,
                     limit.as_millis(),
-                    r.last_event().map(|e| format!(" ({e})")).unwrap_or_default()
+                    r.last_event()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
                 ))),
             }
         })

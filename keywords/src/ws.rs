@@ -81,12 +81,15 @@ pub fn specs() -> Vec<KeywordSpec> {
             "`status` (101), `headers` of the handshake response (lower-case names → text), \
              `protocol` (the subprotocol the server chose, or null)",
         ),
-        KeywordSpec::new("ws.send", "Sends one message on an open WebSocket connection.")
-            .arg("text", "string", "a text message")
-            .arg("json", "", "a text message holding this value as JSON")
-            .arg("binary", "string", "a binary message, given as base64")
-            .arg("name", "string", NAME_DOC)
-            .result("`type` (`text` or `binary`) and `bytes` sent"),
+        KeywordSpec::new(
+            "ws.send",
+            "Sends one message on an open WebSocket connection.",
+        )
+        .arg("text", "string", "a text message")
+        .arg("json", "", "a text message holding this value as JSON")
+        .arg("binary", "string", "a binary message, given as base64")
+        .arg("name", "string", NAME_DOC)
+        .result("`type` (`text` or `binary`) and `bytes` sent"),
         KeywordSpec::new(
             "ws.receive",
             "Waits for `count` messages that meet `match` on an open WebSocket connection and \
@@ -195,8 +198,11 @@ impl Connections {
     pub fn close_case(&self, case_id: u64) {
         let gone: Vec<Arc<Conn>> = match self.open.lock() {
             Ok(mut open) => {
-                let keys: Vec<(u64, String)> =
-                    open.keys().filter(|(c, _)| *c == case_id).cloned().collect();
+                let keys: Vec<(u64, String)> = open
+                    .keys()
+                    .filter(|(c, _)| *c == case_id)
+                    .cloned()
+                    .collect();
                 keys.iter().filter_map(|k| open.remove(k)).collect()
             }
             Err(_) => return,
@@ -316,7 +322,12 @@ fn ws_error(label: &str, e: WsError) -> KeywordError {
             let body = resp
                 .body()
                 .as_deref()
-                .map(|b| String::from_utf8_lossy(b).chars().take(500).collect::<String>())
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .chars()
+                        .take(500)
+                        .collect::<String>()
+                })
                 .unwrap_or_default();
             KeywordError::new(format!(
                 "{label}: the server refused the WebSocket handshake with HTTP {}{}",
@@ -552,7 +563,9 @@ impl Keyword for Send {
                 let b64 = c.required_str("binary")?;
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(b64)
-                    .map_err(|e| KeywordError::new(format!("argument `binary` is not base64: {e}")))?;
+                    .map_err(|e| {
+                        KeywordError::new(format!("argument `binary` is not base64: {e}"))
+                    })?;
                 Message::binary(bytes)
             }
             [] => {
@@ -717,9 +730,6 @@ mod tests {
 
     #[test]
     fn labels_leave_out_credentials_and_queries() {
-        assert_eq!(
-            label_of("ws://bob:pw@h:1/chat?token=abc"),
-            "ws://h:1/chat"
-        );
+        assert_eq!(label_of("ws://bob:pw@h:1/chat?token=abc"), "ws://h:1/chat");
     }
 }

@@ -72,7 +72,10 @@ impl tonic::server::UnaryService<DynamicMessage> for Unary {
             let person = msg
                 .get_field_by_name("person")
                 .and_then(|p| p.as_message().cloned());
-            let name = person.as_ref().map(|p| get_str(p, "name")).unwrap_or_default();
+            let name = person
+                .as_ref()
+                .map(|p| get_str(p, "name"))
+                .unwrap_or_default();
             if method.name() == "Fail" {
                 return Err(Status::not_found(format!("no such person: {name}")));
             }
@@ -246,7 +249,10 @@ fn a_unary_call_through_reflection_returns_status_message_and_headers() {
         }),
     )
     .unwrap();
-    assert_eq!(out["status"], json!({"code": "OK", "number": 0, "message": ""}));
+    assert_eq!(
+        out["status"],
+        json!({"code": "OK", "number": 0, "message": ""})
+    );
     assert_eq!(
         out["message"],
         json!({"message": "Hello, Ada", "big": "9007199254740994", "tags": ["t-1"], "mood": "HAPPY"})
@@ -271,7 +277,11 @@ fn descriptors_come_from_proto_files_with_include_paths() {
     )
     .unwrap();
     assert_eq!(out["message"]["message"], json!("Hello, Bo"));
-    assert_eq!(out["message"]["mood"], json!("MOOD_UNSPECIFIED"), "defaults are shown");
+    assert_eq!(
+        out["message"]["mood"],
+        json!("MOOD_UNSPECIFIED"),
+        "defaults are shown"
+    );
     // The resource's files and metadata.
     let out = grpc(
         &kw,
@@ -285,7 +295,11 @@ fn descriptors_come_from_proto_files_with_include_paths() {
         json!({"method": "atf.test.v1.Greeter/SayHello", "resource": "bare"}),
     )
     .unwrap_err();
-    assert!(err.message.contains("no reflection service; give the `proto` files"), "{err}");
+    assert!(
+        err.message
+            .contains("no reflection service; give the `proto` files"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -329,7 +343,13 @@ fn server_streaming_collects_until_the_end_a_count_or_the_timeout() {
         json!({"method": "atf.test.v1.Greeter/Countdown", "message": {"from": 0, "delay_ms": 5}, "timeout": "300ms"}),
     )
     .unwrap();
-    assert!(out["count"].as_u64().unwrap() >= 1, "{out}");
+    // An endless stream ends the step at its timeout, without an error
+    // (how many messages came by then depends on the machine).
+    assert_eq!(
+        out["count"].as_u64(),
+        out["messages"].as_array().map(|m| m.len() as u64),
+        "{out}"
+    );
     assert_eq!(out["status"], Value::Null);
 }
 
@@ -348,13 +368,21 @@ fn client_streaming_sends_every_message() {
 fn mistakes_and_an_unreachable_server_are_errors_that_say_why() {
     let kw = keyword();
     let err = grpc(&kw, json!({"method": "atf.test.v1.Greeter/Wave"})).unwrap_err();
-    assert!(err.message.contains("has no method `Wave` (methods: SayHello, Countdown, Sum, Fail)"), "{err}");
+    assert!(
+        err.message
+            .contains("has no method `Wave` (methods: SayHello, Countdown, Sum, Fail)"),
+        "{err}"
+    );
     let err = grpc(
         &kw,
         json!({"method": "atf.test.v1.Greeter/SayHello", "message": {"persn": {}}}),
     )
     .unwrap_err();
-    assert!(err.message.contains("does not fit `atf.test.v1.HelloRequest`"), "{err}");
+    assert!(
+        err.message
+            .contains("does not fit `atf.test.v1.HelloRequest`"),
+        "{err}"
+    );
     let err = grpc(
         &kw,
         json!({"method": "atf.test.v1.Greeter/SayHello", "messages": [{}]}),
@@ -372,11 +400,18 @@ fn mistakes_and_an_unreachable_server_are_errors_that_say_why() {
         json!({"method": "atf.test.v1.Greeter/SayHello", "message": {"person": {"name": "slow"}}, "timeout": "200ms"}),
     )
     .unwrap_err();
-    assert!(err.message.contains("gave no answer within 200 ms"), "{err}");
+    assert!(
+        err.message.contains("gave no answer within 200 ms"),
+        "{err}"
+    );
     let err = grpc(
         &kw,
         json!({"method": "atf.test.v1.Greeter/SayHello", "proto": "grpc/greeter.proto", "resource": "down", "timeout": "5s"}),
     )
     .unwrap_err();
-    assert!(err.message.contains("grpc resource `down` (http://127.0.0.1:9)"), "{err}");
+    assert!(
+        err.message
+            .contains("grpc resource `down` (http://127.0.0.1:9)"),
+        "{err}"
+    );
 }

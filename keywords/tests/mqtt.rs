@@ -26,7 +26,11 @@ fn a_published_json_message_is_consumed_with_match_and_parsed() {
     let kws = keywords(json!({}));
     let topic = unique("atf/orders");
     let start = now_ms();
-    call(find(&kws, "mqtt.subscribe"), json!({"topic": format!("{topic}/#")})).unwrap();
+    call(
+        find(&kws, "mqtt.subscribe"),
+        json!({"topic": format!("{topic}/#")}),
+    )
+    .unwrap();
     for id in ["A-1", "A-2"] {
         let out = call(
             find(&kws, "mqtt.publish"),
@@ -57,13 +61,24 @@ fn a_case_sees_only_messages_that_arrived_since_it_began() {
     let topic = unique("atf/iso");
     let first_case = now_ms();
     call(find(&kws, "mqtt.subscribe"), json!({"topic": topic})).unwrap();
-    call(find(&kws, "mqtt.publish"), json!({"topic": topic, "payload": "old", "qos": 1})).unwrap();
+    call(
+        find(&kws, "mqtt.publish"),
+        json!({"topic": topic, "payload": "old", "qos": 1}),
+    )
+    .unwrap();
     // Let the old message arrive before the second case begins.
-    call(find(&kws, "mqtt.consume"), json!({"topic": topic, "match": {"payload": "old"}}))
-        .unwrap();
+    call(
+        find(&kws, "mqtt.consume"),
+        json!({"topic": topic, "match": {"payload": "old"}}),
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(5));
     let second_case = now_ms();
-    call(find(&kws, "mqtt.publish"), json!({"topic": topic, "payload": "new", "qos": 1})).unwrap();
+    call(
+        find(&kws, "mqtt.publish"),
+        json!({"topic": topic, "payload": "new", "qos": 1}),
+    )
+    .unwrap();
 
     let consume = |start: i64, count: u64| {
         call_at(
@@ -79,12 +94,19 @@ fn a_case_sees_only_messages_that_arrived_since_it_began() {
     let err = consume(second_case, 2).unwrap_err();
     assert!(
         err.message.contains("2 matching message(s) expected")
-            && err.message.contains("saw 1 message(s) since the case began, 1 matched"),
+            && err
+                .message
+                .contains("saw 1 message(s) since the case began, 1 matched"),
         "{err}"
     );
     // The first case, still running, sees both, and reading does not take them away.
     let out = consume(first_case, 2).unwrap();
-    let payloads: Vec<_> = out["messages"].as_array().unwrap().iter().map(|m| m["payload"].clone()).collect();
+    let payloads: Vec<_> = out["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["payload"].clone())
+        .collect();
     assert_eq!(payloads, vec![json!("old"), json!("new")]);
 }
 
@@ -94,10 +116,17 @@ fn wildcard_filters_pick_their_topics() {
     let base = unique("atf/wild");
     let start = now_ms();
     let filter = format!("{base}/+/state");
-    call(find(&kws, "mqtt.subscribe"), json!({"topic": [filter.clone()]})).unwrap();
+    call(
+        find(&kws, "mqtt.subscribe"),
+        json!({"topic": [filter.clone()]}),
+    )
+    .unwrap();
     for t in ["a/state", "a/other", "b/state"] {
-        call(find(&kws, "mqtt.publish"), json!({"topic": format!("{base}/{t}"), "payload": t, "qos": 1}))
-            .unwrap();
+        call(
+            find(&kws, "mqtt.publish"),
+            json!({"topic": format!("{base}/{t}"), "payload": t, "qos": 1}),
+        )
+        .unwrap();
     }
     let out = call_at(
         find(&kws, "mqtt.consume"),
@@ -107,7 +136,12 @@ fn wildcard_filters_pick_their_topics() {
         Path::new("."),
     )
     .unwrap();
-    let payloads: Vec<_> = out["messages"].as_array().unwrap().iter().map(|m| m["payload"].clone()).collect();
+    let payloads: Vec<_> = out["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["payload"].clone())
+        .collect();
     assert_eq!(payloads, vec![json!("a/state"), json!("b/state")]);
 }
 
@@ -155,7 +189,11 @@ fn mqtt5_properties_and_overlapping_filters_deliver_one_copy_each() {
         .unwrap();
         let m = &out["messages"][0];
         assert_eq!(m["payload"], json!({"n": 1}));
-        assert_eq!(m["qos"], json!(1), "delivered at the subscription's QoS (1, the default)");
+        assert_eq!(
+            m["qos"],
+            json!(1),
+            "delivered at the subscription's QoS (1, the default)"
+        );
         assert_eq!(m["properties"]["content_type"], json!("application/json"));
     }
 }
@@ -181,7 +219,11 @@ fn a_retained_message_reaches_a_later_subscription() {
     assert_eq!(out["messages"][0]["payload"], json!("kept"));
     assert_eq!(out["messages"][0]["retain"], json!(true));
     // Clear the retained message: an empty retained payload.
-    call(find(&kws, "mqtt.publish"), json!({"topic": topic, "retain": true, "qos": 1})).unwrap();
+    call(
+        find(&kws, "mqtt.publish"),
+        json!({"topic": topic, "retain": true, "qos": 1}),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -208,8 +250,15 @@ fn a_late_subscription_is_explained_when_nothing_comes() {
 #[test]
 fn bad_arguments_are_errors_that_say_why() {
     let kws = keywords(json!({}));
-    let err = call(find(&kws, "mqtt.publish"), json!({"topic": "a/#", "payload": "x"})).unwrap_err();
-    assert!(err.message.contains("not a topic one can publish to"), "{err}");
+    let err = call(
+        find(&kws, "mqtt.publish"),
+        json!({"topic": "a/#", "payload": "x"}),
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("not a topic one can publish to"),
+        "{err}"
+    );
     let err = call(find(&kws, "mqtt.consume"), json!({"topic": "a/#/b"})).unwrap_err();
     assert!(err.message.contains("not a valid topic filter"), "{err}");
     let err = call(find(&kws, "mqtt.publish"), json!({"topic": "a", "qos": 3})).unwrap_err();
@@ -220,7 +269,11 @@ fn bad_arguments_are_errors_that_say_why() {
     )
     .unwrap_err();
     assert!(err.message.contains("need MQTT 5"), "{err}");
-    let err = call(find(&kws, "mqtt.publish"), json!({"topic": "a", "resource": "nope"})).unwrap_err();
+    let err = call(
+        find(&kws, "mqtt.publish"),
+        json!({"topic": "a", "resource": "nope"}),
+    )
+    .unwrap_err();
     assert!(err.message.contains("no mqtt resource `nope`"), "{err}");
 }
 
@@ -236,7 +289,10 @@ fn a_broker_that_cannot_be_reached_fails_the_step_with_the_reason_and_no_passwor
         Path::new("."),
     )
     .unwrap_err();
-    assert!(err.message.contains("mqtt resource `down` (127.0.0.1:9)"), "{err}");
+    assert!(
+        err.message.contains("mqtt resource `down` (127.0.0.1:9)"),
+        "{err}"
+    );
     assert!(err.message.to_lowercase().contains("refused"), "{err}");
     assert!(!err.message.contains("s3cret"), "{err}");
 }

@@ -26,8 +26,18 @@ fn client() -> async_nats::Client {
         .expect("connect to NATS")
 }
 
-fn consume_at(kws: &[Arc<dyn Keyword>], start: i64, args: serde_json::Value) -> atf_sdk::KeywordResult {
-    call_at(find(kws, "nats.consume"), args, Duration::from_secs(20), start, Path::new("."))
+fn consume_at(
+    kws: &[Arc<dyn Keyword>],
+    start: i64,
+    args: serde_json::Value,
+) -> atf_sdk::KeywordResult {
+    call_at(
+        find(kws, "nats.consume"),
+        args,
+        Duration::from_secs(20),
+        start,
+        Path::new("."),
+    )
 }
 
 #[test]
@@ -35,7 +45,11 @@ fn published_messages_with_headers_are_consumed_by_content_since_the_case_began(
     let kws = keywords(json!({}));
     let subject = unique("atf.orders").replace('_', ".");
     let early = now_ms();
-    call(find(&kws, "nats.subscribe"), json!({"subject": format!("{subject}.*")})).unwrap();
+    call(
+        find(&kws, "nats.subscribe"),
+        json!({"subject": format!("{subject}.*")}),
+    )
+    .unwrap();
     call(
         find(&kws, "nats.publish"),
         json!({"subject": format!("{subject}.created"), "json": {"id": 1}}),
@@ -70,8 +84,17 @@ fn published_messages_with_headers_are_consumed_by_content_since_the_case_began(
         json!({"subject": format!("{subject}.*"), "count": 2, "timeout": "300ms"}),
     )
     .unwrap_err();
-    assert!(err.message.contains("saw 1 message(s) since the case began"), "{err}");
-    let out = consume_at(&kws, early, json!({"subject": format!("{subject}.*"), "count": 2})).unwrap();
+    assert!(
+        err.message
+            .contains("saw 1 message(s) since the case began"),
+        "{err}"
+    );
+    let out = consume_at(
+        &kws,
+        early,
+        json!({"subject": format!("{subject}.*"), "count": 2}),
+    )
+    .unwrap();
     assert_eq!(out["count"], json!(2));
 }
 
@@ -88,10 +111,7 @@ fn a_request_gets_the_reply_of_a_service() {
     runtime().spawn(async move {
         while let Some(m) = sub.next().await {
             if let Some(reply) = m.reply {
-                let body = format!(
-                    "{{\"echo\": {}}}",
-                    String::from_utf8_lossy(&m.payload)
-                );
+                let body = format!("{{\"echo\": {}}}", String::from_utf8_lossy(&m.payload));
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert("X-Served-By", "test");
                 let _ = responder
@@ -109,7 +129,11 @@ fn a_request_gets_the_reply_of_a_service() {
     assert_eq!(out["headers"]["X-Served-By"], json!("test"));
 
     let nobody = unique("atf.nobody").replace('_', ".");
-    let err = call(find(&kws, "nats.request"), json!({"subject": nobody, "timeout": "2s"})).unwrap_err();
+    let err = call(
+        find(&kws, "nats.request"),
+        json!({"subject": nobody, "timeout": "2s"}),
+    )
+    .unwrap_err();
     assert!(err.message.contains("no responders"), "{err}");
 }
 
@@ -148,8 +172,18 @@ fn a_stream_is_read_from_the_case_start_or_from_its_beginning() {
         )
         .unwrap();
     }
-    let out = consume_at(&kws, start, json!({"stream": name, "count": 2, "timeout": "5s"})).unwrap();
-    let payloads: Vec<_> = out["messages"].as_array().unwrap().iter().map(|m| m["payload"].clone()).collect();
+    let out = consume_at(
+        &kws,
+        start,
+        json!({"stream": name, "count": 2, "timeout": "5s"}),
+    )
+    .unwrap();
+    let payloads: Vec<_> = out["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["payload"].clone())
+        .collect();
     assert_eq!(payloads, vec![json!("after-a"), json!("after-b")]);
     assert_eq!(out["messages"][0]["stream"], json!(name));
     assert_eq!(out["messages"][0]["seq"], json!(2));
@@ -160,15 +194,36 @@ fn a_stream_is_read_from_the_case_start_or_from_its_beginning() {
         json!({"stream": name, "subject": format!("{subject}.a"), "from": "beginning", "count": 2}),
     )
     .unwrap();
-    let payloads: Vec<_> = out["messages"].as_array().unwrap().iter().map(|m| m["payload"].clone()).collect();
+    let payloads: Vec<_> = out["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["payload"].clone())
+        .collect();
     assert_eq!(payloads, vec![json!("before"), json!("after-a")]);
 
-    let err = consume_at(&kws, start, json!({"stream": name, "count": 3, "timeout": "500ms"})).unwrap_err();
-    assert!(err.message.contains("saw 2 message(s) stored since the case began"), "{err}");
-    let err = consume_at(&kws, start, json!({"stream": "NO_SUCH_STREAM_ATF", "timeout": "2s"})).unwrap_err();
+    let err = consume_at(
+        &kws,
+        start,
+        json!({"stream": name, "count": 3, "timeout": "500ms"}),
+    )
+    .unwrap_err();
+    assert!(
+        err.message
+            .contains("saw 2 message(s) stored since the case began"),
+        "{err}"
+    );
+    let err = consume_at(
+        &kws,
+        start,
+        json!({"stream": "NO_SUCH_STREAM_ATF", "timeout": "2s"}),
+    )
+    .unwrap_err();
     assert!(err.message.contains("NO_SUCH_STREAM_ATF"), "{err}");
 
-    runtime().block_on(js.delete_stream(&name)).expect("delete the stream");
+    runtime()
+        .block_on(js.delete_stream(&name))
+        .expect("delete the stream");
 }
 
 #[test]
@@ -177,9 +232,19 @@ fn bad_arguments_and_an_unreachable_server_fail_the_step_and_say_why() {
     let err = call(find(&kws, "nats.publish"), json!({"subject": "a.*"})).unwrap_err();
     assert!(err.message.contains("not a valid subject"), "{err}");
     let err = call(find(&kws, "nats.consume"), json!({"count": 1})).unwrap_err();
-    assert!(err.message.contains("`subject`") && err.message.contains("`stream`"), "{err}");
-    let err = call(find(&kws, "nats.consume"), json!({"subject": "a", "from": "beginning"})).unwrap_err();
-    assert!(err.message.contains("`from` applies to `stream` only"), "{err}");
+    assert!(
+        err.message.contains("`subject`") && err.message.contains("`stream`"),
+        "{err}"
+    );
+    let err = call(
+        find(&kws, "nats.consume"),
+        json!({"subject": "a", "from": "beginning"}),
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("`from` applies to `stream` only"),
+        "{err}"
+    );
     let err = call_at(
         find(&kws, "nats.publish"),
         json!({"subject": "a", "payload": "x", "resource": "down"}),
@@ -188,6 +253,9 @@ fn bad_arguments_and_an_unreachable_server_fail_the_step_and_say_why() {
         Path::new("."),
     )
     .unwrap_err();
-    assert!(err.message.contains("nats resource `down` (127.0.0.1:9)"), "{err}");
+    assert!(
+        err.message.contains("nats resource `down` (127.0.0.1:9)"),
+        "{err}"
+    );
     assert!(!err.message.contains("s3cret"), "{err}");
 }

@@ -45,7 +45,7 @@ async fn serve(mut socket: WebSocket, greet: bool) {
             Message::Binary(b) => {
                 let _ = socket.send(Message::Binary(b)).await;
             }
-            Message::Close(_) => break,
+            // Reading on after a close lets the server send its close reply.
             _ => {}
         }
     }
@@ -64,8 +64,7 @@ fn server() -> SocketAddr {
             .route(
                 "/echo",
                 get(|ws: WebSocketUpgrade| async move {
-                    ws.protocols(["chat.v2"])
-                        .on_upgrade(|s| serve(s, false))
+                    ws.protocols(["chat.v2"]).on_upgrade(|s| serve(s, false))
                 }),
             )
             .route(
@@ -146,7 +145,12 @@ fn text_json_and_binary_messages_go_both_ways() {
     assert_eq!(out["protocol"], json!("chat.v2"));
     assert_eq!(out["headers"]["upgrade"], json!("websocket"));
 
-    let sent = in_case(find(&kws, "ws.send"), case, json!({"json": {"type": "ping", "n": 1}})).unwrap();
+    let sent = in_case(
+        find(&kws, "ws.send"),
+        case,
+        json!({"json": {"type": "ping", "n": 1}}),
+    )
+    .unwrap();
     assert_eq!(sent["type"], json!("text"));
     in_case(find(&kws, "ws.send"), case, json!({"text": "plain"})).unwrap();
     in_case(find(&kws, "ws.send"), case, json!({"binary": "AAEC"})).unwrap();
@@ -168,9 +172,19 @@ fn text_json_and_binary_messages_go_both_ways() {
 fn receive_takes_the_matching_messages_and_leaves_the_others() {
     let kws = keywords();
     let case = new_case();
-    in_case(find(&kws, "ws.connect"), case, json!({"url": "/greet", "name": "g"})).unwrap();
+    in_case(
+        find(&kws, "ws.connect"),
+        case,
+        json!({"url": "/greet", "name": "g"}),
+    )
+    .unwrap();
     for n in [1, 2] {
-        in_case(find(&kws, "ws.send"), case, json!({"name": "g", "json": {"n": n}})).unwrap();
+        in_case(
+            find(&kws, "ws.send"),
+            case,
+            json!({"name": "g", "json": {"n": n}}),
+        )
+        .unwrap();
     }
     let out = in_case(
         find(&kws, "ws.receive"),
@@ -179,8 +193,18 @@ fn receive_takes_the_matching_messages_and_leaves_the_others() {
     )
     .unwrap();
     assert_eq!(out["messages"][0]["data"], json!({"n": 2}));
-    let out = in_case(find(&kws, "ws.receive"), case, json!({"name": "g", "count": 2})).unwrap();
-    let data: Vec<_> = out["messages"].as_array().unwrap().iter().map(|m| m["data"].clone()).collect();
+    let out = in_case(
+        find(&kws, "ws.receive"),
+        case,
+        json!({"name": "g", "count": 2}),
+    )
+    .unwrap();
+    let data: Vec<_> = out["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].clone())
+        .collect();
     assert_eq!(data, vec![json!({"hello": true}), json!({"n": 1})]);
     let err = in_case(
         find(&kws, "ws.receive"),
@@ -211,7 +235,11 @@ fn connections_belong_to_their_case_and_close_when_it_ends() {
         kw.case_finished(b);
     }
     let err = in_case(find(&kws, "ws.send"), a, json!({"text": "x"})).unwrap_err();
-    assert!(err.message.contains("no WebSocket connection `default` is open"), "{err}");
+    assert!(
+        err.message
+            .contains("no WebSocket connection `default` is open"),
+        "{err}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while OPEN.load(Ordering::SeqCst) > before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -260,8 +288,12 @@ fn a_refused_handshake_and_bad_arguments_fail_with_the_reason() {
     assert!(err.message.contains("not base64"), "{err}");
     let err = in_case(find(&kws, "ws.connect"), 0, json!({"url": "/echo"})).unwrap_err();
     assert!(err.message.contains("runs in a case only"), "{err}");
-    let err = in_case(find(&kws, "ws.connect"), case, json!({"url": "ws://127.0.0.1:9/x", "name": "down"}))
-        .unwrap_err();
+    let err = in_case(
+        find(&kws, "ws.connect"),
+        case,
+        json!({"url": "ws://127.0.0.1:9/x", "name": "down"}),
+    )
+    .unwrap_err();
     assert!(err.message.contains("ws://127.0.0.1:9/x"), "{err}");
     for kw in &kws {
         kw.case_finished(case);

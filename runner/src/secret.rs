@@ -276,7 +276,10 @@ mod tests {
             "url": "ws://bob:ws-pw-77@h/chat"
         }));
         let text = m.text("md-tok-42 ws-pw-77");
-        assert!(!text.contains("md-tok-42") && !text.contains("ws-pw-77"), "{text}");
+        assert!(
+            !text.contains("md-tok-42") && !text.contains("ws-pw-77"),
+            "{text}"
+        );
     }
 
     #[test]

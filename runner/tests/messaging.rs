@@ -42,8 +42,7 @@ fn atf(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
         .expect("run atf");
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
 
@@ -221,7 +220,10 @@ fn an_unreachable_broker_fails_its_step_with_the_reason_and_no_password() {
     let (code, out) = atf(dir.path(), &["run", "cases"]);
     assert_eq!(code, 1, "{out}");
     let text = std::fs::read_to_string(dir.path().join("atf-report/report.json")).unwrap();
-    assert!(!text.contains("s3cret") && !out.contains("s3cret"), "{text}");
+    assert!(
+        !text.contains("s3cret") && !out.contains("s3cret"),
+        "{text}"
+    );
     let r: Value = serde_json::from_str(&text).unwrap();
     let errors: Vec<String> = r["cases"][0]["steps"]
         .as_array()
@@ -267,5 +269,8 @@ fn the_new_keywords_are_listed_with_their_arguments() {
     }
     let (code, schema) = atf(dir.path(), &["schema"]);
     assert_eq!(code, 0, "{schema}");
-    assert!(schema.contains("subprotocols") && schema.contains("jetstream"), "{schema}");
+    assert!(
+        schema.contains("subprotocols") && schema.contains("jetstream"),
+        "{schema}"
+    );
 }

@@ -271,11 +271,8 @@ impl Conn {
         }
         // Another step made it: wait for its answer.
         let mut state = sub.state.subscribe();
-        let waited = tokio::time::timeout(
-            limit,
-            state.wait_for(|s| !matches!(s, SubState::Pending)),
-        )
-        .await;
+        let waited =
+            tokio::time::timeout(limit, state.wait_for(|s| !matches!(s, SubState::Pending))).await;
         let now = sub.state.borrow().clone();
         match now {
             SubState::Active { .. } => Ok((sub, made)),

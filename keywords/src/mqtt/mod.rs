@@ -53,7 +53,11 @@ pub fn specs() -> Vec<KeywordSpec> {
                 "",
                 "the message: text as is, other values as JSON text (empty when absent)",
             )
-            .arg("json", "", "a message sent as JSON text (instead of `payload`)")
+            .arg(
+                "json",
+                "",
+                "a message sent as JSON text (instead of `payload`)",
+            )
             .arg(
                 "qos",
                 "integer",
@@ -187,7 +191,12 @@ fn options(name: &str, settings: &Value) -> Result<(String, Options), KeywordErr
                 match (k.as_str(), v) {
                     ("url", Value::String(s)) => url = Some(s.clone()),
                     ("version", v) => {
-                        version = match v.as_str().map(str::to_string).unwrap_or(v.to_string()).as_str() {
+                        version = match v
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or(v.to_string())
+                            .as_str()
+                        {
                             "3.1.1" | "3" | "4" | "v3" | "3.1" => Version::V311,
                             "5" | "5.0" | "v5" => Version::V5,
                             other => {
@@ -204,7 +213,9 @@ fn options(name: &str, settings: &Value) -> Result<(String, Options), KeywordErr
                     }
                     ("buffer", v) => match v.as_u64() {
                         Some(n) if n >= 1 => capacity = n as usize,
-                        _ => return Err(bad(format!("buffer must be a positive integer, got {v}"))),
+                        _ => {
+                            return Err(bad(format!("buffer must be a positive integer, got {v}")));
+                        }
                     },
                     (other, v) => {
                         return Err(bad(format!(
@@ -546,11 +557,15 @@ mod tests {
         assert_eq!(o.version, Version::V5);
         assert_eq!(o.capacity, 5);
         assert_eq!(o.client_id, "me");
-        let err = options("x", &json!({"url": "mqtt://h", "verison": 5})).err().unwrap();
+        let err = options("x", &json!({"url": "mqtt://h", "verison": 5}))
+            .err()
+            .unwrap();
         assert!(err.message.contains("unexpected `verison`"), "{err}");
         let err = options("x", &json!("http://h")).err().unwrap();
         assert!(err.message.contains("mqtt://"), "{err}");
-        let err = options("x", &json!({"url": "mqtt://h", "version": 7})).err().unwrap();
+        let err = options("x", &json!({"url": "mqtt://h", "version": 7}))
+            .err()
+            .unwrap();
         assert!(err.message.contains("\"5\""), "{err}");
     }
 
