@@ -834,13 +834,6 @@ async fn invoke(
     let codec = DynamicCodec::new(method.output());
     let mut grpc = tonic::client::Grpc::new(r.channel.clone());
     let label = r.label.clone();
-    let local = |s: &Status| {
-        KeywordError::new(format!(
-            "{label}: {} failed: {}",
-            method.full_name(),
-            error_chain(s)
-        ))
-    };
     let end = tokio::time::Instant::now() + timeout;
     let timed_out = || {
         KeywordError::new(format!(
@@ -848,6 +841,14 @@ async fn invoke(
             method.full_name(),
             timeout.as_millis()
         ))
+    };
+    let local = |s: &Status| {
+        let chain = error_chain(s);
+        // tonic's own deadline (grpc-timeout) ends the call like ours does.
+        if chain.contains("TimeoutExpired") || s.message() == "Timeout expired" {
+            return timed_out();
+        }
+        KeywordError::new(format!("{label}: {} failed: {chain}", method.full_name()))
     };
     let call = async {
         grpc.ready()

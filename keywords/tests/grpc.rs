@@ -343,7 +343,13 @@ fn server_streaming_collects_until_the_end_a_count_or_the_timeout() {
         json!({"method": "atf.test.v1.Greeter/Countdown", "message": {"from": 0, "delay_ms": 5}, "timeout": "300ms"}),
     )
     .unwrap();
-    assert!(out["count"].as_u64().unwrap() >= 1, "{out}");
+    // An endless stream ends the step at its timeout, without an error
+    // (how many messages came by then depends on the machine).
+    assert_eq!(
+        out["count"].as_u64(),
+        out["messages"].as_array().map(|m| m.len() as u64),
+        "{out}"
+    );
     assert_eq!(out["status"], Value::Null);
 }
 

@@ -45,7 +45,7 @@ async fn serve(mut socket: WebSocket, greet: bool) {
             Message::Binary(b) => {
                 let _ = socket.send(Message::Binary(b)).await;
             }
-            Message::Close(_) => break,
+            // Reading on after a close lets the server send its close reply.
             _ => {}
         }
     }

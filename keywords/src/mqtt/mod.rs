@@ -559,13 +559,13 @@ mod tests {
         assert_eq!(o.client_id, "me");
         let err = options("x", &json!({"url": "mqtt://h", "verison": 5}))
             .err()
-            .expect("an error");
+            .unwrap();
         assert!(err.message.contains("unexpected `verison`"), "{err}");
-        let err = options("x", &json!("http://h")).err().expect("an error");
+        let err = options("x", &json!("http://h")).err().unwrap();
         assert!(err.message.contains("mqtt://"), "{err}");
         let err = options("x", &json!({"url": "mqtt://h", "version": 7}))
             .err()
-            .expect("an error");
+            .unwrap();
         assert!(err.message.contains("\"5\""), "{err}");
     }
 
