@@ -370,7 +370,7 @@ pub fn bench(atf_bin: &Path, conns: usize, secs: u64, repeat: usize) {
         a.rps() / w.rps()
     );
     for (name, l) in [("FastHttpUser", &best_fast), ("HttpUser", &best_http)] {
-        if let Some(l) = l {
+        if let Some(l) = l.filter(|l| l.ok) {
             println!(
                 "atf / locust {name} requests per CPU-second: {:.1} (goal: at least 5)",
                 a.per_core() / l.per_core()
