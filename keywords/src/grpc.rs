@@ -270,12 +270,15 @@ struct Resource {
     reflected: tokio::sync::Mutex<HashMap<String, DescriptorPool>>,
 }
 
+/// Compiled .proto sets: (files, includes) → pool or compile error.
+type CompiledProtos = HashMap<(Vec<PathBuf>, Vec<PathBuf>), Result<DescriptorPool, String>>;
+
 /// The `grpc.call` keyword with its channels and descriptors.
 pub struct Grpc {
     env: Env,
     resources: Mutex<HashMap<String, Arc<Resource>>>,
     /// Compiled .proto sets: (files, includes) → pool or compile error.
-    compiled: Mutex<HashMap<(Vec<PathBuf>, Vec<PathBuf>), Result<DescriptorPool, String>>>,
+    compiled: Mutex<CompiledProtos>,
 }
 
 fn path_list(v: &Value, what: &str) -> Result<Vec<String>, KeywordError> {

@@ -124,6 +124,7 @@ impl Inbox {
     /// until `end`, Ctrl-C or the inbox closing. `keep` picks the messages
     /// that belong to the step at all (e.g. a topic filter) before `expect`
     /// is checked. Errors are only those of `expect` itself and Ctrl-C.
+    #[allow(clippy::too_many_arguments)]
     pub fn wait(
         &self,
         c: &Call<'_>,

@@ -173,6 +173,9 @@ struct Sub {
 }
 
 /// The client of one nats resource.
+/// A subject's subscription and the task that feeds it.
+type SubTask = (Arc<Sub>, tokio::task::JoinHandle<()>);
+
 struct Resource {
     /// `nats resource `name` (host:port)`, for messages (no credentials).
     label: String,
@@ -183,7 +186,7 @@ struct Resource {
     /// The JetStream context on that client, made on first use.
     jetstream: OnceCell<async_nats::jetstream::Context>,
     /// Subject → its subscription and the task that feeds it, made once.
-    subs: tokio::sync::Mutex<HashMap<String, (Arc<Sub>, tokio::task::JoinHandle<()>)>>,
+    subs: tokio::sync::Mutex<HashMap<String, SubTask>>,
     /// The last error the server or the connection reported.
     last_event: Arc<Mutex<Option<String>>>,
 }
@@ -770,7 +773,7 @@ impl Keyword for Consume {
 }
 
 impl Consume {
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::wrong_self_convention)]
     fn from_stream(
         &self,
         c: &Call<'_>,

@@ -141,7 +141,7 @@ impl Conn {
                     mo.set_transport(rumqttc::Transport::tls_with_default_config());
                 }
                 let (client, el) = rumqttc::AsyncClient::new(mo, CHANNEL);
-                (Requests::V3(client), EventTask::V3(el))
+                (Requests::V3(client), EventTask::V3(Box::new(el)))
             }
             Version::V5 => {
                 let mut mo = rumqttc::v5::MqttOptions::new(&o.client_id, &o.host, o.port);
@@ -468,7 +468,7 @@ fn client_error(_text: &str) -> String {
 }
 
 enum EventTask {
-    V3(rumqttc::EventLoop),
+    V3(Box<rumqttc::EventLoop>),
     V5(Box<rumqttc::v5::EventLoop>),
 }
 
