@@ -201,7 +201,7 @@ fn chromium_draws_the_charts_tables_and_verdicts() {
         line_of(&dom, "chart-distribution", "TOTAL")
             .matches(['M', 'L'])
             .count(),
-        14
+        13
     );
     assert!(!line_of(&dom, "chart-distribution", "place order").is_empty());
     // The tables: every step, TOTAL, every case, with JMeter's columns.
