@@ -85,7 +85,7 @@ impl Jtl {
         };
         let mut line = String::with_capacity(160);
         line.push_str(&format!("{start},{elapsed},"));
-        csv(&mut line, label);
+        csv(&mut line, &masker.text(label));
         line.push(',');
         csv(&mut line, &code);
         line.push(',');

@@ -83,15 +83,17 @@ pub fn build(
     let steps = run.metrics.step_totals();
     let cases = run.metrics.case_totals();
     let names = run.mix.labels.names();
+    // Labels are remarks and case names: masked like every report text.
+    let masker = &run.shared.masker;
     let step_rows: Vec<Row> = steps
         .iter()
         .zip(names)
-        .map(|(t, n)| row_of(n, t, secs))
+        .map(|(t, n)| row_of(&masker.text(n), t, secs))
         .collect();
     let case_rows: Vec<Row> = cases
         .iter()
         .zip(&run.mix.cases)
-        .map(|(t, c)| row_of(&c.label, t, secs))
+        .map(|(t, c)| row_of(&masker.text(&c.label), t, secs))
         .collect();
     let total = total_of(&steps, secs);
     let summary = LoadSummary {
