@@ -247,8 +247,15 @@ impl<'a> Vu<'a> {
         self.case_failure(&report)
     }
 
-    /// Records one step sample (and writes it to `--samples`).
+    /// Records one step sample (and writes it to `--samples`). A step that
+    /// failed while the run was being interrupted (Ctrl-C, --graceful-stop)
+    /// was most likely cut short: it is not recorded.
     fn sample(&self, label: usize, s: &StepReport, lag: u64) {
+        if matches!(s.status, Status::Failed | Status::Error)
+            && self.run.shared.cancel.is_cancelled()
+        {
+            return;
+        }
         let us = s.duration_us + lag;
         let failure = match s.status {
             Status::Failed | Status::Error => {
