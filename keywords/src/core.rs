@@ -35,6 +35,7 @@ pub fn specs() -> Vec<KeywordSpec> {
             "Stores each argument in the case context (the global context in a suite).",
         )
         .open_args()
+        .saves_result()
         .result("the names and values given"),
         KeywordSpec::new("sleep", "Waits; a Ctrl-C cuts the wait short.")
             .required(

@@ -73,6 +73,7 @@ pub fn spec() -> KeywordSpec {
         "object",
         "request metadata, name → text (names ending in `-bin` take base64)",
     )
+    .headers()
     .arg(
         "timeout",
         "string|number",

@@ -32,6 +32,7 @@ pub fn spec() -> KeywordSpec {
         "absolute URL, or a path joined to the resource's base_url",
     )
     .arg("headers", "object", "request headers, name → value")
+    .headers()
     .arg(
         "query",
         "object",
@@ -199,10 +200,15 @@ fn header_map(h: &serde_json::Map<String, Value>) -> Result<HeaderMap, KeywordEr
             .map_err(|_| KeywordError::new(format!("`{k}` is not a valid header name")))?;
         let values: Vec<&Value> = match v {
             Value::Array(items) => items.iter().collect(),
-            Value::Null => continue,
             other => vec![other],
         };
         for v in values {
+            // Sending nothing would hide a placeholder that resolved to null.
+            if v.is_null() {
+                return Err(KeywordError::new(format!(
+                    "header `{k}` is null: give it a value, or leave it out"
+                )));
+            }
             let value = HeaderValue::from_str(&text_of(v))
                 .map_err(|_| KeywordError::new(format!("header `{k}` has an invalid value")))?;
             map.append(name.clone(), value);
@@ -250,20 +256,24 @@ impl Keyword for Http {
             .map_err(|_| KeywordError::new(format!("`{method}` is not an HTTP method")))?;
         let url = join_url(resource.base_url.as_deref(), c.required_str("url")?)?;
         let mut req = client.request(method, &url);
-        if !resource.headers.is_empty() {
-            req = req.headers(resource.headers.clone());
-        }
+        let mut headers = resource.headers.clone();
         match c.arg("headers") {
             None => {}
             Some(Value::Object(h)) => {
-                // Step headers replace resource headers of the same name.
-                for (name, value) in header_map(h)?.drain() {
-                    if let Some(name) = name {
-                        req = req.header(name, value);
-                    }
+                // Step headers replace resource headers of the same name
+                // (all their values); a list sends each item, in order.
+                let step = header_map(h)?;
+                for name in step.keys() {
+                    headers.remove(name);
+                }
+                for (name, value) in &step {
+                    headers.append(name.clone(), value.clone());
                 }
             }
             Some(_) => return Err(KeywordError::new("`headers` must be an object")),
+        }
+        if !headers.is_empty() {
+            req = req.headers(headers);
         }
         match c.arg("query") {
             None => {}
@@ -313,7 +323,7 @@ impl Keyword for Http {
         let req = req.timeout(timeout);
         let started = Instant::now();
         let policy = self.env.policy.clone();
-        crate::run_on(&self.env.runtime, async move {
+        let result = crate::run_on(&self.env.runtime, async move {
             let resp = req.send().await.map_err(|e| request_error(&url, &e))?;
             let status = resp.status().as_u16();
             let mut headers = serde_json::Map::new();
@@ -362,7 +372,32 @@ impl Keyword for Http {
                 "body": body,
                 "elapsed_ms": started.elapsed().as_millis() as u64,
             }))
-        })
+        })?;
+        declare_session_cookies(&result, c.host);
+        Ok(result)
+    }
+}
+
+/// Declares the session cookies a response sets as secrets: the first
+/// `name=value` pair of each `Set-Cookie` (and its value) whose value is
+/// long enough to be a token rather than a setting such as `theme=dark`.
+fn declare_session_cookies(result: &Value, host: &dyn atf_sdk::Host) {
+    let Some(set_cookie) = result
+        .get("headers")
+        .and_then(|h| h.get("set-cookie"))
+        .and_then(Value::as_str)
+    else {
+        return;
+    };
+    // "sid=abc; Path=/; HttpOnly, b=2": several cookies are joined by ", ".
+    for piece in set_cookie.split(", ") {
+        let pair = piece.split(';').next().unwrap_or("").trim();
+        if let Some((_, value)) = pair.split_once('=')
+            && value.len() >= 8
+        {
+            host.secret(pair);
+            host.secret(value);
+        }
     }
 }
 
@@ -387,6 +422,31 @@ fn request_error(url: &str, e: &reqwest::Error) -> KeywordError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_cookies_a_response_sets_are_declared_secret() {
+        struct Seen(std::sync::Mutex<Vec<String>>);
+        impl atf_sdk::Host for Seen {
+            fn check(&self, _: &Value, _: &Value) -> Result<Vec<String>, String> {
+                Ok(Vec::new())
+            }
+            fn cancelled(&self) -> bool {
+                false
+            }
+            fn secret(&self, value: &str) {
+                self.0.lock().unwrap().push(value.to_string());
+            }
+        }
+        let seen = Seen(Default::default());
+        let result = json!({"headers": {
+            "set-cookie": "sid=abcdefgh12345; Path=/; HttpOnly, theme=dark; Path=/"
+        }});
+        declare_session_cookies(&result, &seen);
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            ["sid=abcdefgh12345", "abcdefgh12345"]
+        );
+    }
 
     #[test]
     fn joins_urls() {

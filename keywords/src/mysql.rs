@@ -50,6 +50,7 @@ pub fn specs() -> Vec<KeywordSpec> {
             "string",
             "the statement, e.g. \"SELECT * FROM t WHERE id = ?\"",
         )
+        .statement()
         .arg(
             "params",
             "array",
@@ -75,6 +76,7 @@ pub fn specs() -> Vec<KeywordSpec> {
             "Runs several SQL statements (a script), given inline or as a .sql file.",
         )
         .arg("sql", "string", "statements separated by `;`")
+        .statement()
         .arg(
             "file",
             "string",

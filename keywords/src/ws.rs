@@ -61,6 +61,7 @@ pub fn specs() -> Vec<KeywordSpec> {
             "ws:// or wss:// URL, or a path joined to the resource's base_url",
         )
         .arg("headers", "object", "handshake headers, name → value")
+        .headers()
         .arg(
             "subprotocols",
             "array",

@@ -159,16 +159,13 @@ impl Writer<'_> {
         };
         let mut attachments = Vec::new();
         if s.status != Status::Skipped {
-            let (a, r) = if s.keyword == "http.request" {
-                ("request", "response")
-            } else {
-                ("arguments", "result")
-            };
+            // The same names for every keyword: for `http.request` the
+            // arguments are the request and the result the response.
             if !s.args.is_null() {
-                attachments.push(self.attach(a, &s.args)?);
+                attachments.push(self.attach("arguments", &s.args)?);
             }
             if !s.result.is_null() {
-                attachments.push(self.attach(r, &s.result)?);
+                attachments.push(self.attach("result", &s.result)?);
             }
         }
         let mut step = json!({

@@ -48,6 +48,37 @@ pub fn write_all(dir: &Path, report: &RunReport) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The last run's report in `dir`: its `report.json`, or — when the run was
+/// killed before writing it (kill -9, a crash, power loss) — the report
+/// folded from its `events.jsonl`, where cases it did not finish are
+/// `error` or `skipped` and the run is marked interrupted. The error names
+/// both files when neither can be read.
+pub fn read_last_run(dir: &Path) -> Result<RunReport, String> {
+    let json_path = dir.join("report.json");
+    let from_json = match json::read(&json_path) {
+        Ok(report) => return Ok(report),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!("{}: no such file", json_path.display())
+        }
+        Err(e) => format!("{}: {e}", json_path.display()),
+    };
+    let events_path = dir.join(events_file::FILE_NAME);
+    let text = std::fs::read_to_string(&events_path)
+        .map_err(|e| format!("{from_json}; {}: {e}", events_path.display()))?;
+    let events = read_jsonl(&text).map_err(|e| format!("{}: {e}", events_path.display()))?;
+    if events.is_empty() {
+        return Err(format!(
+            "{from_json}; {} holds no events",
+            events_path.display()
+        ));
+    }
+    let mut builder = ReportBuilder::new();
+    for e in &events {
+        builder.apply(e);
+    }
+    Ok(builder.finish())
+}
+
 /// The files and folders a run writes into its report folder: what
 /// [`start_run`] moves aside.
 pub const RUN_FILES: &[&str] = &[

@@ -47,7 +47,7 @@ fn names_in(v: &Value, out: &mut Vec<(String, String)>, errors: &mut Vec<String>
 
 fn saved_by(step: &Step) -> Vec<String> {
     let mut out: Vec<String> = step.save.keys().cloned().collect();
-    if step.keyword == "ctx.set"
+    if step.code.saves_result
         && let Value::Object(m) = &step.args
     {
         out.extend(m.keys().cloned());

@@ -44,7 +44,7 @@ enum Command {
     List(CommonArgs),
     /// Every keyword available, with its arguments.
     Keywords(KeywordsArgs),
-    /// The JSON Schema of case files.
+    /// The JSON Schema of case files (`--file suite|project` for the others).
     Schema(SchemaArgs),
     /// Work with report folders.
     #[command(subcommand)]
@@ -280,6 +280,10 @@ struct KeywordsArgs {
 
 #[derive(Args, Debug)]
 struct SchemaArgs {
+    /// Which file to describe: a case file, a `suite.json` or the project
+    /// file `atf.json`.
+    #[arg(long, value_enum, default_value = "case")]
+    file: crate::format::FileKind,
     /// Extra plugin folder (repeatable), so plugin keywords are described too.
     #[arg(long = "plugins", value_name = "DIR")]
     plugins: Vec<PathBuf>,
@@ -387,12 +391,8 @@ fn build_config(common: &CommonArgs, run: Option<&RunArgs>) -> Result<RunConfig,
     let report_dir = run.map_or_else(|| PathBuf::from("atf-report"), |r| r.report_dir.clone());
     let only = match run {
         Some(r) if r.rerun_failed => {
-            let path = r.report_dir.join("report.json");
-            let last = atf_reports::json::read(&path).map_err(|e| {
-                usage_error(format!(
-                    "--rerun-failed needs the last report: {}: {e}",
-                    path.display()
-                ))
+            let last = atf_reports::read_last_run(&r.report_dir).map_err(|e| {
+                usage_error(format!("--rerun-failed needs the last run's report: {e}"))
             })?;
             Some(
                 last.cases
@@ -883,7 +883,7 @@ fn schema(args: SchemaArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let schema = crate::schema::case_schema(&catalog);
+    let schema = crate::schema::schema(args.file, &catalog);
     println!(
         "{}",
         serde_json::to_string_pretty(&schema).unwrap_or_default()

@@ -189,37 +189,24 @@ impl Project {
 
     /// Loads a project file; every problem is a diagnostic.
     pub fn load(path: &Path) -> Result<Project, Vec<Diagnostic>> {
-        let JsonFile { shown, text, value } =
-            read(path, "the project file").map_err(|d| vec![d])?;
+        let JsonFile {
+            shown,
+            text,
+            value,
+            pos,
+        } = read(path, "the project file").map_err(|d| vec![d])?;
         let root = path
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         let root = std::path::absolute(&root).unwrap_or(root);
-        let mut src = Src::new(&shown, &text);
+        let mut src = Src::new(&shown, &text, pos);
         let mut p = Project::empty(root.clone());
         p.path = Some(path.to_path_buf());
         let Some(obj) = src.object(&value, "", "the project file") else {
             return Err(src.diags);
         };
-        src.known_fields(
-            obj,
-            "",
-            &[
-                "$schema",
-                "default_env",
-                "jobs",
-                "timeouts",
-                "plugins",
-                "secrets",
-                "envs",
-                "allow",
-                "limits",
-                "matrix",
-                "allure",
-            ],
-            "the project file",
-        );
+        src.known_fields(obj, "", &crate::format::PROJECT, "the project file");
         p.default_env = src.opt_str(obj, "", "default_env");
         match obj.get("jobs") {
             None | Some(Value::Null) => {}
@@ -234,7 +221,7 @@ impl Project {
         if let Some(t) = obj.get("timeouts")
             && let Some(t) = src.object(t, "/timeouts", "`timeouts`")
         {
-            src.known_fields(t, "/timeouts", &["step", "case"], "`timeouts`");
+            src.known_fields(t, "/timeouts", &crate::format::TIMEOUTS, "`timeouts`");
             if let Some(d) = src.opt_duration(t, "/timeouts", "step") {
                 p.step_timeout = d;
             }
@@ -246,7 +233,7 @@ impl Project {
         if let Some(a) = obj.get("allow")
             && let Some(a) = src.object(a, "/allow", "`allow`")
         {
-            src.known_fields(a, "/allow", &["exec", "paths"], "`allow`");
+            src.known_fields(a, "/allow", &crate::format::ALLOW, "`allow`");
             match a.get("exec") {
                 None | Some(Value::Null) => {}
                 Some(Value::Bool(b)) => p.allow.exec = *b,
@@ -264,7 +251,7 @@ impl Project {
         if let Some(l) = obj.get("limits")
             && let Some(l) = src.object(l, "/limits", "`limits`")
         {
-            src.known_fields(l, "/limits", &["body", "value", "file"], "`limits`");
+            src.known_fields(l, "/limits", &crate::format::LIMITS, "`limits`");
             for (field, slot) in [
                 ("body", &mut p.limits.body),
                 ("value", &mut p.limits.value),
@@ -289,7 +276,7 @@ impl Project {
             src.known_fields(
                 e,
                 &ptr,
-                &["vars", "exclude_tags", "resources", "load"],
+                &crate::format::ENV,
                 &format!("environment `{name}`"),
             );
             let mut cfg = EnvConfig {
@@ -301,7 +288,7 @@ impl Project {
             if let Some(l) = e.get("load") {
                 let lptr = child(&ptr, "load");
                 if let Some(l) = src.object(l, &lptr, "`load`") {
-                    src.known_fields(l, &lptr, &["thresholds"], "`load`");
+                    src.known_fields(l, &lptr, &crate::format::LOAD, "`load`");
                     cfg.load_thresholds = src.str_list(l, &lptr, "thresholds");
                     for (i, t) in cfg.load_thresholds.iter().enumerate() {
                         if let Err(e) = t.parse::<crate::loadtest::threshold::Threshold>() {
@@ -385,7 +372,7 @@ fn plugins(src: &mut Src<'_>, obj: &Map<String, Value>, root: &Path, p: &mut Pro
         match item {
             Value::String(dir) => p.plugins.push(root.join(dir)),
             Value::Object(entry) => {
-                src.known_fields(entry, &ptr, &["path", "in_process"], "a plugin entry");
+                src.known_fields(entry, &ptr, &crate::format::PLUGIN, "a plugin entry");
                 let Some(path) = src.opt_str(entry, &ptr, "path") else {
                     src.error(&ptr, "a plugin entry needs `path`: a folder or a plugin file");
                     continue;

@@ -287,6 +287,7 @@ pub(crate) fn start(
         roots: Some(roots.clone()),
     });
     let masker = Arc::new(Masker::new());
+    masker.set_secret_names(&cfg.project.secrets);
     let env_vars = env_vars(cfg, &masker)?;
     let resources = resources(cfg, &env_vars)?;
     masker.add_from_resources(&Value::Object(resources.clone()));
@@ -493,9 +494,9 @@ impl Reporter for MaskingReporters<'_, '_> {
 /// row and suite vars, and the args of all its steps (undo steps and
 /// suite steps included).
 fn scan_inputs(runs: &[CaseRun]) -> Vec<crate::secret::ScanInput<'_>> {
-    fn steps<'a>(list: &'a [crate::model::Step], out: &mut Vec<&'a Value>) {
+    fn steps<'a>(list: &'a [crate::model::Step], out: &mut Vec<(&'a Value, &'a [String])>) {
         for step in list {
-            out.push(&step.args);
+            out.push((&step.args, &step.code.header_args));
             if let Some(undo) = &step.undo {
                 steps(std::slice::from_ref(undo.as_ref()), out);
             }

@@ -14,6 +14,7 @@ pub mod diag;
 pub mod engine;
 pub mod exec;
 pub mod exit;
+pub mod format;
 pub mod jsonpos;
 pub mod load;
 pub mod loadtest;
@@ -25,6 +26,7 @@ pub mod schema;
 pub mod secret;
 pub mod select;
 pub mod shard;
+pub mod walk;
 pub mod watch;
 
 /// Expectations and JSONPath selection (crate `atf-expect`).

@@ -49,6 +49,11 @@ pub struct StepCode {
     pub expect: Vec<ExpectCode>,
     /// Each `save` entry.
     pub save: Vec<SaveCode>,
+    /// Whether the keyword's result is saved member by member (its spec's
+    /// `saves_result`, as for `ctx.set`).
+    pub saves_result: bool,
+    /// The arguments its spec marks as header maps (secret header values).
+    pub header_args: Vec<String>,
 }
 
 /// One compiled expectation.

@@ -56,6 +56,9 @@ struct State {
     /// Whether a form could be part of a number's text (digits, `.`, `-`,
     /// `+`, `e`): numbers need no look otherwise.
     numeric: bool,
+    /// The names of the project's `secrets`: a var or saved value of one of
+    /// these names becomes a secret when it gets its value at run time.
+    names: HashSet<String>,
 }
 
 /// Replaces known secret values with `***`.
@@ -124,6 +127,35 @@ impl Masker {
             .map(Arc::new);
     }
 
+    /// Sets the names of the project's `secrets` (see [`Masker::learn_named`]).
+    pub fn set_secret_names(&self, names: &[String]) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        state.names = names.iter().cloned().collect();
+    }
+
+    /// Learns `value` as a secret when `name` is one of the project's
+    /// `secrets`: a var resolved at run time or a value a step saves (a
+    /// token from a login response). Text and numbers as they are; a list
+    /// or object by each text and number inside it.
+    pub fn learn_named(&self, name: &str, value: &Value) {
+        if !self.read().names.contains(name) {
+            return;
+        }
+        let mut found = Vec::new();
+        scalars(value, &mut found);
+        self.add_all(found.iter().map(String::as_str));
+    }
+
+    /// [`Masker::learn_named`] for every var of a scope.
+    pub fn learn_vars(&self, vars: &Map<String, Value>) {
+        if self.read().names.is_empty() {
+            return;
+        }
+        for (name, value) in vars {
+            self.learn_named(name, value);
+        }
+    }
+
     /// Adds the password of a connection URL (`scheme://user:password@host`).
     pub fn add_url_password(&self, url: &str) {
         if let Some(pw) = url_password(url) {
@@ -155,14 +187,22 @@ impl Masker {
         }
     }
 
-    /// Adds `Authorization`/`Cookie` header values of resolved step args
-    /// (`headers`, given as text or as a list of texts, and gRPC's
-    /// `metadata`) and the password of a `url` arg.
-    pub fn add_from_args(&self, args: &Value) {
-        if let Some(Value::String(url)) = args.get("url") {
-            self.add_url_password(url);
+    /// Adds, from a step's resolved args, the `Authorization`/`Cookie`
+    /// values of the args its keyword's spec marks as header maps
+    /// (`header_args`; values given as text or as a list of texts) and the
+    /// password of any URL given as a top-level argument.
+    pub fn add_from_args(&self, args: &Value, header_args: &[String]) {
+        let Value::Object(args) = args else {
+            return;
+        };
+        for v in args.values() {
+            if let Value::String(s) = v
+                && s.contains("://")
+            {
+                self.add_url_password(s);
+            }
         }
-        for field in ["headers", "metadata"] {
+        for field in header_args {
             let Some(Value::Object(headers)) = args.get(field) else {
                 continue;
             };
@@ -232,18 +272,8 @@ impl Masker {
         mask_value(&state, v);
     }
 
-    /// Masks a case report in place. Cookies the case's responses set
-    /// become secrets first, so that they are masked here and in every
-    /// case after.
+    /// Masks a case report in place.
     pub fn case(&self, case: &mut CaseReport) {
-        for s in case
-            .prepare
-            .iter()
-            .chain(case.steps.iter())
-            .chain(case.cleanup.iter())
-        {
-            self.learn_from_result(&s.result);
-        }
         if let Some(e) = &case.error {
             case.error = Some(self.text(e));
         }
@@ -255,31 +285,6 @@ impl Masker {
         {
             self.step(s);
         }
-    }
-
-    /// Learns the cookies a response sets (`set-cookie` headers of a
-    /// result) whose values are long enough to be session tokens.
-    fn learn_from_result(&self, result: &Value) {
-        let Some(Value::Object(headers)) = result.get("headers") else {
-            return;
-        };
-        let mut found = Vec::new();
-        for (k, v) in headers {
-            if !k.eq_ignore_ascii_case("set-cookie") {
-                continue;
-            }
-            // "sid=abc; Path=/; HttpOnly, b=2": the first pair of each is the cookie.
-            for piece in v.as_str().into_iter().flat_map(|s| s.split(", ")) {
-                let pair = piece.split(';').next().unwrap_or("").trim();
-                if let Some((_, value)) = pair.split_once('=')
-                    && value.len() >= 8
-                {
-                    found.push(pair.to_string());
-                    found.push(value.to_string());
-                }
-            }
-        }
-        self.add_all(found.iter().map(String::as_str));
     }
 
     /// Masks a step report in place.
@@ -512,8 +517,9 @@ pub fn url_password(url: &str) -> Option<String> {
 pub struct ScanInput<'a> {
     /// Vars and data-row values, by name.
     pub vars: Vec<(&'a str, &'a Value)>,
-    /// The args of every step, undo steps included, as written.
-    pub args: Vec<&'a Value>,
+    /// The args of every step, undo steps included, as written, with the
+    /// names of the args its keyword's spec marks as header maps.
+    pub args: Vec<(&'a Value, &'a [String])>,
 }
 
 /// Learns, before anything runs or is printed, the secrets the case files
@@ -562,11 +568,12 @@ pub fn prescan(
             lookup: &names,
             base_dir: std::path::Path::new("."),
         };
-        for args in &input.args {
-            let Some(Value::Object(headers)) = args.get("headers") else {
-                continue;
-            };
-            for (k, v) in headers {
+        for (args, header_args) in &input.args {
+            for (k, v) in header_args
+                .iter()
+                .filter_map(|field| args.get(field).and_then(Value::as_object))
+                .flatten()
+            {
                 if !is_secret_header(k) {
                     continue;
                 }
@@ -579,6 +586,17 @@ pub fn prescan(
                 }
             }
         }
+    }
+}
+
+/// The texts and numbers (as text) inside a value.
+fn scalars(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Number(n) => out.push(n.to_string()),
+        Value::Array(items) => items.iter().for_each(|i| scalars(i, out)),
+        Value::Object(m) => m.values().for_each(|i| scalars(i, out)),
+        Value::Null | Value::Bool(_) => {}
     }
 }
 
@@ -616,10 +634,13 @@ mod tests {
     #[test]
     fn grpc_metadata_and_url_args_hold_secrets_too() {
         let m = Masker::new();
-        m.add_from_args(&json!({
-            "metadata": {"authorization": "Bearer md-tok-42"},
-            "url": "ws://bob:ws-pw-77@h/chat"
-        }));
+        m.add_from_args(
+            &json!({
+                "metadata": {"authorization": "Bearer md-tok-42"},
+                "url": "ws://bob:ws-pw-77@h/chat"
+            }),
+            &["metadata".to_string()],
+        );
         let text = m.text("md-tok-42 ws-pw-77");
         assert!(
             !text.contains("md-tok-42") && !text.contains("ws-pw-77"),
@@ -631,7 +652,10 @@ mod tests {
     fn masks_everywhere() {
         let m = Masker::new();
         m.add_url_password("mysql://root:s3cr%40t@db:3306/x");
-        m.add_from_args(&json!({"headers": {"Authorization": "Bearer tok-123456"}}));
+        m.add_from_args(
+            &json!({"headers": {"Authorization": "Bearer tok-123456"}}),
+            &["headers".to_string()],
+        );
         let mut v = json!({
             "headers": {"authorization": "Bearer tok-123456", "x": "ok"},
             "body": {"echo": "your token is tok-123456", "pw": "s3cr@t"},
@@ -733,30 +757,17 @@ mod tests {
     #[test]
     fn list_valued_headers_and_cookies_become_secrets() {
         let m = Masker::new();
-        m.add_from_args(&json!({"headers": {
-            "authorization": ["Bearer tok-list-1", "Basic dXNlcjpwYXNz"],
-            "Cookie": "sid=session-value-123; theme=dark"
-        }}));
+        m.add_from_args(
+            &json!({"headers": {
+                "authorization": ["Bearer tok-list-1", "Basic dXNlcjpwYXNz"],
+                "Cookie": "sid=session-value-123; theme=dark"
+            }}),
+            &["headers".to_string()],
+        );
         let masked = m.text(
             "tok-list-1 dXNlcjpwYXNz sid=session-value-123 session-value-123 theme=dark dark",
         );
         assert_eq!(masked, "*** *** *** *** *** dark");
-    }
-
-    #[test]
-    fn set_cookie_results_teach_the_masker() {
-        let m = Masker::new();
-        let mut case = CaseReport {
-            steps: vec![StepReport {
-                result: json!({"headers": {"set-cookie": "sid=abcdefgh12345; Path=/; HttpOnly"},
-                               "body": "your session abcdefgh12345"}),
-                ..StepReport::default()
-            }],
-            ..CaseReport::default()
-        };
-        m.case(&mut case);
-        assert_eq!(case.steps[0].result["body"], json!("your session ***"));
-        assert_eq!(m.text("later: sid=abcdefgh12345"), "later: ***");
     }
 
     #[test]
@@ -802,6 +813,7 @@ mod tests {
         let args_a = json!({"headers": {"Cookie": "sid=${sid}"}});
         let args_b = json!({"headers": {"Authorization": "Bearer literal-token-7"}});
         let args_c = json!({"headers": {"Authorization": "Bearer ${sha256(now())}"}});
+        let headers = ["headers".to_string()];
         let var_list: Vec<(&str, &Value)> = vars
             .as_object()
             .unwrap()
@@ -812,7 +824,11 @@ mod tests {
             &m,
             &[ScanInput {
                 vars: var_list,
-                args: vec![&args_a, &args_b, &args_c],
+                args: vec![
+                    (&args_a, &headers),
+                    (&args_b, &headers),
+                    (&args_c, &headers),
+                ],
             }],
             &["api_key".to_string()],
             &Map::new(),

@@ -188,11 +188,6 @@ fn is_plugin_file(path: &Path) -> bool {
         .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
 }
 
-/// Hidden files, editors' backups and swap files.
-fn ignored_name(name: &str) -> bool {
-    name.starts_with('.') || name.ends_with('~')
-}
-
 struct Walk {
     exclude: Vec<PathBuf>,
     snap: Snapshot,
@@ -222,51 +217,25 @@ impl Walk {
 
     /// The files directly in `dir` that `keep` accepts.
     fn folder(&mut self, dir: &Path, keep: impl Fn(&Path) -> bool) {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if ignored_name(&entry.file_name().to_string_lossy())
-                || !keep(&path)
-                || self.excluded(&path)
-            {
-                continue;
-            }
-            // `metadata` follows links, as loading a case or plugin does.
-            if let Ok(meta) = fs::metadata(&path)
-                && meta.is_file()
-            {
-                self.snap.files.insert(path, Some(Stamp::of(&meta)));
-            }
-        }
+        self.walk(dir, crate::walk::Depth::Flat, keep);
     }
 
     /// Every file under `dir`, with the folders the case discovery skips
     /// skipped.
     fn tree(&mut self, dir: &Path) {
+        self.walk(dir, crate::walk::Depth::Tree, |_| true);
+    }
+
+    fn walk(&mut self, dir: &Path, depth: crate::walk::Depth, keep: impl Fn(&Path) -> bool) {
         if self.excluded(dir) {
             return;
         }
-        let Ok(entries) = fs::read_dir(dir) else {
+        let Ok(found) = crate::walk::files(dir, depth, |p| keep(p) && !self.excluded(p)) else {
             return;
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if ignored_name(&name) {
-                continue;
-            }
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                if name != "target" && name != "node_modules" {
-                    self.tree(&path);
-                }
-            } else if !self.excluded(&path)
-                && let Ok(meta) = fs::metadata(&path)
+        for path in found {
+            // `metadata` follows links, as loading a case or plugin does.
+            if let Ok(meta) = fs::metadata(&path)
                 && meta.is_file()
             {
                 self.snap.files.insert(path, Some(Stamp::of(&meta)));

@@ -342,10 +342,38 @@ fn a_killed_run_leaves_no_stale_report_behind() {
         assert!(Instant::now() < until, "report.json was not moved aside");
         thread::sleep(Duration::from_millis(10));
     }
+    // Killed while its one case runs (its start is on disk).
+    while !std::fs::read_to_string(p.join("atf-report/events.jsonl"))
+        .is_ok_and(|t| t.contains("\"case_started\""))
+    {
+        assert!(Instant::now() < until, "the case did not start");
+        thread::sleep(Duration::from_millis(10));
+    }
     drop_kill(&mut atf);
     assert!(!p.join("atf-report/report.json").exists());
     let previous = p.report_in("atf-report/previous");
     assert_eq!(previous["summary"]["passed"], 1);
+
+    // What kill -9 left is enough for --rerun-failed: it reads the killed
+    // run from events.jsonl and runs the case that did not finish.
+    p.file(
+        "cases/quick.case.json",
+        json!({"steps": [{"keyword": "assert"}]}),
+    );
+    p.file(
+        "cases/other.case.json",
+        json!({"steps": [{"keyword": "assert"}]}),
+    );
+    let out = p.atf(&["run", "cases", "--rerun-failed"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let rerun = p.report();
+    let names: Vec<&str> = rerun["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["quick"], "{rerun:#}");
 }
 
 /// Kills (SIGKILL) a running atf and waits for it.
@@ -598,8 +626,52 @@ fn sql_text_cannot_smuggle_in_a_second_statement() {
     );
     let setup = p.atf(&["run", "setup"]);
     assert_eq!(setup.code, 0, "{setup:?}");
+    // A saved value never reaches the SQL text: the placeholder there is a
+    // load error that points at it and at `params`, before anything runs.
     let attack = p.atf(&["run", "attack"]);
-    assert_ne!(attack.code, 0, "{attack:?}");
+    assert_eq!(attack.code, 1, "{attack:?}");
+    assert!(
+        attack.stdout.contains("attack.case.json:12:16")
+            && attack
+                .stdout
+                .contains("${evil} inside `sql` would splice a value")
+            && attack.stdout.contains("`params`"),
+        "{}",
+        attack.stdout
+    );
+    let attack_case = case(&p.report(), "attack").clone();
+    assert_eq!(attack_case["status"], "error", "{attack_case:#}");
+    assert!(
+        attack_case["steps"].as_array().is_none_or(|s| s.is_empty()),
+        "nothing ran: {attack_case:#}"
+    );
+    let checked = p.atf(&["check", "attack"]);
+    assert_ne!(checked.code, 0, "{checked:?}");
+    assert!(
+        checked.stdout.contains("attack.case.json:12:16")
+            || checked.stderr.contains("attack.case.json:12:16"),
+        "{checked:?}"
+    );
+    // The opt-in for names: `ident()` lets a plain identifier through only.
+    p.file(
+        "named/named.case.json",
+        json!({"vars": {"t": table.clone(), "evil": format!("{table}; DROP TABLE {table}")},
+            "steps": [
+            {"keyword": "mysql.query", "args": {"sql": "SELECT COUNT(*) AS n FROM ${ident(t)}"},
+             "expect": {"$.rows[0].n": 1}},
+            {"keyword": "mysql.query", "args": {"sql": "SELECT COUNT(*) AS n FROM ${ident(evil)}"}}
+        ]}),
+    );
+    p.atf(&["run", "named"]);
+    let named = case(&p.report(), "named").clone();
+    assert_eq!(named["steps"][0]["status"], "passed", "{named:#}");
+    assert_eq!(named["steps"][1]["status"], "error", "{named:#}");
+    assert!(
+        named["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is not a plain SQL identifier")),
+        "{named:#}"
+    );
     let multi = p.atf(&["run", "multi"]);
     let m = case(&p.report(), "multi").clone();
     assert_eq!(m["steps"][0]["status"], "passed", "{m:#}\n{multi:?}");
@@ -681,6 +753,41 @@ fn secrets_are_masked_in_every_form_in_every_output() {
     }
     // The console did show the failed case, masked.
     assert!(outputs[0].1.contains("***"), "{}", outputs[0].1);
+}
+
+#[test]
+fn values_named_secret_are_masked_when_made_at_run_time() {
+    let p = Project::new();
+    p.file("atf.json", json!({"secrets": ["made", "token", "listed"]}));
+    // `made` is computed when the case starts, `token` saved from a result,
+    // `listed` set by ctx.set as a list: none is known before the run.
+    p.file(
+        "cases/runtime.case.json",
+        json!({"vars": {"made": "${concat('made-', 'secret-4242')}"},
+            "steps": [
+            {"keyword": "assert", "args": {"value": {"tok": "${concat('saved-', 'secret-5151')}"}},
+             "save": {"token": "$.value.tok"}},
+            {"keyword": "ctx.set", "args": {"listed": ["${concat('list-', 'secret-6363')}"]}},
+            {"keyword": "assert", "args": {"value": {"a": "${made}", "b": "${token}", "c": "${listed}"}},
+             "expect": {"value": "never"}}
+        ]}),
+    );
+    let out = p.atf(&["run", "cases", "-v"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let outputs = [
+        ("stdout", out.stdout.clone()),
+        ("stderr", out.stderr.clone()),
+        ("report.json", read(&p.join("atf-report/report.json"))),
+        ("junit.xml", read(&p.join("atf-report/junit.xml"))),
+        ("index.html", read(&p.join("atf-report/index.html"))),
+        ("events.jsonl", read(&p.join("atf-report/events.jsonl"))),
+    ];
+    for (name, text) in &outputs {
+        for secret in ["secret-4242", "secret-5151", "secret-6363"] {
+            assert!(!text.contains(secret), "{name} shows {secret}:\n{text}");
+        }
+    }
+    assert!(out.stdout.contains("***"), "{}", out.stdout);
 }
 
 fn read(path: &Path) -> String {

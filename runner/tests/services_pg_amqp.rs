@@ -96,11 +96,11 @@ fn pg_and_amqp_steps_in_suites_and_cases() {
         "flow/suite.json",
         json!({
             "prepare": [
-                {"keyword": "pg.exec", "args": {"sql": "CREATE TABLE ${table} (order_no text PRIMARY KEY, amount numeric(10,2), items jsonb, at timestamptz)"}},
+                {"keyword": "pg.exec", "args": {"sql": "CREATE TABLE ${ident(table)} (order_no text PRIMARY KEY, amount numeric(10,2), items jsonb, at timestamptz)"}},
                 {"keyword": "amqp.consume", "remark": "listen before any case publishes",
                  "args": {"exchange": "amq.topic", "binding": "${topic}.#", "count": 0}}
             ],
-            "cleanup": [{"keyword": "pg.exec", "args": {"sql": "DROP TABLE ${table}"}}]
+            "cleanup": [{"keyword": "pg.exec", "args": {"sql": "DROP TABLE ${ident(table)}"}}]
         }),
     );
     // Script files are sent as they are: no placeholders in them.
@@ -114,13 +114,13 @@ fn pg_and_amqp_steps_in_suites_and_cases() {
     p.file(
         "flow/a_first.case.json",
         json!({"vars": {"orderNo": "A-2"}, "steps": [
-            {"keyword": "pg.exec", "args": {"sql": "INSERT INTO ${table} VALUES ('A-1', 19.90, '[{\"sku\": \"X\"}]', '2024-01-02 03:04:05+00')"}},
+            {"keyword": "pg.exec", "args": {"sql": "INSERT INTO ${ident(table)} VALUES ('A-1', 19.90, '[{\"sku\": \"X\"}]', '2024-01-02 03:04:05+00')"}},
             {"keyword": "pg.query",
-             "args": {"sql": "INSERT INTO ${table} VALUES ($1, $2, $3, $4) RETURNING order_no",
+             "args": {"sql": "INSERT INTO ${ident(table)} VALUES ($1, $2, $3, $4) RETURNING order_no",
                       "params": ["${orderNo}", "5.50", [{"sku": "Y", "qty": 2}], "2024-05-06T07:08:09Z"]},
              "expect": {"row_count": 1}},
             {"keyword": "pg.query",
-             "args": {"sql": "SELECT * FROM ${table} WHERE order_no = ANY($1) ORDER BY order_no", "params": [["A-1", "${orderNo}"]]},
+             "args": {"sql": "SELECT * FROM ${ident(table)} WHERE order_no = ANY($1) ORDER BY order_no", "params": [["A-1", "${orderNo}"]]},
              "expect": {"row_count": 2, "$.rows[0].amount": "19.90", "$.rows[0].items[0].sku": "X",
                         "$.rows[0].at": "2024-01-02T03:04:05Z", "$.rows[1].items[0].qty": 2,
                         "$.columns[1]": {"name": "amount", "type": "numeric"}},

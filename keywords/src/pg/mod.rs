@@ -63,6 +63,7 @@ pub fn specs() -> Vec<KeywordSpec> {
             "string",
             "the statement, e.g. \"SELECT * FROM orders WHERE id = $1\"",
         )
+        .statement()
         .arg(
             "params",
             "array",
@@ -86,6 +87,7 @@ pub fn specs() -> Vec<KeywordSpec> {
              in one transaction unless told otherwise.",
         )
         .arg("sql", "string", "statements separated by `;`")
+        .statement()
         .arg(
             "file",
             "string",

@@ -146,7 +146,28 @@ pub fn encode_input(call: &Call<'_>) -> String {
 /// Decodes what `atf_plugin_call` returned. Anything but `{"ok": ...}` or
 /// `{"error": "..."}` is an error that says what the plugin sent.
 pub fn decode_output(bytes: &[u8]) -> KeywordResult {
-    match serde_json::from_slice::<CallOutput>(bytes) {
+    decode_answer(bytes, &NoHost)
+}
+
+/// [`decode_output`], declaring to `host` the secrets the answer lists
+/// (`"secrets": [...]` beside `ok` or `error`: what the keyword passed to
+/// [`crate::Host::secret`]).
+pub fn decode_answer(bytes: &[u8], host: &dyn crate::Host) -> KeywordResult {
+    let mut value = match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(KeywordError::new(format!(
+                "the plugin returned an invalid answer ({e}): {}",
+                preview(bytes)
+            )));
+        }
+    };
+    if let Some(Value::Array(secrets)) = value.as_object_mut().and_then(|m| m.remove("secrets")) {
+        for s in secrets.iter().filter_map(Value::as_str) {
+            host.secret(s);
+        }
+    }
+    match serde_json::from_value::<CallOutput>(value) {
         Ok(CallOutput::Ok(value)) => Ok(value),
         Ok(CallOutput::Error(message)) => Err(KeywordError::new(message)),
         Err(e) => Err(KeywordError::new(format!(
@@ -246,6 +267,7 @@ impl Plugin {
     /// Runs the keyword `name` with the `input` JSON of `atf_plugin_call`;
     /// returns the answer JSON. Panics are the caller's to catch.
     pub fn call_json(&self, name: &str, input: &[u8]) -> String {
+        let secrets = Secrets(std::sync::Mutex::new(Vec::new()));
         let output = match serde_json::from_slice::<CallInput<'_>>(input) {
             Err(e) => CallOutput::Error(format!("the plugin got invalid input: {e}")),
             Ok(input) => match self.index.get(name) {
@@ -264,13 +286,46 @@ impl Plugin {
                         deadline,
                         case_start_ms: input.case_start_ms,
                         base_dir: Path::new(&*input.base_dir),
-                        host: &NoHost,
+                        host: &secrets,
                     };
                     self.keywords[i].call(&call).into()
                 }
             },
         };
-        encode_output(&output)
+        let secrets = secrets.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        if secrets.is_empty() {
+            return encode_output(&output);
+        }
+        #[derive(Serialize)]
+        struct Answer<'a> {
+            #[serde(flatten)]
+            output: &'a CallOutput,
+            secrets: Vec<String>,
+        }
+        serde_json::to_string(&Answer {
+            output: &output,
+            secrets,
+        })
+        .unwrap_or_else(|_| encode_output(&output))
+    }
+}
+
+/// The host a plugin's keywords see across the ABI: it keeps the secrets a
+/// keyword declares, for the answer; expectations are not available.
+struct Secrets(std::sync::Mutex<Vec<String>>);
+
+impl crate::Host for Secrets {
+    fn check(&self, actual: &Value, expect: &Value) -> Result<Vec<String>, String> {
+        NoHost.check(actual, expect)
+    }
+    fn cancelled(&self) -> bool {
+        false
+    }
+    fn secret(&self, value: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(value.to_string());
     }
 }
 
@@ -461,6 +516,13 @@ mod tests {
                         KeywordSpec::new("boom", "panics"),
                         |_: &Call<'_>| panic!("kaboom {}", 42),
                     )),
+                    Box::new(FnKeyword::new(
+                        KeywordSpec::new("mint", "declares a secret"),
+                        |call: &Call<'_>| {
+                            call.host.secret("minted-token-1234");
+                            Ok(json!({"token": "minted-token-1234"}))
+                        },
+                    )),
                 ],
             )
         })
@@ -489,8 +551,31 @@ mod tests {
         assert_eq!(m.plugin.name, "atf-plugin-demo");
         assert_eq!(m.plugin.version, "1.2.3");
         let names: Vec<_> = m.keywords.iter().map(|k| k.name.as_str()).collect();
-        assert_eq!(names, ["demo.echo", "demo.fail", "demo.boom"]);
+        assert_eq!(names, ["demo.echo", "demo.fail", "demo.boom", "demo.mint"]);
         assert!(m.keywords[0].open_args);
+    }
+
+    #[test]
+    fn declared_secrets_travel_in_the_answer_to_the_host() {
+        let answer = call(c"demo.mint", c"{}");
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(v["secrets"], json!(["minted-token-1234"]), "{answer}");
+        struct Seen(std::sync::Mutex<Vec<String>>);
+        impl crate::Host for Seen {
+            fn check(&self, _: &Value, _: &Value) -> Result<Vec<String>, String> {
+                Ok(Vec::new())
+            }
+            fn cancelled(&self) -> bool {
+                false
+            }
+            fn secret(&self, value: &str) {
+                self.0.lock().unwrap().push(value.into());
+            }
+        }
+        let seen = Seen(Default::default());
+        let result = decode_answer(answer.as_bytes(), &seen).unwrap();
+        assert_eq!(result, json!({"token": "minted-token-1234"}));
+        assert_eq!(*seen.0.lock().unwrap(), ["minted-token-1234"]);
     }
 
     #[test]

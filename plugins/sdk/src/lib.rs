@@ -39,6 +39,11 @@ pub struct KeywordSpec {
     /// When true, the keyword takes any argument names (such as `ctx.set`).
     #[serde(default)]
     pub open_args: bool,
+    /// When true, each member of the keyword's result is saved into the
+    /// context under its name, as `save` would (what `ctx.set` does); `atf
+    /// check` counts those names as defined.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub saves_result: bool,
 }
 
 /// One argument of a keyword.
@@ -57,6 +62,16 @@ pub struct ArgSpec {
     /// What it means, and its default.
     #[serde(default)]
     pub doc: String,
+    /// A statement text (SQL): `atf check` and the loader refuse a `${...}`
+    /// in it that would splice a value into the statement; only `ident(...)`
+    /// and `raw(...)` placeholders may appear. Values go in bound parameters.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub statement: bool,
+    /// A map of protocol header names to values (HTTP headers, gRPC
+    /// metadata): the values of `Authorization`, `Cookie` and the like in
+    /// it are secrets, masked in every output from before the run starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub headers: bool,
 }
 
 impl KeywordSpec {
@@ -68,6 +83,7 @@ impl KeywordSpec {
             args: Vec::new(),
             result: String::new(),
             open_args: false,
+            saves_result: false,
         }
     }
 
@@ -78,6 +94,8 @@ impl KeywordSpec {
             ty: ty.into(),
             required: false,
             doc: doc.into(),
+            statement: false,
+            headers: false,
         });
         self
     }
@@ -89,6 +107,8 @@ impl KeywordSpec {
             ty: ty.into(),
             required: true,
             doc: doc.into(),
+            statement: false,
+            headers: false,
         });
         self
     }
@@ -96,6 +116,31 @@ impl KeywordSpec {
     /// Describes the result.
     pub fn result(mut self, doc: &str) -> Self {
         self.result = doc.into();
+        self
+    }
+
+    /// Marks the argument added last as a statement text (see
+    /// [`ArgSpec::statement`]).
+    pub fn statement(mut self) -> Self {
+        if let Some(last) = self.args.last_mut() {
+            last.statement = true;
+        }
+        self
+    }
+
+    /// Marks the argument added last as a header map (see
+    /// [`ArgSpec::headers`]).
+    pub fn headers(mut self) -> Self {
+        if let Some(last) = self.args.last_mut() {
+            last.headers = true;
+        }
+        self
+    }
+
+    /// Marks the keyword's result as saved into the context (see
+    /// [`KeywordSpec::saves_result`]).
+    pub fn saves_result(mut self) -> Self {
+        self.saves_result = true;
         self
     }
 
@@ -164,6 +209,11 @@ pub trait Host: Sync {
     fn case_id(&self) -> u64 {
         0
     }
+
+    /// Declares a value the keyword met as a secret (a session cookie a
+    /// response sets, a token it minted): it is masked in every output from
+    /// now on. Plugins declare theirs in their answer (`"secrets"`).
+    fn secret(&self, _value: &str) {}
 }
 
 /// A [`Host`] that checks nothing and is never cancelled: for unit tests of

@@ -178,6 +178,7 @@ pub fn run_case(
         if let Err(e) = result {
             first_stop = Some(Stop::new(Status::Error, format!("vars: {e}")));
         }
+        shared.masker.learn_vars(&vars);
     }
 
     let scope = Scope {

@@ -487,6 +487,7 @@ pub(crate) fn prepare_suites(
                 });
                 return Err(format!("suite {}: {e}", st.suite.file));
             }
+            shared.masker.learn_vars(&vars);
             let vars = Arc::new(vars);
             let mut scoped = vec![vars.clone()];
             scoped.extend(parents);

@@ -56,6 +56,10 @@ impl Host for StepHost<'_> {
     fn case_id(&self) -> u64 {
         self.case_id
     }
+
+    fn secret(&self, value: &str) {
+        self.shared.masker.add(value);
+    }
 }
 
 /// Where a step stands in its case.
@@ -200,7 +204,7 @@ pub fn run_step(
                 return finish(report, ran);
             }
         };
-        shared.masker.add_from_args(&args);
+        shared.masker.add_from_args(&args, &step.code.header_args);
         let expect = match resolve_map(&step.code.expect, &resolver) {
             Ok(x) => x,
             Err((key, e)) => {
@@ -238,7 +242,7 @@ pub fn run_step(
                 let compiled = step.code.expect.iter().map(|e| &e.path).zip(expect.iter());
                 match crate::expect::check_compiled(&result, compiled) {
                     Ok(failures) if failures.is_empty() => {
-                        match save(step, &result, &resolver, sink) {
+                        match save(step, &result, &resolver, sink, &shared.masker) {
                             Ok(()) => {
                                 report.status = Status::Passed;
                                 report.result = result;
@@ -345,11 +349,13 @@ fn save(
     result: &Value,
     r: &Resolver<'_>,
     sink: &dyn SaveSink,
+    masker: &crate::secret::Masker,
 ) -> Result<(), Vec<Failure>> {
-    if step.keyword == "ctx.set"
+    if step.code.saves_result
         && let Value::Object(m) = result
     {
         for (k, v) in m {
+            masker.learn_named(k, v);
             sink.save(k, v.clone());
         }
     }
@@ -414,6 +420,7 @@ fn save(
         return Err(failures);
     }
     for (name, v) in values {
+        masker.learn_named(name, &v);
         sink.save(name, v);
     }
     Ok(())

@@ -8,19 +8,34 @@ use serde_json::{Map, Value};
 use super::Catalog;
 use super::fields::{Src, child, kind};
 use crate::diag::did_you_mean;
+use crate::format;
 use crate::jsonpos::Pos;
 use crate::model::{Case, ExpectCode, Retry, SaveCode, SavePath, Step, StepAt, StepCode, Suite};
 use atf_expect::JsonPath;
 use atf_template::Template;
 
-const STEP_FIELDS: &[&str] = &[
-    "keyword", "remark", "args", "expect", "save", "retry", "timeout", "undo",
-];
-const CASE_FIELDS: &[&str] = &[
-    "$schema", "name", "remark", "tags", "vars", "data", "timeout", "locks", "weight", "matrix",
-    "prepare", "steps", "cleanup",
-];
-const SUITE_FIELDS: &[&str] = &["$schema", "name", "remark", "vars", "prepare", "cleanup"];
+/// Refuses a statement text (SQL) whose placeholders would splice a value
+/// into the statement; `ident(...)` and `raw(...)` are the opt-in for names.
+/// A malformed placeholder is left to the template compiler's error.
+fn statement_text(src: &mut Src<'_>, ptr: &str, arg: &atf_sdk::ArgSpec, text: &str) {
+    if let Ok(found) = atf_template::sql_placeholders(text)
+        && !found.is_empty()
+    {
+        src.error_hint(
+            ptr,
+            format!(
+                "{} inside `{}` would splice a value into the statement",
+                found.join(", "),
+                arg.name
+            ),
+            Some(
+                "bind values with `params`; a table or column name may go in \
+                 `${ident(name)}`, text you vouch for in `${raw(...)}`"
+                    .to_string(),
+            ),
+        );
+    }
+}
 
 /// Reads one step at `ptr`.
 pub fn step(
@@ -31,7 +46,7 @@ pub fn step(
     allow_undo: bool,
 ) -> Option<Step> {
     let obj = src.object(v, ptr, "a step")?;
-    src.known_fields(obj, ptr, STEP_FIELDS, "a step");
+    src.known_fields(obj, ptr, &format::STEP, "a step");
     let line = src.pos.nearest(ptr).map_or(0, |p| p.line);
     let keyword = match obj.get("keyword") {
         Some(Value::String(k)) => k.clone(),
@@ -74,6 +89,11 @@ pub fn step(
                                 hint,
                             );
                         }
+                    }
+                }
+                for arg in spec.args.iter().filter(|a| a.statement) {
+                    if let Some(Value::String(text)) = a.get(&arg.name) {
+                        statement_text(src, &child(&child(ptr, "args"), &arg.name), arg, text);
                     }
                 }
                 for arg in spec.args.iter().filter(|a| a.required) {
@@ -147,7 +167,7 @@ pub fn step(
         },
         Some(Value::Object(r)) => {
             let rptr = child(ptr, "retry");
-            src.known_fields(r, &rptr, &["times", "interval"], "`retry`");
+            src.known_fields(r, &rptr, &format::RETRY, "`retry`");
             let times = match r.get("times") {
                 Some(Value::Number(n)) if n.as_u64().is_some_and(|t| t >= 1) => {
                     n.as_u64().map_or(1, |t| t.min(u32::MAX as u64) as u32)
@@ -216,6 +236,16 @@ pub fn step(
     };
     let mut code = StepCode {
         args: Some(compile(src, child(ptr, "args"), &args)),
+        saves_result: spec.is_some_and(|s| s.saves_result),
+        header_args: spec
+            .map(|s| {
+                s.args
+                    .iter()
+                    .filter(|a| a.headers)
+                    .map(|a| a.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
         ..StepCode::default()
     };
     for (k, v) in &expect {
@@ -352,7 +382,7 @@ pub fn case(
     suites: Vec<Arc<Suite>>,
 ) -> Option<Case> {
     let obj = src.object(value, "", "a case file")?;
-    src.known_fields(obj, "", CASE_FIELDS, "a case");
+    src.known_fields(obj, "", &format::CASE, "a case");
     let default_name = path
         .file_name()
         .map(|n| {
@@ -438,7 +468,7 @@ pub fn suite(
     catalog: &Catalog,
 ) -> Option<Suite> {
     let obj = src.object(value, "", "a suite file")?;
-    src.known_fields(obj, "", SUITE_FIELDS, "a suite file");
+    src.known_fields(obj, "", &format::SUITE, "a suite file");
     Some(Suite {
         dir: dir.to_path_buf(),
         file: file.to_string(),

@@ -22,8 +22,7 @@ pub struct Src<'a> {
     pub diags: Vec<Diagnostic>,
 }
 
-/// A JSON file read and parsed: the path as shown to the user, its text
-/// and its value.
+/// A JSON file read and parsed (once: values and positions together).
 pub struct JsonFile {
     /// The path as shown (relative to the working directory when below it).
     pub shown: std::path::PathBuf,
@@ -31,6 +30,8 @@ pub struct JsonFile {
     pub text: String,
     /// The parsed value.
     pub value: Value,
+    /// Where each value and key begins.
+    pub pos: Positions,
 }
 
 /// Reads and parses the JSON file at `path`; `what` names it in errors
@@ -43,32 +44,26 @@ pub fn read(path: &Path, what: &str) -> Result<JsonFile, Diagnostic> {
     if text.starts_with('\u{feff}') {
         text.drain(..'\u{feff}'.len_utf8());
     }
-    let value = parse(&shown, &text)?;
-    Ok(JsonFile { shown, text, value })
-}
-
-/// Parses JSON text, or returns the syntax error as a diagnostic.
-pub fn parse(file: &Path, text: &str) -> Result<Value, Diagnostic> {
-    serde_json::from_str(text).map_err(|e| {
-        let pos = crate::jsonpos::Pos {
-            line: e.line().max(1),
-            col: e.column().max(1),
-        };
-        let msg = e.to_string();
-        // serde_json appends " at line X column Y"; the location is shown separately.
-        let msg = match msg.rfind(" at line ") {
-            Some(i) => msg[..i].to_string(),
-            None => msg,
-        };
-        Diagnostic::at(file, Some(text), Some(pos), format!("invalid JSON: {msg}"))
+    let (value, pos) = crate::jsonpos::parse(&text).map_err(|e| {
+        Diagnostic::at(
+            &shown,
+            Some(&text),
+            Some(e.pos),
+            format!("invalid JSON: {}", e.message),
+        )
+    })?;
+    Ok(JsonFile {
+        shown,
+        text,
+        value,
+        pos,
     })
 }
 
 impl<'a> Src<'a> {
     /// Starts reading `text` of `file`. A key written twice in one object
     /// is a problem at its second place (JSON parsers keep only one).
-    pub fn new(file: &'a Path, text: &'a str) -> Src<'a> {
-        let pos = Positions::scan(text);
+    pub fn new(file: &'a Path, text: &'a str, pos: Positions) -> Src<'a> {
         let mut diags = Vec::new();
         for d in pos.duplicates() {
             diags.push(Diagnostic::at(
@@ -115,12 +110,13 @@ impl<'a> Src<'a> {
         &mut self,
         obj: &Map<String, Value>,
         ptr: &str,
-        known: &[&str],
+        known: &crate::format::Fields,
         what: &str,
     ) {
+        let known = known.names();
         for key in obj.keys() {
-            if !known.contains(&key.as_str()) {
-                let hint = did_you_mean(key, known.iter().copied())
+            if !known.contains(key) {
+                let hint = did_you_mean(key, known.iter().map(String::as_str))
                     .or_else(|| Some(format!("expected one of: {}", known.join(", "))));
                 self.error_key(
                     &child(ptr, key),

@@ -50,7 +50,7 @@ impl Catalog {
 }
 
 /// Finds the case files under `paths`: folders are searched recursively for
-/// `*.case.json` (hidden folders and `target` skipped), files are taken as
+/// `*.case.json` (what [`crate::walk`] skips is skipped), files are taken as
 /// named. Errors name a path that does not exist.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
@@ -58,8 +58,11 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         if p.is_file() {
             out.push(p.clone());
         } else if p.is_dir() {
-            let mut found = Vec::new();
-            walk(p, &mut found).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let mut found = crate::walk::files(p, crate::walk::Depth::Tree, |f| {
+                f.file_name()
+                    .is_some_and(|n| n.to_string_lossy().ends_with(".case.json"))
+            })
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
             found.sort();
             out.extend(found);
         } else {
@@ -69,25 +72,6 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| seen.insert(std::path::absolute(p).unwrap_or_else(|_| p.clone())));
     Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
-            if name.starts_with('.') || name == "target" || name == "node_modules" {
-                continue;
-            }
-            walk(&path, out)?;
-        } else if name.ends_with(".case.json") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// Loads the case files and their suites. `boundary` is the highest folder
@@ -144,14 +128,16 @@ pub fn load(files: &[PathBuf], boundaries: &[PathBuf], catalog: &Catalog) -> Vec
                 .unwrap_or_default(),
             row: None,
         };
-        let fields::JsonFile { text, value, .. } = match fields::read(&abs, "the case file") {
+        let fields::JsonFile {
+            text, value, pos, ..
+        } = match fields::read(&abs, "the case file") {
             Ok(f) => f,
             Err(d) => {
                 runs.push(broken(vec![d], Vec::new()));
                 continue;
             }
         };
-        let mut src = Src::new(&shown, &text);
+        let mut src = Src::new(&shown, &text, pos);
         let case = case::case(&mut src, &value, &abs, &shown_str, catalog, chain);
         let mut errors = suite_errors;
         errors.extend(src.diags);
@@ -169,9 +155,13 @@ pub fn load(files: &[PathBuf], boundaries: &[PathBuf], catalog: &Catalog) -> Vec
 }
 
 fn load_suite(path: &Path, dir: &Path, catalog: &Catalog) -> Result<Arc<Suite>, Vec<Diagnostic>> {
-    let fields::JsonFile { shown, text, value } =
-        fields::read(path, "the suite file").map_err(|d| vec![d])?;
-    let mut src = Src::new(&shown, &text);
+    let fields::JsonFile {
+        shown,
+        text,
+        value,
+        pos,
+    } = fields::read(path, "the suite file").map_err(|d| vec![d])?;
+    let mut src = Src::new(&shown, &text, pos);
     let suite = case::suite(&mut src, &value, dir, &shown.to_string_lossy(), catalog);
     match suite {
         Some(s) if src.diags.is_empty() => Ok(Arc::new(s)),

@@ -348,6 +348,7 @@ impl<'a> Vu<'a> {
             }
             resolve_vars(&plan.case.vars, &mut vars, &outer, base_dir, &skip)
                 .map_err(|e| fail(format!("vars: {e}")))?;
+            shared.masker.learn_vars(&vars);
         }
         let mut session = Session {
             vars,

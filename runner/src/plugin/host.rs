@@ -215,24 +215,17 @@ fn discover(dirs: &[PathBuf], warnings: &mut Vec<String>) -> Vec<PathBuf> {
             }
             continue;
         }
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
+        let paths = match crate::walk::files(dir, crate::walk::Depth::Flat, |path| {
+            path.extension()
+                .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
+        }) {
+            Ok(paths) => paths,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => {
                 warnings.push(format!("cannot read plugin folder {}: {e}", dir.display()));
                 continue;
             }
         };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.extension()
-                    .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
-                    && path.is_file()
-            })
-            .collect();
-        paths.sort();
         for path in paths {
             let key = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if seen.insert(key) {

@@ -57,7 +57,7 @@ impl Keyword for PluginKeyword {
             Engine::InProcess(lib) => {
                 let input = CString::new(input)
                     .map_err(|_| KeywordError::new("the arguments cannot be passed to a plugin"))?;
-                lib.call(&self.name, &input)
+                lib.call(&self.name, &input, call.host)
             }
         }
     }

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atf_sdk::abi::{
     ABI_VERSION, AbiVersionFn, CallFn, FreeFn, Manifest, ManifestFn, SYM_ABI_VERSION, SYM_CALL,
-    SYM_FREE, SYM_MANIFEST, decode_output, parse_manifest,
+    SYM_FREE, SYM_MANIFEST, decode_answer, parse_manifest,
 };
-use atf_sdk::{KeywordError, KeywordResult};
+use atf_sdk::{Host, KeywordError, KeywordResult};
 
 /// Why a file could not be used as a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +114,7 @@ impl Library {
     }
 
     /// Runs the keyword `name` with the `input` JSON of the plugin ABI.
-    pub(crate) fn call(&self, name: &CStr, input: &CStr) -> KeywordResult {
+    pub(crate) fn call(&self, name: &CStr, input: &CStr, host: &dyn Host) -> KeywordResult {
         // SAFETY: both are valid C strings that outlive the call; the answer
         // is read before it goes back to the plugin's own `free`, once.
         unsafe {
@@ -122,7 +122,7 @@ impl Library {
             if out.is_null() {
                 return Err(KeywordError::new(NULL_ANSWER));
             }
-            let result = decode_output(CStr::from_ptr(out).to_bytes());
+            let result = decode_answer(CStr::from_ptr(out).to_bytes(), host);
             (self.free)(out);
             result
         }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use atf_sdk::abi::{Manifest, decode_output};
+use atf_sdk::abi::{Manifest, decode_answer};
 use atf_sdk::{Call, KeywordError, KeywordResult};
 
 use super::library::{OpenError, check_manifest};
@@ -75,7 +75,7 @@ impl HostPool {
         let cancelled = || call.host.cancelled();
         let answer = host
             .call(name, input.as_bytes(), until, &cancelled)
-            .map(decode_output);
+            .map(|bytes| decode_answer(bytes, call.host));
         match answer {
             Ok(result) => {
                 self.idle

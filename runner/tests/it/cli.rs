@@ -197,4 +197,14 @@ fn keywords_and_schema_describe_the_binary() {
         .unwrap();
     assert!(names.iter().any(|n| n == "http.request"));
     assert_eq!(s["$defs"]["args:http.request"]["required"], json!(["url"]));
+    // Suite and project files too; each refuses a field the binary refuses.
+    for (file, field) in [("suite", "prepare"), ("project", "envs")] {
+        let out = p.atf(&["schema", "--file", file]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let s: Value = serde_json::from_str(&out.stdout).expect("schema is JSON");
+        assert!(s["properties"][field].is_object(), "{file}: {s:#}");
+        assert_eq!(s["additionalProperties"], false, "{file}");
+    }
+    let bad = p.atf(&["schema", "--file", "nope"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
 }

@@ -27,6 +27,9 @@ fn requests_join_base_url_and_send_headers_query_and_bodies() {
             {"keyword": "http.request", "args": {"method": "PUT", "url": "/f", "form": {"a": "1 2", "b": "&"}},
              "expect": {"$.body.body": "a=1+2&b=%26", "$.body.headers.content-type": "application/x-www-form-urlencoded"}},
             {"keyword": "http.request", "args": {"method": "POST", "url": "/b", "body": "raw text"}, "expect": {"$.body.body": "raw text"}},
+            {"keyword": "http.request", "remark": "a step header replaces the resource's; a list sends each item",
+             "args": {"url": "/h", "headers": {"X-Team": "payments", "x-list": ["a", "b"]}},
+             "expect": {"$.body.headers.x-team": "payments", "$.body.headers.x-list": "a, b"}},
             {"keyword": "http.request", "args": {"url": "text", "resource": "other"}, "expect": {"body": "hello", "status": 200}},
             {"keyword": "http.request", "args": {"url": "/redirect", "resource": "other"}, "expect": {"status": 200, "$.body.path": "/echo"}},
             {"keyword": "http.request", "args": {"url": "/redirect", "resource": "other", "follow_redirects": false},
@@ -43,6 +46,69 @@ fn requests_join_base_url_and_send_headers_query_and_bodies() {
         case(&r, "a"),
         out.stdout
     );
+}
+
+#[test]
+fn a_session_cookie_a_response_sets_is_masked_wherever_it_shows() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file(
+        "c.case.json",
+        json!({
+            "name": "c",
+            "steps": [
+                {"keyword": "http.request", "args": {"url": format!("{}/login", srv.url())},
+                 "save": {"cookie": "$.headers.set-cookie"}},
+                {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()),
+                                                     "headers": {"X-Session": "${cookie}"}},
+                 "expect": {"$.body.headers.x-session": "never"}}
+            ]
+        }),
+    );
+    let out = p.atf(&["run", "-v"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = std::fs::read_to_string(p.join("atf-report/report.json")).unwrap();
+    let events = std::fs::read_to_string(p.join("atf-report/events.jsonl")).unwrap();
+    for (name, text) in [
+        ("stdout", &out.stdout),
+        ("stderr", &out.stderr),
+        ("report.json", &report),
+        ("events.jsonl", &events),
+    ] {
+        assert!(
+            !text.contains("5e55-10n"),
+            "{name} shows the session:\n{text}"
+        );
+    }
+    assert!(report.contains("***"), "{report}");
+}
+
+#[test]
+fn a_header_that_resolves_to_null_fails_the_step_instead_of_vanishing() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file(
+        "n.case.json",
+        json!({
+            "name": "n",
+            "vars": {"token": null},
+            "steps": [
+                {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()),
+                                                     "headers": {"X-Token": "${token}"}}}
+            ]
+        }),
+    );
+    let out = p.atf(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let r = p.report();
+    let n = case(&r, "n");
+    assert!(
+        n["steps"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("header `X-Token` is null")),
+        "{n:#}"
+    );
+    assert_eq!(n["steps"][0]["status"], "error", "{n:#}");
 }
 
 #[test]

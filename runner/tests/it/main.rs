@@ -5,6 +5,7 @@ mod cli;
 mod console;
 mod events;
 mod flow;
+mod fuzz;
 mod http;
 mod interrupt;
 mod load;

@@ -60,6 +60,15 @@ impl TestServer {
             .route("/events", post(event_push).get(event_list))
             .route("/redirect", get(|| async { Redirect::to("/echo") }))
             .route("/text", get(|| async { "hello" }))
+            .route(
+                "/login",
+                get(|| async {
+                    (
+                        [("set-cookie", "sid=session-5e55-10n; Path=/; HttpOnly")],
+                        "welcome",
+                    )
+                }),
+            )
             .route("/whoami", get(whoami))
             .with_state(inner.clone());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -113,8 +122,18 @@ async fn echo(
 ) -> Response {
     let text = String::from_utf8_lossy(&body).to_string();
     let mut h = serde_json::Map::new();
+    // A header sent several times shows as its values joined by ", ".
     for (k, v) in &headers {
-        h.insert(k.as_str().to_string(), json!(v.to_str().unwrap_or("")));
+        let v = v.to_str().unwrap_or("");
+        match h.get_mut(k.as_str()) {
+            Some(Value::String(seen)) => {
+                seen.push_str(", ");
+                seen.push_str(v);
+            }
+            _ => {
+                h.insert(k.as_str().to_string(), json!(v));
+            }
+        }
     }
     let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     axum::Json(json!({
