@@ -10,7 +10,6 @@
 //! [`check`] runs expectations, [`validate`] checks their form at load
 //! time, [`select`] serves `save`.
 
-mod cache;
 pub mod matchers;
 pub mod path;
 pub mod value;
@@ -42,12 +41,44 @@ pub fn check_compiled<'e>(
 ) -> Result<Vec<Failure>, String> {
     let mut failures = Vec::new();
     for (path, expected) in expect {
-        let key = path.as_str();
+        let matcher = Matcher::compile(expected).map_err(|e| format!("{}: {e}", path.as_str()))?;
+        failures.extend(matcher.check(path, actual)?);
+    }
+    Ok(failures)
+}
+
+/// An expected value compiled once — a literal or a tree of `$` matchers
+/// with its regexes built — to check any number of results against.
+#[derive(Debug)]
+pub struct Matcher {
+    node: matchers::Node,
+    written: Value,
+}
+
+impl Matcher {
+    /// Compiles an expected value whose placeholders are resolved (or that
+    /// has none). `Err` names what is malformed.
+    pub fn compile(expected: &Value) -> Result<Matcher, String> {
         let mut errors = Vec::new();
         let node = matchers::compile(expected, Mode::Strict, &mut errors);
         if !errors.is_empty() {
-            return Err(format!("{key}: {}", errors.join("; ")));
+            return Err(errors.join("; "));
         }
+        Ok(Matcher {
+            node,
+            written: expected.clone(),
+        })
+    }
+
+    /// The expected value as written.
+    pub fn expected(&self) -> &Value {
+        &self.written
+    }
+
+    /// Checks what `path` selects in `actual`: `None` when it holds, else
+    /// the failure. `Err` when the path cannot be evaluated.
+    pub fn check(&self, path: &JsonPath, actual: &Value) -> Result<Option<Failure>, String> {
+        let key = path.as_str();
         let selection = path.select(actual).map_err(|e| format!("{key}: {e}"))?;
         let list;
         let (got, is_list) = match selection {
@@ -62,20 +93,19 @@ pub fn check_compiled<'e>(
             path: key,
             list: is_list,
         };
-        let message = match matchers::eval(&node, got, ctx) {
-            Verdict::Hold => continue,
+        let message = match matchers::eval(&self.node, got, ctx) {
+            Verdict::Hold => return Ok(None),
             Verdict::Fail(message) => message,
             Verdict::Missing => format!("nothing at {key}"),
         };
-        failures.push(Failure {
+        Ok(Some(Failure {
             path: key.to_string(),
-            expected: expected.clone(),
+            expected: self.written.clone(),
             actual: got.cloned().unwrap_or(Value::Null),
             message,
             location: None,
-        });
+        }))
     }
-    Ok(failures)
 }
 
 /// Checks the form of expectations before anything runs: each key a valid

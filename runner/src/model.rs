@@ -65,6 +65,9 @@ pub struct ExpectCode {
     pub path: JsonPath,
     /// The expected value (a literal or matcher object).
     pub value: Template,
+    /// The value compiled into a matcher at load, when it has no
+    /// placeholder (else it is compiled after rendering, each attempt).
+    pub matcher: Option<atf_expect::Matcher>,
 }
 
 /// One compiled `save` entry.

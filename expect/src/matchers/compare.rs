@@ -46,13 +46,13 @@ impl Cmp {
 
 /// A compiled comparison.
 #[derive(Debug)]
-pub struct Compare<'a> {
+pub struct Compare {
     cmp: Cmp,
-    operand: &'a Value,
+    operand: Value,
 }
 
 /// Compiles `$eq` … `$lte`; the order operators take a number or a string.
-pub fn compile<'a>(name: &str, operand: &'a Value) -> Result<Op<'a>, String> {
+pub fn compile(name: &str, operand: &Value) -> Result<Op, String> {
     let cmp = match name {
         "$eq" => Cmp::Eq,
         "$ne" => Cmp::Ne,
@@ -68,13 +68,16 @@ pub fn compile<'a>(name: &str, operand: &'a Value) -> Result<Op<'a>, String> {
             show(operand)
         ));
     }
-    Ok(Op::Compare(Compare { cmp, operand }))
+    Ok(Op::Compare(Compare {
+        cmp,
+        operand: operand.clone(),
+    }))
 }
 
-impl Compare<'_> {
+impl Compare {
     /// Applies the comparison to a present value.
     pub fn eval(&self, got: &Value) -> Verdict {
-        let want = self.operand;
+        let want = &self.operand;
         match self.cmp {
             Cmp::Eq => verdict(deep_eq(got, want), || {
                 format!("expected {}, got {}", show(want), show(got))

@@ -9,7 +9,7 @@ use super::{Ctx, Node, Verdict, eval};
 use crate::value::{describe, show};
 
 /// Evaluates `$not` (also on an absent value).
-pub fn not(inner: &Node<'_>, written: &Value, actual: Option<&Value>, ctx: Ctx<'_>) -> Verdict {
+pub fn not(inner: &Node, written: &Value, actual: Option<&Value>, ctx: Ctx<'_>) -> Verdict {
     match eval(inner, actual, ctx) {
         Verdict::Hold => Verdict::Fail(match actual {
             Some(got) => format!("expected not {}, got {}", show(written), show(got)),
@@ -25,7 +25,7 @@ pub fn not(inner: &Node<'_>, written: &Value, actual: Option<&Value>, ctx: Ctx<'
 }
 
 /// Evaluates `$any` on a present value.
-pub fn any(inner: &Node<'_>, written: &Value, got: &Value, ctx: Ctx<'_>) -> Verdict {
+pub fn any(inner: &Node, written: &Value, got: &Value, ctx: Ctx<'_>) -> Verdict {
     let Value::Array(items) = got else {
         return Verdict::Fail(format!(
             "expected an array with an element matching {}, got {}",

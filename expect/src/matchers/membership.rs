@@ -8,17 +8,17 @@ use crate::value::{deep_eq, show};
 
 /// A compiled `$in` (`inside: true`) or `$nin`.
 #[derive(Debug)]
-pub struct Member<'a> {
+pub struct Member {
     inside: bool,
-    candidates: &'a Value,
+    candidates: Value,
 }
 
 /// Compiles `$in`/`$nin`; the operand must be a list.
-pub fn compile<'a>(name: &str, operand: &'a Value, mode: Mode) -> Result<Op<'a>, String> {
+pub fn compile(name: &str, operand: &Value, mode: Mode) -> Result<Op, String> {
     match operand {
         Value::Array(_) => Ok(Op::Member(Member {
             inside: name == "$in",
-            candidates: operand,
+            candidates: operand.clone(),
         })),
         _ if mode == Mode::Lenient && is_placeholder(operand) => Ok(Op::Deferred),
         _ => Err(format!(
@@ -28,7 +28,7 @@ pub fn compile<'a>(name: &str, operand: &'a Value, mode: Mode) -> Result<Op<'a>,
     }
 }
 
-impl Member<'_> {
+impl Member {
     /// Applies the membership test to a present value.
     pub fn eval(&self, got: &Value) -> Verdict {
         let list = self.candidates.as_array().map_or(&[][..], Vec::as_slice);
@@ -37,7 +37,7 @@ impl Member<'_> {
             verdict(found, || {
                 format!(
                     "expected one of {}, got {}",
-                    show(self.candidates),
+                    show(&self.candidates),
                     show(got)
                 )
             })
@@ -45,7 +45,7 @@ impl Member<'_> {
             verdict(!found, || {
                 format!(
                     "expected none of {}, got {}",
-                    show(self.candidates),
+                    show(&self.candidates),
                     show(got)
                 )
             })

@@ -86,34 +86,34 @@ impl Ctx<'_> {
 
 /// A compiled expectation value.
 #[derive(Debug)]
-pub enum Node<'a> {
+pub enum Node {
     /// Deep equality with this value.
-    Literal(&'a Value),
+    Literal(Value),
     /// A matcher object: all of these must hold.
-    All(Vec<Op<'a>>),
+    All(Vec<Op>),
 }
 
 /// One compiled operator.
 #[derive(Debug)]
-pub enum Op<'a> {
+pub enum Op {
     /// `$eq $ne $gt $gte $lt $lte`.
-    Compare(compare::Compare<'a>),
+    Compare(compare::Compare),
     /// `$in $nin`.
-    Member(membership::Member<'a>),
+    Member(membership::Member),
     /// `$contains`.
-    Contains(&'a Value),
+    Contains(Value),
     /// `$regex`.
-    Regex(regex::Pattern<'a>),
+    Regex(regex::Pattern),
     /// `$exists`.
     Exists(bool),
     /// `$type`.
     Type(shape::Types),
     /// `$len`.
-    Len(Box<Node<'a>>),
+    Len(Box<Node>),
     /// `$not`, with its operand as written.
-    Not(Box<Node<'a>>, &'a Value),
+    Not(Box<Node>, Value),
     /// `$any`, with its operand as written.
-    Any(Box<Node<'a>>, &'a Value),
+    Any(Box<Node>, Value),
     /// An operand still holding a placeholder (lenient mode only): not
     /// evaluated.
     Deferred,
@@ -128,17 +128,17 @@ fn is_placeholder(v: &Value) -> bool {
 }
 
 /// Compiles an expectation value; every problem found goes to `errors`.
-pub fn compile<'a>(v: &'a Value, mode: Mode, errors: &mut Vec<String>) -> Node<'a> {
+pub fn compile(v: &Value, mode: Mode, errors: &mut Vec<String>) -> Node {
     compile_at(v, mode, errors, 0)
 }
 
-fn compile_at<'a>(v: &'a Value, mode: Mode, errors: &mut Vec<String>, depth: usize) -> Node<'a> {
+fn compile_at(v: &Value, mode: Mode, errors: &mut Vec<String>, depth: usize) -> Node {
     let Some(obj) = v.as_object().filter(|o| !o.is_empty()) else {
-        return Node::Literal(v);
+        return Node::Literal(v.clone());
     };
     let ops: Vec<&String> = obj.keys().filter(|k| k.starts_with('$')).collect();
     if ops.is_empty() {
-        return Node::Literal(v);
+        return Node::Literal(v.clone());
     }
     if ops.len() != obj.len() {
         let plain: Vec<&str> = obj
@@ -171,37 +171,32 @@ fn compile_at<'a>(v: &'a Value, mode: Mode, errors: &mut Vec<String>, depth: usi
 
 /// Compiles an operand that is itself a literal or a matcher object (`$not`,
 /// `$any`, `$len`).
-fn compile_inner<'a>(
-    v: &'a Value,
-    mode: Mode,
-    errors: &mut Vec<String>,
-    depth: usize,
-) -> Box<Node<'a>> {
+fn compile_inner(v: &Value, mode: Mode, errors: &mut Vec<String>, depth: usize) -> Box<Node> {
     Box::new(compile_at(v, mode, errors, depth + 1))
 }
 
-fn compile_op<'a>(
+fn compile_op(
     name: &str,
-    operand: &'a Value,
+    operand: &Value,
     mode: Mode,
     errors: &mut Vec<String>,
     depth: usize,
-) -> Result<Op<'a>, String> {
+) -> Result<Op, String> {
     match name {
         "$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" => compare::compile(name, operand),
         "$in" | "$nin" => membership::compile(name, operand, mode),
-        "$contains" => Ok(Op::Contains(operand)),
+        "$contains" => Ok(Op::Contains(operand.clone())),
         "$regex" => regex::compile(operand, mode),
         "$exists" => shape::compile_exists(operand, mode),
         "$type" => shape::compile_type(operand, mode),
         "$len" => shape::compile_len(operand, mode, errors, depth),
         "$not" => Ok(Op::Not(
             compile_inner(operand, mode, errors, depth),
-            operand,
+            operand.clone(),
         )),
         "$any" => Ok(Op::Any(
             compile_inner(operand, mode, errors, depth),
-            operand,
+            operand.clone(),
         )),
         _ => Err(unknown_operator(name)),
     }
@@ -228,7 +223,7 @@ pub fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
 
 /// Evaluates a compiled expectation against what its path selected
 /// (`None`: a plain path found nothing).
-pub fn eval(node: &Node<'_>, actual: Option<&Value>, ctx: Ctx<'_>) -> Verdict {
+pub fn eval(node: &Node, actual: Option<&Value>, ctx: Ctx<'_>) -> Verdict {
     match node {
         Node::Literal(want) => match actual {
             None => Verdict::Missing,
@@ -256,7 +251,7 @@ pub fn eval(node: &Node<'_>, actual: Option<&Value>, ctx: Ctx<'_>) -> Verdict {
     }
 }
 
-fn eval_op(op: &Op<'_>, actual: Option<&Value>, ctx: Ctx<'_>) -> Verdict {
+fn eval_op(op: &Op, actual: Option<&Value>, ctx: Ctx<'_>) -> Verdict {
     match (op, actual) {
         (Op::Deferred, _) => Verdict::Hold,
         (Op::Exists(want), _) => shape::exists(*want, actual, ctx),

@@ -1,31 +1,24 @@
 //! `$regex`: the value (a string, or a number taken as its JSON text)
 //! matches a regular expression (`regex` crate syntax, unanchored; use
-//! `^…$` to anchor, `(?i)` to ignore case). Compiled patterns are cached
-//! for the whole process.
-
-use std::sync::Arc;
+//! `^…$` to anchor, `(?i)` to ignore case). A pattern is compiled with its
+//! expectation: once at load when it has no placeholder.
 
 use regex::Regex;
 use serde_json::Value;
 
 use super::{Mode, Op, Verdict, is_placeholder, verdict};
-use crate::cache::Cache;
 use crate::value::{cut, describe, show, text_of};
-
-static REGEXES: Cache<Regex> = Cache::new(1024);
 
 /// A compiled `$regex`.
 #[derive(Debug)]
-pub struct Pattern<'a> {
-    regex: Arc<Regex>,
-    source: &'a str,
+pub struct Pattern {
+    regex: Regex,
+    source: String,
 }
 
-/// The compiled (cached) regex for `source`, or why it does not compile.
-pub fn regex(source: &str) -> Result<Arc<Regex>, String> {
-    REGEXES.get_or_try_insert(source, || {
-        Regex::new(source).map_err(|e| format!("$regex /{source}/ does not compile: {}", short(&e)))
-    })
+/// The compiled regex for `source`, or why it does not compile.
+pub fn regex(source: &str) -> Result<Regex, String> {
+    Regex::new(source).map_err(|e| format!("$regex /{source}/ does not compile: {}", short(&e)))
 }
 
 /// The last line of the regex crate's error ("unclosed group").
@@ -41,18 +34,18 @@ fn short(e: &regex::Error) -> String {
 
 /// Compiles `$regex`; the operand must be a string that compiles (at load
 /// time, one with a placeholder is taken as it is).
-pub fn compile(operand: &Value, mode: Mode) -> Result<Op<'_>, String> {
+pub fn compile(operand: &Value, mode: Mode) -> Result<Op, String> {
     match operand {
         Value::String(_) if mode == Mode::Lenient && is_placeholder(operand) => Ok(Op::Deferred),
         Value::String(source) => Ok(Op::Regex(Pattern {
             regex: regex(source)?,
-            source,
+            source: source.clone(),
         })),
         _ => Err(format!("$regex takes a string, got {}", show(operand))),
     }
 }
 
-impl Pattern<'_> {
+impl Pattern {
     /// Matches a present value.
     pub fn eval(&self, got: &Value) -> Verdict {
         match text_of(got) {
@@ -60,12 +53,12 @@ impl Pattern<'_> {
                 format!(
                     "{} does not match /{}/",
                     show(got),
-                    cut(self.source.to_owned())
+                    cut(self.source.clone())
                 )
             }),
             None => Verdict::Fail(format!(
                 "expected a string matching /{}/, got {}",
-                cut(self.source.to_owned()),
+                cut(self.source.clone()),
                 describe(got)
             )),
         }
@@ -76,7 +69,6 @@ impl Pattern<'_> {
 mod tests {
     use super::super::Mode;
     use super::super::testing::*;
-    use super::*;
     use serde_json::json;
 
     #[test]
@@ -137,12 +129,5 @@ mod tests {
             errors(&json!({"$regex": "^${prefix}-"}), Mode::Strict).len(),
             1
         );
-    }
-
-    #[test]
-    fn compiled_once() {
-        let a = regex("^cached-[a-z]+$").unwrap();
-        let b = regex("^cached-[a-z]+$").unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
     }
 }

@@ -18,7 +18,7 @@ pub const TYPE_NAMES: [&str; 7] = [
 ];
 
 /// Compiles `$exists`; the operand must be `true` or `false`.
-pub fn compile_exists(operand: &Value, mode: Mode) -> Result<Op<'_>, String> {
+pub fn compile_exists(operand: &Value, mode: Mode) -> Result<Op, String> {
     match operand {
         Value::Bool(b) => Ok(Op::Exists(*b)),
         _ if mode == Mode::Lenient && is_placeholder(operand) => Ok(Op::Deferred),
@@ -52,7 +52,7 @@ pub fn exists(want: bool, actual: Option<&Value>, ctx: Ctx<'_>) -> Verdict {
 pub struct Types(Vec<&'static str>);
 
 /// Compiles `$type`: a type name or a list of them.
-pub fn compile_type(operand: &Value, mode: Mode) -> Result<Op<'_>, String> {
+pub fn compile_type(operand: &Value, mode: Mode) -> Result<Op, String> {
     let names: Vec<&Value> = match operand {
         Value::Array(list) if !list.is_empty() => list.iter().collect(),
         _ => vec![operand],
@@ -103,17 +103,17 @@ impl Types {
 }
 
 /// Compiles `$len`: a whole number, or a matcher object for the length.
-pub fn compile_len<'a>(
-    operand: &'a Value,
+pub fn compile_len(
+    operand: &Value,
     mode: Mode,
     errors: &mut Vec<String>,
     depth: usize,
-) -> Result<Op<'a>, String> {
+) -> Result<Op, String> {
     let whole = operand
         .as_number()
         .is_some_and(|n| is_integer(n) && n.as_f64().is_some_and(|f| f >= 0.0));
     match operand {
-        _ if whole => Ok(Op::Len(Box::new(Node::Literal(operand)))),
+        _ if whole => Ok(Op::Len(Box::new(Node::Literal(operand.clone())))),
         Value::Object(_) if is_matcher_object(operand) => {
             Ok(Op::Len(compile_inner(operand, mode, errors, depth)))
         }
@@ -133,7 +133,7 @@ fn is_matcher_object(v: &Value) -> bool {
 }
 
 /// Evaluates `$len` on a present value.
-pub fn len(inner: &Node<'_>, got: &Value, ctx: Ctx<'_>) -> Verdict {
+pub fn len(inner: &Node, got: &Value, ctx: Ctx<'_>) -> Verdict {
     let n = match got {
         Value::String(s) => s.chars().count(),
         Value::Array(a) => a.len(),

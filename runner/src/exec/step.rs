@@ -239,8 +239,7 @@ pub fn run_step(
                 report.error = Some(e);
             }
             Ok(result) => {
-                let compiled = step.code.expect.iter().map(|e| &e.path).zip(expect.iter());
-                match crate::expect::check_compiled(&result, compiled) {
+                match check_expectations(&step.code.expect, expect, &result) {
                     Ok(failures) if failures.is_empty() => {
                         match save(step, &result, &resolver, sink, &shared.masker) {
                             Ok(()) => {
@@ -326,13 +325,46 @@ fn render_args(step: &Step, r: &Resolver<'_>) -> Result<Value, crate::resolve::R
 }
 
 /// Renders each expected value; the error names the key that failed.
+/// Renders the expected values that hold placeholders (`None` for those
+/// compiled at load); the error names the key that failed.
 fn resolve_map(
     m: &[ExpectCode],
     r: &Resolver<'_>,
-) -> Result<Vec<Value>, (String, crate::resolve::ResolveError)> {
+) -> Result<Vec<Option<Value>>, (String, crate::resolve::ResolveError)> {
     m.iter()
-        .map(|e| e.value.render(r).map_err(|err| (e.key.clone(), err)))
+        .map(|e| match &e.matcher {
+            Some(_) => Ok(None),
+            None => e
+                .value
+                .render(r)
+                .map(Some)
+                .map_err(|err| (e.key.clone(), err)),
+        })
         .collect()
+}
+
+/// Checks a result against a step's expectations: the matchers compiled
+/// at load, and those whose values were rendered for this attempt.
+fn check_expectations(
+    code: &[ExpectCode],
+    rendered: Vec<Option<Value>>,
+    result: &Value,
+) -> Result<Vec<Failure>, String> {
+    let mut failures = Vec::new();
+    for (e, value) in code.iter().zip(rendered) {
+        let built;
+        let matcher = match (&e.matcher, value) {
+            (Some(m), _) => m,
+            (None, Some(v)) => {
+                built = crate::expect::Matcher::compile(&v)
+                    .map_err(|err| format!("{}: {err}", e.key))?;
+                &built
+            }
+            (None, None) => continue,
+        };
+        failures.extend(matcher.check(&e.path, result)?);
+    }
+    Ok(failures)
 }
 
 /// Where the argument whose placeholder failed is (only called on that

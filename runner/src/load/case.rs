@@ -252,10 +252,16 @@ pub fn step(
         let value = compile(src, child(&child(ptr, "expect"), k), v);
         // A malformed key was reported by `expect::validate` above.
         if let Ok(path) = JsonPath::parse(k) {
+            // A value without placeholders is compiled once, here; one that
+            // does not compile was reported by `expect::validate` above.
+            let matcher = value
+                .as_const()
+                .and_then(|v| atf_expect::Matcher::compile(v).ok());
             code.expect.push(ExpectCode {
                 key: k.clone(),
                 path,
                 value,
+                matcher,
             });
         }
     }
