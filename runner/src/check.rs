@@ -141,7 +141,11 @@ pub fn check(cfg: &RunConfig, runs: &[CaseRun]) -> Vec<Finding> {
         for s in &case.suites {
             let mut names = Vec::new();
             let mut errors = Vec::new();
-            names_in(&Value::Object(s.vars.clone()), &mut names, &mut errors);
+            names_in(
+                &Value::Object(s.vars.as_map().clone()),
+                &mut names,
+                &mut errors,
+            );
             defined.extend(s.vars.keys().cloned());
             for st in s.prepare.iter().chain(s.cleanup.iter()) {
                 defined.extend(saved_by(st));
@@ -150,7 +154,7 @@ pub fn check(cfg: &RunConfig, runs: &[CaseRun]) -> Vec<Finding> {
         if let Some((_, row)) = &run.row {
             defined.extend(row.keys().cloned());
         }
-        for (name, value) in &case.vars {
+        for (name, value) in case.vars.iter() {
             let line = case.var_lines.get(name).copied().unwrap_or(0);
             ck.check_value(line, &format!("var `{name}`"), value, &defined);
             defined.insert(name.clone());

@@ -198,7 +198,7 @@ fn env_vars(cfg: &RunConfig, masker: &Masker) -> Result<Map<String, Value>, Stri
     }
     let mut vars = Map::new();
     crate::exec::context::resolve_vars(
-        &cfg.env.vars,
+        &crate::model::Vars::new(cfg.env.vars.clone()),
         &mut vars,
         &NoNames,
         &cfg.project.root,

@@ -149,6 +149,49 @@ pub struct Retry {
     pub interval: Duration,
 }
 
+/// Vars (or a data row) as written, each value's placeholders parsed once
+/// at load. Reads as the map written (`Deref`); [`Vars::code`] is what runs.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    map: Map<String, Value>,
+    code: Arc<[(String, Result<Template, String>)]>,
+}
+
+impl Vars {
+    /// Compiles each value; a malformed placeholder is kept as its error,
+    /// reported when the vars are resolved (and by `atf check` at load).
+    pub fn new(map: Map<String, Value>) -> Vars {
+        let code = map
+            .iter()
+            .map(|(k, v)| (k.clone(), Template::compile(v).map_err(|e| e.to_string())))
+            .collect();
+        Vars { map, code }
+    }
+
+    /// Name and compiled value of each var, in the order written.
+    pub fn code(&self) -> &[(String, Result<Template, String>)] {
+        &self.code
+    }
+
+    /// The vars as written.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.map
+    }
+}
+
+impl std::ops::Deref for Vars {
+    type Target = Map<String, Value>;
+    fn deref(&self) -> &Map<String, Value> {
+        &self.map
+    }
+}
+
+impl From<Map<String, Value>> for Vars {
+    fn from(map: Map<String, Value>) -> Vars {
+        Vars::new(map)
+    }
+}
+
 /// A `suite.json`.
 #[derive(Debug)]
 pub struct Suite {
@@ -156,8 +199,8 @@ pub struct Suite {
     pub dir: PathBuf,
     /// The file, as shown to the user.
     pub file: String,
-    /// Vars visible to the cases below, placeholders unresolved.
-    pub vars: Map<String, Value>,
+    /// Vars visible to the cases below, compiled at load.
+    pub vars: Vars,
     /// Runs once before the cases below.
     pub prepare: Vec<Step>,
     /// Runs once after them, always.
@@ -177,10 +220,10 @@ pub struct Case {
     pub remark: Option<String>,
     /// Tags for `--tags`.
     pub tags: Vec<String>,
-    /// Vars, placeholders unresolved, in the order written.
-    pub vars: Map<String, Value>,
-    /// Data rows, for data-driven cases.
-    pub data: Option<Vec<Map<String, Value>>>,
+    /// Vars, compiled at load, in the order written.
+    pub vars: Vars,
+    /// Data rows, for data-driven cases, each compiled at load.
+    pub data: Option<Vec<Vars>>,
     /// Timeout of the whole case; the project default when `None`.
     pub timeout: Option<Duration>,
     /// Names of things the case needs alone.
@@ -210,7 +253,7 @@ pub struct CaseRun {
     /// The name in reports (`name[i]` for data rows).
     pub name: String,
     /// The data row index and values.
-    pub row: Option<(usize, Map<String, Value>)>,
+    pub row: Option<(usize, Vars)>,
 }
 
 impl CaseRun {

@@ -169,8 +169,11 @@ pub fn run_case(
             result = resolve_vars(row, &mut vars, &outer, base_dir, &shared.overrides);
         }
         if result.is_ok() {
-            let row_keys: Map<String, Value> =
-                run.row.as_ref().map(|(_, r)| r.clone()).unwrap_or_default();
+            let row_keys: Map<String, Value> = run
+                .row
+                .as_ref()
+                .map(|(_, r)| r.as_map().clone())
+                .unwrap_or_default();
             let mut skip = shared.overrides.clone();
             skip.extend(row_keys);
             result = resolve_vars(&case.vars, &mut vars, &outer, base_dir, &skip);

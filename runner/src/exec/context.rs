@@ -100,26 +100,30 @@ impl Lookup for Layered<'_> {
     }
 }
 
-/// Resolves `vars` in the order written; each sees the ones before it and
-/// `rest`. Names in `skip` keep the value already in `into`.
+/// Resolves `vars` (compiled at load) in the order written; each sees the
+/// ones before it and `rest`. Names in `skip` keep the value already in
+/// `into`.
 pub fn resolve_vars(
-    vars: &Map<String, Value>,
+    vars: &crate::model::Vars,
     into: &mut Map<String, Value>,
     rest: &dyn Lookup,
     base_dir: &std::path::Path,
     skip: &Map<String, Value>,
 ) -> Result<(), String> {
-    for (name, raw) in vars {
+    for (name, code) in vars.code() {
         if skip.contains_key(name) {
             continue;
         }
         let value = {
+            let template = code.as_ref().map_err(|e| format!("var `{name}`: {e}"))?;
             let lookup = Layered { first: into, rest };
             let r = crate::resolve::Resolver {
                 lookup: &lookup,
                 base_dir,
             };
-            crate::resolve::resolve(raw, &r).map_err(|e| format!("var `{name}`: {e}"))?
+            template
+                .render(&r)
+                .map_err(|e| format!("var `{name}`: {e}"))?
         };
         into.insert(name.clone(), value);
     }

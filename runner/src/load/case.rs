@@ -450,8 +450,8 @@ pub fn case(
         file: file.to_string(),
         remark: src.opt_str(obj, "", "remark"),
         tags: src.str_list(obj, "", "tags"),
-        vars,
-        data,
+        vars: vars.into(),
+        data: data.map(|rows| rows.into_iter().map(crate::model::Vars::new).collect()),
         timeout: src.opt_duration(obj, "", "timeout"),
         locks: src.str_list(obj, "", "locks"),
         weight,
@@ -478,7 +478,7 @@ pub fn suite(
     Some(Suite {
         dir: dir.to_path_buf(),
         file: file.to_string(),
-        vars: src.opt_object(obj, "", "vars"),
+        vars: src.opt_object(obj, "", "vars").into(),
         prepare: steps(src, obj, "", "prepare", catalog),
         cleanup: steps(src, obj, "", "cleanup", catalog),
     })

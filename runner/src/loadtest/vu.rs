@@ -344,7 +344,7 @@ impl<'a> Vu<'a> {
             }
             let mut skip = shared.overrides.clone();
             if let Some((_, row)) = &run.row {
-                skip.extend(row.clone());
+                skip.extend(row.as_map().clone());
             }
             resolve_vars(&plan.case.vars, &mut vars, &outer, base_dir, &skip)
                 .map_err(|e| fail(format!("vars: {e}")))?;
