@@ -324,7 +324,6 @@ fn render_args(step: &Step, r: &Resolver<'_>) -> Result<Value, crate::resolve::R
     }
 }
 
-/// Renders each expected value; the error names the key that failed.
 /// Renders the expected values that hold placeholders (`None` for those
 /// compiled at load); the error names the key that failed.
 fn resolve_map(
