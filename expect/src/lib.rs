@@ -25,10 +25,13 @@ use path::Selection;
 /// (in the order written). `Err` when an expectation is malformed (bad
 /// JSONPath, unknown matcher, operand of the wrong type, bad regex), with
 /// the key first.
-pub fn check(actual: &Value, expect: &Map<String, Value>) -> Result<Vec<Failure>, String> {
+pub fn check(actual: &Value, expect: &Map<String, Value>) -> Result<Vec<Failure>, ExpectError> {
     let mut paths = Vec::with_capacity(expect.len());
     for key in expect.keys() {
-        paths.push(JsonPath::parse(key).map_err(|e| format!("{key}: {e}"))?);
+        paths.push(JsonPath::parse(key).map_err(|message| ExpectError::Path {
+            key: key.clone(),
+            message,
+        })?);
     }
     check_compiled(actual, paths.iter().zip(expect.values()))
 }
@@ -38,13 +41,58 @@ pub fn check(actual: &Value, expect: &Map<String, Value>) -> Result<Vec<Failure>
 pub fn check_compiled<'e>(
     actual: &Value,
     expect: impl IntoIterator<Item = (&'e JsonPath, &'e Value)>,
-) -> Result<Vec<Failure>, String> {
+) -> Result<Vec<Failure>, ExpectError> {
     let mut failures = Vec::new();
     for (path, expected) in expect {
-        let matcher = Matcher::compile(expected).map_err(|e| format!("{}: {e}", path.as_str()))?;
+        let matcher = Matcher::compile(expected).map_err(|e| e.at(path.as_str()))?;
         failures.extend(matcher.check(path, actual)?);
     }
     Ok(failures)
+}
+
+/// Why expectations could not be checked (as opposed to not holding).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpectError {
+    /// An expected value that is not a valid literal or matcher object.
+    #[error("{key}: {source}")]
+    Malformed {
+        /// The expectation's key.
+        key: String,
+        /// What is wrong with its value.
+        source: MatcherError,
+    },
+    /// A key that is not a valid JSONPath, or that cannot be evaluated.
+    #[error("{key}: {message}")]
+    Path {
+        /// The expectation's key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ExpectError {
+    /// The key of the expectation at fault.
+    pub fn key(&self) -> &str {
+        match self {
+            ExpectError::Malformed { key, .. } | ExpectError::Path { key, .. } => key,
+        }
+    }
+}
+
+/// Why an expected value does not compile: each problem, joined by `; `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MatcherError(pub String);
+
+impl MatcherError {
+    /// This error as the one of expectation `key`.
+    pub fn at(self, key: &str) -> ExpectError {
+        ExpectError::Malformed {
+            key: key.to_string(),
+            source: self,
+        }
+    }
 }
 
 /// An expected value compiled once — a literal or a tree of `$` matchers
@@ -58,11 +106,11 @@ pub struct Matcher {
 impl Matcher {
     /// Compiles an expected value whose placeholders are resolved (or that
     /// has none). `Err` names what is malformed.
-    pub fn compile(expected: &Value) -> Result<Matcher, String> {
+    pub fn compile(expected: &Value) -> Result<Matcher, MatcherError> {
         let mut errors = Vec::new();
         let node = matchers::compile(expected, Mode::Strict, &mut errors);
         if !errors.is_empty() {
-            return Err(errors.join("; "));
+            return Err(MatcherError(errors.join("; ")));
         }
         Ok(Matcher {
             node,
@@ -77,9 +125,12 @@ impl Matcher {
 
     /// Checks what `path` selects in `actual`: `None` when it holds, else
     /// the failure. `Err` when the path cannot be evaluated.
-    pub fn check(&self, path: &JsonPath, actual: &Value) -> Result<Option<Failure>, String> {
+    pub fn check(&self, path: &JsonPath, actual: &Value) -> Result<Option<Failure>, ExpectError> {
         let key = path.as_str();
-        let selection = path.select(actual).map_err(|e| format!("{key}: {e}"))?;
+        let selection = path.select(actual).map_err(|message| ExpectError::Path {
+            key: key.to_string(),
+            message,
+        })?;
         let list;
         let (got, is_list) = match selection {
             Selection::One(v) => (Some(v), false),
@@ -325,7 +376,10 @@ mod tests {
 
     #[test]
     fn malformed_expectations_are_errors() {
-        let err = |v: Value| check(&result(), &map(v)).unwrap_err();
+        let err = |v: Value| check(&result(), &map(v)).unwrap_err().to_string();
+        let typed = check(&result(), &map(json!({"status": {"$gtt": 1}}))).unwrap_err();
+        assert_eq!(typed.key(), "status");
+        assert!(matches!(typed, ExpectError::Malformed { .. }));
         assert_eq!(
             err(json!({"$.a[": 1})),
             "$.a[: bad JSONPath: expected selector at column 5"

@@ -42,7 +42,7 @@ impl Host for StepHost<'_> {
         let Value::Object(map) = expect else {
             return Err("expectations must be an object of JSONPath → expected value".into());
         };
-        let failures = crate::expect::check(actual, map)?;
+        let failures = crate::expect::check(actual, map).map_err(|e| e.to_string())?;
         Ok(failures
             .into_iter()
             .map(|f| format!("{}: {}", f.path, f.message))
@@ -262,8 +262,7 @@ pub fn run_step(
                     }
                     Err(e) => {
                         report.status = Status::Error;
-                        let key = step.expect.keys().find(|k| e.starts_with(k.as_str()));
-                        report.location = Some(key.map_or(at.loc(at.step), |k| at.expect_loc(k)));
+                        report.location = Some(at.expect_loc(e.key()));
                         report.error = Some(format!("expect: {e}"));
                         report.result = result;
                         return finish(report, ran);
@@ -348,15 +347,14 @@ fn check_expectations(
     code: &[ExpectCode],
     rendered: Vec<Option<Value>>,
     result: &Value,
-) -> Result<Vec<Failure>, String> {
+) -> Result<Vec<Failure>, crate::expect::ExpectError> {
     let mut failures = Vec::new();
     for (e, value) in code.iter().zip(rendered) {
         let built;
         let matcher = match (&e.matcher, value) {
             (Some(m), _) => m,
             (None, Some(v)) => {
-                built = crate::expect::Matcher::compile(&v)
-                    .map_err(|err| format!("{}: {err}", e.key))?;
+                built = crate::expect::Matcher::compile(&v).map_err(|err| err.at(&e.key))?;
                 &built
             }
             (None, None) => continue,
