@@ -312,27 +312,9 @@ fn target(env: &Env, resource: &str, url: &str) -> Result<Target, KeywordError> 
 
 /// A TLS connector trusting the system's roots and the CA certificates of the PEM file `ca`.
 fn tls_with_ca(resource: &str, ca: &str) -> Result<Connector, KeywordError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    let bad = |what: String| KeywordError::new(format!("ws resource `{resource}`: {what}"));
-    let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-        .map_err(|e| bad(format!("cannot read the CA file `{ca}`: {e}")))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(format!("the CA file `{ca}`: {e}")))?;
-    if roots.is_empty() {
-        return Err(bad(format!("the CA file `{ca}` holds no PEM certificate")));
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier =
-        rustls_platform_verifier::Verifier::new_with_extra_roots(roots, provider.clone())
-            .map_err(|e| bad(format!("TLS set-up: {e}")))?;
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(format!("TLS set-up: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(Connector::Rustls(Arc::new(config)))
+    crate::tls::with_ca(ca)
+        .map(Connector::Rustls)
+        .map_err(|e| KeywordError::new(format!("ws resource `{resource}`: {e}")))
 }
 
 fn header_text(v: &Value) -> String {

@@ -8,28 +8,15 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_platform_verifier::Verifier;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// The certificates of the PEM file `path`.
-fn read_ca(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read the CA file `{path}`: {e}"))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("the CA file `{path}`: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("the CA file `{path}` holds no PEM certificate"));
-    }
-    Ok(certs)
-}
-
 /// A TLS connector for tokio-postgres; `ca` names a PEM file of extra trusted roots.
 pub(crate) fn connector(insecure: bool, ca: Option<&str>) -> Result<MakeRustlsConnect, String> {
     let extra = match ca {
-        Some(path) => read_ca(path)?,
+        Some(path) => crate::tls::read_ca(path)?,
         None => Vec::new(),
     };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
