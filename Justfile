@@ -34,7 +34,7 @@ lint:
 # `just bench load`: atf load next to wrk and Locust against a local nginx.
 bench *ARGS:
     scripts/ensure-tools.sh
-    case "{{ARGS}}" in load*) scripts/bench-load-deps.sh ;; *) scripts/services.sh ;; esac
+    case "{{ARGS}}" in load*) scripts/bench-load-deps.sh ;; grpc*) scripts/bench-grpc-deps.sh ;; *) scripts/services.sh ;; esac
     cargo build --release -p atf -p atf-plugin-sign
     cargo run -q -p atf --release --example bench -- {{ARGS}}
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo, end to end, on a fresh machine: install what is missing, start
-# MariaDB, Redis and the Kafka broker, build atf and the demo order system
+# MariaDB, Redis, the Kafka broker and RabbitMQ, build atf and the demo order system
 # (cases/demo), start its two services, run the example suites in cases/
 # with atf, and stop the demo services again, whatever happens.
 #
@@ -52,7 +52,7 @@ mkdir -p "$demo_dir"
 # --- 1. tools and services ----------------------------------------------------
 say "checking tools (scripts/ensure-tools.sh)"
 "$root/scripts/ensure-tools.sh"
-say "starting MariaDB, Redis and the Kafka broker if they are down (scripts/services.sh)"
+say "starting MariaDB, Redis, the Kafka broker and RabbitMQ if they are down (scripts/services.sh)"
 ATF_KAFKA_TOPICS="${ATF_KAFKA_TOPICS:-} $topic" "$root/scripts/services.sh"
 
 # --- 2. build (debug: on 2 cores a release build costs more than it saves) ----

@@ -181,13 +181,29 @@ if nats_ok; then
   log "NATS with JetStream already answers on 127.0.0.1:4222"
 else
   [ -x /usr/sbin/nats-server ] || apt_install nats-server
-  if port_open 4222; then
+  if port_open 4222 && systemctl is-active --quiet nats-server 2>/dev/null; then
+    # On a machine with systemd, installing Debian's package starts its
+    # nats-server.service, which runs /etc/nats-server.conf: 127.0.0.1:4222
+    # without JetStream. Turn JetStream on there and restart the service.
+    if ! $SUDO grep -q '^jetstream' /etc/nats-server.conf; then
+      log "NATS: turning JetStream on in /etc/nats-server.conf (store: /var/lib/nats-server)"
+      if id nats >/dev/null 2>&1; then
+        $SUDO install -d -o nats -g nats /var/lib/nats-server
+      else
+        $SUDO install -d /var/lib/nats-server
+      fi
+      printf 'jetstream {\n  store_dir: "/var/lib/nats-server"\n}\n' | $SUDO tee -a /etc/nats-server.conf >/dev/null
+    fi
+    log "restarting nats-server.service"
+    $SUDO systemctl restart nats-server
+  elif port_open 4222; then
     die "something listens on 127.0.0.1:4222 but is not NATS with JetStream: $(nats_info | cut -c1-120)"
+  else
+    log "starting NATS with JetStream (log: /var/log/nats-server.log)"
+    $SUDO install -d /var/lib/nats-server
+    $SUDO start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+      -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   fi
-  log "starting NATS with JetStream (log: /var/log/nats-server.log)"
-  $SUDO install -d /var/lib/nats-server
-  $SUDO start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
-    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   wait_for "NATS" nats_ok ||
     die "NATS did not answer with JetStream on 127.0.0.1:4222 (see /var/log/nats-server.log)"
 fi

@@ -17,6 +17,7 @@ pub mod mysql;
 pub mod nats;
 pub mod pg;
 pub mod redis;
+mod tls;
 pub mod ws;
 
 use std::io::Write;

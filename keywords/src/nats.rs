@@ -3,7 +3,9 @@
 //!
 //! A resource of kind `nats` is a URL string (`nats://user:pass@host:4222`,
 //! several separated by commas; `tls://` for TLS) or an object `{ "url": ...,
-//! "token": ..., "buffer": N }`. Without a `default` resource in the project
+//! "token": ..., "buffer": N, "ca": file }`; with `ca` (a PEM file of CA
+//! certificates, relative to the folder atf runs in) the connection must use
+//! TLS and the server's certificate may also chain to those CAs. Without a `default` resource in the project
 //! file, `default` is `nats://127.0.0.1:4222`. The client connects on first
 //! use, is shared by every case and reconnects by itself.
 //!
@@ -181,6 +183,8 @@ struct Resource {
     label: String,
     url: String,
     token: Option<String>,
+    /// A PEM file of extra trusted CA certificates; TLS is then required.
+    ca: Option<String>,
     capacity: usize,
     client: OnceCell<async_nats::Client>,
     /// The JetStream context on that client, made on first use.
@@ -223,6 +227,9 @@ impl Resource {
                 });
             if let Some(t) = &self.token {
                 opts = opts.token(t.clone());
+            }
+            if let Some(ca) = &self.ca {
+                opts = opts.add_root_certificates(ca.into()).require_tls(true);
             }
             opts.connect(self.url.as_str()).await
         };
@@ -448,6 +455,7 @@ impl Clients {
 fn resource_from(name: &str, settings: &Value) -> Result<Resource, KeywordError> {
     let bad = |what: String| KeywordError::new(format!("nats resource `{name}`: {what}"));
     let mut token = None;
+    let mut ca = None;
     let mut capacity = inbox::DEFAULT_CAPACITY;
     let url = match settings {
         Value::String(s) => s.clone(),
@@ -457,6 +465,7 @@ fn resource_from(name: &str, settings: &Value) -> Result<Resource, KeywordError>
                 match (k.as_str(), v) {
                     ("url", Value::String(s)) => url = Some(s.clone()),
                     ("token", Value::String(s)) => token = Some(s.clone()),
+                    ("ca", Value::String(s)) => ca = Some(s.clone()),
                     ("buffer", v) => match v.as_u64() {
                         Some(n) if n >= 1 => capacity = n as usize,
                         _ => {
@@ -465,7 +474,7 @@ fn resource_from(name: &str, settings: &Value) -> Result<Resource, KeywordError>
                     },
                     (other, v) => {
                         return Err(bad(format!(
-                            "unexpected `{other}` ({}); known: url, token, buffer",
+                            "unexpected `{other}` ({}); known: url, token, buffer, ca",
                             type_name(v)
                         )));
                     }
@@ -499,6 +508,7 @@ fn resource_from(name: &str, settings: &Value) -> Result<Resource, KeywordError>
         label: format!("nats resource `{name}` ({})", hosts.join(", ")),
         url,
         token,
+        ca,
         capacity,
         client: OnceCell::new(),
         jetstream: OnceCell::new(),

@@ -10,8 +10,12 @@
 //! cannot open one.
 //!
 //! A resource of kind `ws` is optional: a base URL string, or an object
-//! `{ "base_url": "ws://host:port", "headers": {...} }` whose headers go with
-//! every handshake; a `url` that is a path is joined to its `base_url`.
+//! `{ "base_url": "ws://host:port", "headers": {...}, "ca": file }` whose
+//! headers go with every handshake; a `url` that is a path is joined to its
+//! `base_url`. `wss://` checks the server's certificate against the system's
+//! roots and, with `ca`, also against the CA certificates of that PEM file
+//! (relative to the folder atf runs in), as for a test server with a
+//! certificate of its own CA.
 //!
 //! Each connection has a reading task that keeps every text and binary
 //! message that arrives in an [`Inbox`], from the handshake on (pings are
@@ -35,7 +39,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::Env;
 use crate::inbox::{self, Inbox, Take, body_json, now_ms};
@@ -233,14 +237,19 @@ impl Connections {
     }
 }
 
-/// The URL to connect to and the headers a resource adds.
-fn target(
-    env: &Env,
-    resource: &str,
-    url: &str,
-) -> Result<(String, Vec<(String, String)>), KeywordError> {
+/// Where a step connects: the URL, the headers and the extra CA file of its resource.
+#[derive(Debug)]
+struct Target {
+    url: String,
+    headers: Vec<(String, String)>,
+    ca: Option<String>,
+}
+
+/// The URL to connect to and what a resource adds.
+fn target(env: &Env, resource: &str, url: &str) -> Result<Target, KeywordError> {
     let mut base = None;
     let mut headers = Vec::new();
+    let mut ca = None;
     match env.resource("ws", resource) {
         None if resource == "default" => {}
         None => {
@@ -258,6 +267,7 @@ fn target(
             for (k, v) in map {
                 match (k.as_str(), v) {
                     ("base_url", Value::String(s)) => base = Some(s.clone()),
+                    ("ca", Value::String(s)) => ca = Some(s.clone()),
                     ("headers", Value::Object(h)) => {
                         for (name, value) in h {
                             headers.push((name.clone(), header_text(value)));
@@ -266,7 +276,7 @@ fn target(
                     (other, v) => {
                         return Err(KeywordError::new(format!(
                             "ws resource `{resource}`: unexpected `{other}` ({}); known: \
-                             base_url, headers",
+                             base_url, headers, ca",
                             type_name(v)
                         )));
                     }
@@ -294,7 +304,18 @@ fn target(
              base_url to join it to"
         )));
     };
-    Ok((full, headers))
+    Ok(Target {
+        url: full,
+        headers,
+        ca,
+    })
+}
+
+/// A TLS connector trusting the system's roots and the CA certificates of the PEM file `ca`.
+fn tls_with_ca(resource: &str, ca: &str) -> Result<Connector, KeywordError> {
+    crate::tls::with_ca(ca)
+        .map(Connector::Rustls)
+        .map_err(|e| KeywordError::new(format!("ws resource `{resource}`: {e}")))
 }
 
 fn header_text(v: &Value) -> String {
@@ -435,7 +456,15 @@ impl Keyword for Connect {
         }
         let name = c.str_arg("name")?.unwrap_or("default").to_string();
         let url = c.required_str("url")?;
-        let (url, mut headers) = target(&self.0.env, c.resource()?, url)?;
+        let Target {
+            url,
+            mut headers,
+            ca,
+        } = target(&self.0.env, c.resource()?, url)?;
+        let connector = match &ca {
+            Some(ca) if url.starts_with("wss://") => Some(tls_with_ca(c.resource()?, ca)?),
+            _ => None,
+        };
         match c.arg("headers") {
             None => {}
             Some(Value::Object(h)) => {
@@ -497,7 +526,9 @@ impl Keyword for Connect {
         let timeout = inbox::duration_arg(c, "timeout", c.remaining())?;
         let l = label.clone();
         let (socket, response) = crate::run_on(&self.0.env.runtime, async move {
-            match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
+            let connect =
+                tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector);
+            match tokio::time::timeout(timeout, connect).await {
                 Ok(r) => r.map_err(|e| ws_error(&l, e)),
                 Err(_) => Err(KeywordError::new(format!(
                     "{l}: no WebSocket handshake within {} ms",
@@ -715,15 +746,19 @@ mod tests {
     fn urls_join_the_resource_base_and_take_its_headers() {
         let e = env(json!({"ws": {
             "default": {"base_url": "ws://h:1/api/", "headers": {"X-A": "1"}},
-            "other": "wss://o"
+            "other": {"base_url": "wss://o", "ca": "ca.pem"}
         }}));
-        let (url, headers) = target(&e, "default", "/chat").unwrap();
-        assert_eq!(url, "ws://h:1/api/chat");
-        assert_eq!(headers, vec![("X-A".to_string(), "1".to_string())]);
-        let (url, _) = target(&e, "other", "x").unwrap();
-        assert_eq!(url, "wss://o/x");
-        let (url, _) = target(&e, "default", "ws://abs/").unwrap();
-        assert_eq!(url, "ws://abs/");
+        let t = target(&e, "default", "/chat").unwrap();
+        assert_eq!(t.url, "ws://h:1/api/chat");
+        assert_eq!(t.headers, vec![("X-A".to_string(), "1".to_string())]);
+        assert_eq!(t.ca, None);
+        let t = target(&e, "other", "x").unwrap();
+        assert_eq!(
+            (t.url.as_str(), t.ca.as_deref()),
+            ("wss://o/x", Some("ca.pem"))
+        );
+        let t = target(&e, "default", "ws://abs/").unwrap();
+        assert_eq!(t.url, "ws://abs/");
         let err = target(&e, "nope", "ws://x").unwrap_err();
         assert!(err.message.contains("known: default, other"), "{err}");
         let e = env(json!({}));

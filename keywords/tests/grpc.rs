@@ -415,3 +415,76 @@ fn mistakes_and_an_unreachable_server_are_errors_that_say_why() {
         "{err}"
     );
 }
+
+/// A TLS server (with reflection) whose certificate the test CA signed, started once.
+fn tls_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        use tonic::transport::{Identity, ServerTlsConfig};
+        let (pool, fds) = compile();
+        let pki = common::pki();
+        let identity = Identity::from_pem(
+            std::fs::read(&pki.cert).expect("certificate"),
+            std::fs::read(&pki.key).expect("key"),
+        );
+        let listener = runtime()
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let reflect = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(&fds)
+            .build_v1()
+            .expect("reflection service");
+        let router = tonic::transport::Server::builder()
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .expect("server TLS config")
+            .add_service(Greeter { pool })
+            .add_service(reflect);
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        runtime().spawn(async move {
+            let _ = router.serve_with_incoming(incoming).await;
+        });
+        addr
+    })
+}
+
+#[test]
+fn tls_calls_trust_the_resource_ca_and_refuse_an_unknown_issuer() {
+    let port = tls_server().port();
+    let ca = common::pki().ca.to_string_lossy().into_owned();
+    let kw: Arc<dyn Keyword> = Arc::new(atf_keywords::grpc::Grpc::new(env(json!({"grpc": {
+        "default": {"url": format!("https://localhost:{port}"), "ca": ca},
+        "by_ip": {"url": format!("https://127.0.0.1:{port}"), "ca": ca, "domain": "localhost"},
+        "files": {
+            "url": format!("https://localhost:{port}"), "ca": ca,
+            "proto": [proto_dir().join("greeter.proto").to_string_lossy()],
+            "include": [proto_dir().to_string_lossy()]
+        },
+        "system": format!("https://localhost:{port}")
+    }}))));
+    for resource in ["default", "by_ip", "files"] {
+        let out = grpc(
+            &kw,
+            json!({
+                "method": "atf.test.v1.Greeter/SayHello",
+                "message": {"person": {"name": "Tls"}},
+                "resource": resource
+            }),
+        )
+        .unwrap_or_else(|e| panic!("TLS call through resource {resource}: {e}"));
+        assert_eq!(out["status"]["code"], json!("OK"), "{out}");
+        assert_eq!(out["message"]["message"], json!("Hello, Tls"), "{out}");
+    }
+    // Without `ca` only the system's roots count: the test CA is not one of them.
+    let err = grpc(
+        &kw,
+        json!({
+            "method": "atf.test.v1.Greeter/SayHello",
+            "proto": "grpc/greeter.proto",
+            "resource": "system",
+            "timeout": "10s"
+        }),
+    )
+    .unwrap_err();
+    assert!(err.message.contains("certificate"), "{err}");
+}

@@ -296,3 +296,115 @@ fn a_broker_that_cannot_be_reached_fails_the_step_with_the_reason_and_no_passwor
     assert!(err.message.to_lowercase().contains("refused"), "{err}");
     assert!(!err.message.contains("s3cret"), "{err}");
 }
+
+/// A Mosquitto of this test's own on a free port, with TLS by a certificate
+/// of the test CA; killed when dropped.
+struct TlsBroker {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl TlsBroker {
+    fn start() -> TlsBroker {
+        let pki = common::pki();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let dir = std::env::temp_dir().join(unique("atf-mqtt-tls"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("mosquitto.conf");
+        // As root, Mosquitto would switch to the `mosquitto` user: stay root,
+        // so that it can read the test's key file.
+        std::fs::write(
+            &conf,
+            format!(
+                "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 certfile {}\nkeyfile {}\n",
+                pki.cert.display(),
+                pki.key.display()
+            ),
+        )
+        .unwrap();
+        let program = ["/usr/sbin/mosquitto", "mosquitto"]
+            .into_iter()
+            .find(|p| !p.starts_with('/') || Path::new(p).exists())
+            .unwrap();
+        let child = std::process::Command::new(program)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {program} ({e}): install it with `scripts/services.sh` \
+                     (Debian package mosquitto)"
+                )
+            });
+        let mut broker = TlsBroker { child, port, dir };
+        // Ready when it accepts connections (it exits at once on a bad config).
+        for _ in 0..200 {
+            if let Ok(Some(status)) = broker.child.try_wait() {
+                panic!("mosquitto exited at start: {status}");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return broker;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mosquitto with TLS did not listen on 127.0.0.1:{port}");
+    }
+}
+
+impl Drop for TlsBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn mqtts_with_the_resource_ca_and_an_unknown_issuer_refused() {
+    let broker = TlsBroker::start();
+    let port = broker.port;
+    let ca = common::pki().ca.to_string_lossy().into_owned();
+    let kws = atf_keywords::mqtt::keywords(&env(json!({"mqtt": {
+        "default": {"url": format!("mqtts://localhost:{port}"), "ca": ca},
+        "v5": {"url": format!("mqtts://127.0.0.1:{port}"), "ca": ca, "version": "5"},
+        "system": format!("mqtts://localhost:{port}")
+    }})))
+    .0;
+    for resource in ["default", "v5"] {
+        let topic = unique("atf/tls");
+        call(
+            find(&kws, "mqtt.subscribe"),
+            json!({"topic": topic, "resource": resource}),
+        )
+        .unwrap_or_else(|e| panic!("mqtts through resource {resource}: {e}"));
+        call(
+            find(&kws, "mqtt.publish"),
+            json!({"topic": topic, "json": {"over": "tls"}, "qos": 1, "resource": resource}),
+        )
+        .unwrap();
+        let out = call(
+            find(&kws, "mqtt.consume"),
+            json!({"topic": topic, "match": {"$.payload.over": "tls"}, "timeout": "5s", "resource": resource}),
+        )
+        .unwrap();
+        assert_eq!(out["count"], json!(1), "{out}");
+    }
+    // Without `ca` only the system's roots count: the test CA is not one of them.
+    let err = call_at(
+        find(&kws, "mqtt.publish"),
+        json!({"topic": "a", "payload": "x", "qos": 1, "resource": "system"}),
+        Duration::from_secs(5),
+        now_ms(),
+        Path::new("."),
+    )
+    .unwrap_err();
+    assert!(err.message.to_lowercase().contains("certificate"), "{err}");
+    drop(broker);
+}

@@ -259,3 +259,91 @@ fn bad_arguments_and_an_unreachable_server_fail_the_step_and_say_why() {
     );
     assert!(!err.message.contains("s3cret"), "{err}");
 }
+
+/// A nats-server of this test's own on a free port, with TLS by a
+/// certificate of the test CA; killed when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsServer {
+    fn start() -> TlsServer {
+        let pki = common::pki();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let program = ["/usr/sbin/nats-server", "nats-server"]
+            .into_iter()
+            .find(|p| !p.starts_with('/') || Path::new(p).exists())
+            .unwrap();
+        let child = std::process::Command::new(program)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--tls"])
+            .arg("--tlscert")
+            .arg(&pki.cert)
+            .arg("--tlskey")
+            .arg(&pki.key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {program} ({e}): install it with `scripts/services.sh` \
+                     (Debian package nats-server)"
+                )
+            });
+        let mut server = TlsServer { child, port };
+        // Ready when it accepts connections (it exits at once on a bad flag).
+        for _ in 0..200 {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("nats-server exited at start: {status}");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nats-server with TLS did not listen on 127.0.0.1:{port}");
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn tls_with_the_resource_ca_and_an_unknown_issuer_refused() {
+    let server = TlsServer::start();
+    let port = server.port;
+    let ca = common::pki().ca.to_string_lossy().into_owned();
+    let kws = atf_keywords::nats::keywords(&env(json!({"nats": {
+        "default": {"url": format!("tls://localhost:{port}"), "ca": ca},
+        "system": format!("tls://localhost:{port}")
+    }})))
+    .0;
+    let subject = unique("atf.tls").replace('_', ".");
+    call(find(&kws, "nats.subscribe"), json!({"subject": subject})).unwrap();
+    call(
+        find(&kws, "nats.publish"),
+        json!({"subject": subject, "json": {"over": "tls"}}),
+    )
+    .unwrap();
+    let out = call(
+        find(&kws, "nats.consume"),
+        json!({"subject": subject, "match": {"$.payload.over": "tls"}, "timeout": "5s"}),
+    )
+    .unwrap();
+    assert_eq!(out["count"], json!(1), "{out}");
+    // Without `ca` only the system's roots count: the test CA is not one of them.
+    let err = call(
+        find(&kws, "nats.publish"),
+        json!({"subject": subject, "text": "x", "resource": "system"}),
+    )
+    .unwrap_err();
+    assert!(err.message.contains("cannot connect"), "{err}");
+    drop(server);
+}

@@ -464,3 +464,187 @@ fn a_thousand_calls_from_eight_threads_use_at_most_pool_max_connections() {
         pids.len()
     );
 }
+
+/// The folder of PostgreSQL's server programs (`initdb`, `pg_ctl`): Debian
+/// keeps them in /usr/lib/postgresql/VERSION/bin, off the PATH.
+fn pg_bindir() -> std::path::PathBuf {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|d| d.join("initdb").exists() && d.join("pg_ctl").exists())
+        .collect();
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    if let Some(d) = dirs.pop() {
+        return d;
+    }
+    let on_path = std::process::Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match on_path {
+        Some(p) if !p.is_empty() => Path::new(&p).parent().unwrap().to_path_buf(),
+        _ => panic!(
+            "PostgreSQL's server programs (initdb, pg_ctl) were not found: install them with \
+             `scripts/services.sh` (Debian package `postgresql`), then run the tests again"
+        ),
+    }
+}
+
+/// A private PostgreSQL cluster with `ssl=on` and a certificate of the test
+/// CA, on a port of its own; stopped and removed when dropped. PostgreSQL
+/// refuses to run as root, so as root it runs as the `postgres` user.
+struct TlsCluster {
+    dir: std::path::PathBuf,
+    port: u16,
+    bindir: std::path::PathBuf,
+    as_postgres: bool,
+}
+
+impl TlsCluster {
+    fn command(&self, program: &str) -> std::process::Command {
+        let path = self.bindir.join(program);
+        let mut c = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            std::process::Command::new(path)
+        };
+        // A folder the `postgres` user may enter.
+        c.current_dir(&self.dir);
+        c
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = self
+            .command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start() -> TlsCluster {
+        let bindir = pg_bindir();
+        // SAFETY: geteuid has no preconditions.
+        let as_postgres = unsafe { libc::geteuid() } == 0;
+        let dir = std::env::temp_dir().join(unique("atf-pg-tls"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let cluster = TlsCluster {
+            dir,
+            port,
+            bindir,
+            as_postgres,
+        };
+        let data = cluster.dir.join("data");
+        let pki = common::pki();
+        let (cert, key) = (
+            cluster.dir.join("server.crt"),
+            cluster.dir.join("server.key"),
+        );
+        std::fs::copy(&pki.cert, &cert).unwrap();
+        std::fs::copy(&pki.key, &key).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        // PostgreSQL refuses a key file that others can read.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if as_postgres {
+            let ok = std::process::Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(&cluster.dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "cannot give {} to the `postgres` user",
+                cluster.dir.display()
+            );
+        }
+        let data_s = data.to_string_lossy().into_owned();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &data_s,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "--no-instructions",
+            ],
+        );
+        let opts = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c ssl=on \
+             -c ssl_cert_file={} -c ssl_key_file={} -c fsync=off",
+            cluster.dir.display(),
+            cert.display(),
+            key.display()
+        );
+        let log = cluster.dir.join("log").to_string_lossy().into_owned();
+        // `-w` returns once the server accepts connections.
+        cluster.run(
+            "pg_ctl",
+            &["-D", &data_s, "-l", &log, "-o", &opts, "-w", "start"],
+        );
+        cluster
+    }
+}
+
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data").to_string_lossy().into_owned();
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn verified_tls_against_a_private_server_with_a_certificate_of_a_ca() {
+    let cluster = TlsCluster::start();
+    let port = cluster.port;
+    let ca = common::pki().ca.to_string_lossy().into_owned();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let k = pg::keywords(&env(json!({"pg": {
+        "default": {"url": format!("{url}?sslmode=require"), "ca": ca},
+        "plain": url,
+        "system": format!("{url}?sslmode=require"),
+        "no_ca_file": {"url": format!("{url}?sslmode=require"), "ca": "/no/such/ca.pem"}
+    }})))
+    .0;
+    let sql = json!({"sql": "SELECT ssl, current_setting('port') AS port FROM pg_stat_ssl WHERE pid = pg_backend_pid()"});
+    let tls = ok(&k, sql.clone());
+    assert_eq!(tls["rows"][0]["ssl"], json!(true), "{tls}");
+    assert_eq!(tls["rows"][0]["port"], json!(port.to_string()), "{tls}");
+    let mut plain_sql = sql.clone();
+    plain_sql["resource"] = json!("plain");
+    let plain = ok(&k, plain_sql);
+    assert_eq!(plain["rows"][0]["ssl"], json!(false), "{plain}");
+    // Without `ca` only the system's roots count: the test CA is not one of them.
+    let e = q(&k, json!({"sql": "SELECT 1", "resource": "system"})).unwrap_err();
+    assert!(e.message.to_lowercase().contains("certificate"), "{e}");
+    let e = q(&k, json!({"sql": "SELECT 1", "resource": "no_ca_file"})).unwrap_err();
+    assert!(e.message.contains("cannot read the CA file"), "{e}");
+    drop(cluster);
+}

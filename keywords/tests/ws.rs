@@ -299,3 +299,100 @@ fn a_refused_handshake_and_bad_arguments_fail_with_the_reason() {
         kw.case_finished(case);
     }
 }
+
+/// A `wss://` echo server with a certificate of the test CA, started once per test binary.
+fn tls_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let pki = common::pki();
+        let certs = CertificateDer::pem_file_iter(&pki.cert)
+            .expect("certificate file")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificate");
+        let key = PrivateKeyDer::from_pem_file(&pki.key).expect("key");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server TLS config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = runtime()
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        runtime().spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                        return;
+                    };
+                    while let Some(Ok(m)) = ws.next().await {
+                        if m.is_text() || m.is_binary() {
+                            let _ = ws.send(m).await;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    })
+}
+
+#[test]
+fn wss_trusts_the_resource_ca_and_refuses_an_unknown_issuer() {
+    let port = tls_server().port();
+    let ca = common::pki().ca.to_string_lossy().into_owned();
+    let kws = atf_keywords::ws::keywords(&env(json!({"ws": {
+        "default": {"base_url": format!("wss://localhost:{port}"), "ca": ca},
+        "ip": {"base_url": format!("wss://127.0.0.1:{port}"), "ca": ca},
+        "system": format!("wss://localhost:{port}")
+    }})))
+    .0;
+    for resource in ["default", "ip"] {
+        let case = new_case();
+        let out = in_case(
+            find(&kws, "ws.connect"),
+            case,
+            json!({"url": "/tls", "resource": resource}),
+        )
+        .unwrap_or_else(|e| panic!("wss through resource {resource}: {e}"));
+        assert_eq!(out["status"], json!(101));
+        in_case(
+            find(&kws, "ws.send"),
+            case,
+            json!({"json": {"over": "tls"}}),
+        )
+        .unwrap();
+        let out = in_case(
+            find(&kws, "ws.receive"),
+            case,
+            json!({"match": {"$.data.over": "tls"}, "timeout": "5s"}),
+        )
+        .unwrap();
+        assert_eq!(out["count"], json!(1));
+        in_case(find(&kws, "ws.close"), case, json!({})).unwrap();
+    }
+    // Without `ca` only the system's roots count: the test CA is not one of them.
+    let err = in_case(
+        find(&kws, "ws.connect"),
+        new_case(),
+        json!({"url": "/tls", "resource": "system"}),
+    )
+    .unwrap_err();
+    assert!(err.message.contains("certificate"), "{err}");
+    let kws = atf_keywords::ws::keywords(&env(json!({"ws": {
+        "default": {"base_url": format!("wss://localhost:{port}"), "ca": "/no/such/ca.pem"}
+    }})))
+    .0;
+    let err = in_case(find(&kws, "ws.connect"), new_case(), json!({"url": "/tls"})).unwrap_err();
+    assert!(err.message.contains("cannot read the CA file"), "{err}");
+}

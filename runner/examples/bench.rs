@@ -10,15 +10,24 @@
 //! - `load`: `atf load` against nginx next to wrk and Locust at the same
 //!   connection count (see `load/mod.rs`; `--conns N`, `--secs N`);
 //! - `grpc`: 2 `grpc.call` steps per case against an in-process tonic
-//!   server, next to a plain tonic client making the same calls (grpcurl
-//!   cannot be installed here; see `bench_support/grpc.rs`);
+//!   server, next to grpcurl started once per call (it takes one request
+//!   per unary call; `scripts/bench-grpc-deps.sh` installs it) and a plain
+//!   tonic client making every call on one channel (see
+//!   `bench_support/grpc.rs`);
 //! - `redis`, `mysql`, `pg`: 2 data steps per case, next to the same
 //!   commands sent by a plain `redis-cli` / `mysql` / `psql` client reading
-//!   them from stdin;
+//!   them from stdin; `pg` also next to one `psql -c` per query, and counts
+//!   the server connections the run used (distinct `pg_backend_pid()`);
 //! - `amqp`: an `amqp.publish` and an `amqp.consume` (listening on an
 //!   exchange, matching the case's own message) per case, next to
-//!   amqp-tools: `amqp-publish -l` publishing N lines, and `amqp-consume`
-//!   taking N messages (it starts a process for each message: `true`);
+//!   amqp-tools started once per operation (`amqp-publish -b`, `amqp-get`),
+//!   and batched: `amqp-publish -l` publishing N lines, and `amqp-consume`
+//!   taking N messages (it starts a process for each message: `true`).
+//!
+//! The per-process references are what a tester's shell script of the same
+//! steps costs; the batched ones are the client's floor (one start-up, one
+//! connection, no checks, no reports). Every mode with a reference ends
+//! with atf's CPU per step as a multiple of each.
 //! - `plugin`: 10 calls of a plugin keyword (`sign.sm3`) per case next to
 //!   10 calls of the built-in `assert`, giving the cost of one call through
 //!   the plugin ABI — in plugin-host processes (the default) and inside atf
@@ -221,7 +230,8 @@ fn plugin_folder(dir: &Path) -> PathBuf {
     folder
 }
 
-fn report(label: &str, n: usize, steps_per_case: usize, m: &Measure) {
+/// Prints a run's figures; returns its CPU per step in µs.
+fn report(label: &str, n: usize, steps_per_case: usize, m: &Measure) -> f64 {
     println!(
         "{label:<28} {n:>5} cases  {:>7.2} s  {:>8.0} cases/s  {:>6.3} ms CPU/case ({:.3} user)  {:>6.1} µs CPU/step{}",
         m.wall_s,
@@ -231,9 +241,18 @@ fn report(label: &str, n: usize, steps_per_case: usize, m: &Measure) {
         m.cpu_ms * 1000.0 / (n * steps_per_case) as f64,
         if m.ok { "" } else { "  (RUN FAILED)" }
     );
+    m.cpu_ms * 1000.0 / (n * steps_per_case) as f64
 }
 
-fn baseline(label: &str, program: &str, args: &[&str], input: String, commands: usize) {
+/// One client process reading `commands` commands from stdin (the client's
+/// floor: one start-up, one connection); returns its CPU per command in µs.
+fn baseline(
+    label: &str,
+    program: &str,
+    args: &[&str],
+    input: String,
+    commands: usize,
+) -> Option<f64> {
     let cpu0 = child_cpu_ms();
     let t0 = Instant::now();
     let mut child = match Command::new(program)
@@ -246,7 +265,7 @@ fn baseline(label: &str, program: &str, args: &[&str], input: String, commands: 
         Ok(c) => c,
         Err(e) => {
             println!("{label:<28} skipped: cannot start {program}: {e}");
-            return;
+            return None;
         }
     };
     if let Some(mut stdin) = child.stdin.take() {
@@ -261,6 +280,67 @@ fn baseline(label: &str, program: &str, args: &[&str], input: String, commands: 
         cpu * 1000.0 / commands as f64,
         if ok { "" } else { "  (FAILED)" }
     );
+    ok.then_some(cpu * 1000.0 / commands as f64)
+}
+
+/// A client started once per operation, `count` times one after another (what
+/// a shell script making the same calls costs); returns its CPU per
+/// operation in µs.
+fn per_process(label: &str, count: usize, mut cmd: impl FnMut(usize) -> Command) -> Option<f64> {
+    let cpu0 = child_cpu_ms();
+    let t0 = Instant::now();
+    let mut ok = true;
+    for i in 0..count {
+        match cmd(i).stdout(Stdio::null()).stderr(Stdio::null()).status() {
+            Ok(s) => ok &= s.success(),
+            Err(e) => {
+                println!("{label:<28} skipped: {e}");
+                return None;
+            }
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = child_cpu_ms() - cpu0;
+    println!(
+        "{label:<28} {count:>5} procs  {wall:>7.2} s  {:>8.0} ops/s    {:>6.1} µs CPU/op{}",
+        count as f64 / wall,
+        cpu * 1000.0 / count as f64,
+        if ok { "" } else { "  (FAILED)" }
+    );
+    ok.then_some(cpu * 1000.0 / count as f64)
+}
+
+/// How many client processes a per-process baseline starts: enough for a
+/// stable figure, few enough to take seconds (each costs a process start).
+fn calls_per_process(n: usize) -> usize {
+    (2 * n).min(200)
+}
+
+/// The distinct values at `pointer` (a JSON pointer into each case) of a report.
+fn report_values(report: &Path, pointer: &str) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(report).unwrap_or_default();
+    let r: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    r["cases"]
+        .as_array()
+        .map(|cases| {
+            cases
+                .iter()
+                .filter_map(|c| c.pointer(pointer).map(Value::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Prints atf's CPU per step against each reference's CPU per operation.
+fn ratios(what: &str, atf_us: f64, refs: &[(&str, Option<f64>)]) {
+    for (name, r) in refs {
+        if let Some(r) = r {
+            println!(
+                "atf CPU per {what} step: {:.2}x {name} ({atf_us:.1} vs {r:.1} µs; target ≤ 1.5x)",
+                atf_us / r
+            );
+        }
+    }
 }
 
 fn main() {
@@ -437,7 +517,31 @@ fn main() {
                 &best_of(repeat, || run_atf(dir, 1, "cases")),
             );
             let m = best_of(repeat, || run_atf(dir, jobs, "cases"));
-            report(&format!("grpc, --jobs {jobs}"), n, 2, &m);
+            let atf_us = report(&format!("grpc, --jobs {jobs}"), n, 2, &m);
+            // grpcurl takes one request message per unary call, so one
+            // process per call is the only way it makes them.
+            let grpcurl = grpc::grpcurl();
+            let per_call = match &grpcurl {
+                Some(bin) => {
+                    let folder = proto.parent().expect("proto folder").to_path_buf();
+                    per_process("grpcurl, one per call", calls_per_process(n), |i| {
+                        let mut cmd = Command::new(bin);
+                        cmd.args(["-plaintext", "-import-path"])
+                            .arg(&folder)
+                            .args(["-proto", "bench.proto", "-d"])
+                            .arg(format!("{{\"n\":{i},\"sku\":\"A-1\"}}"))
+                            .arg(addr.to_string())
+                            .arg("bench.v1.Bench/Echo");
+                        cmd
+                    })
+                }
+                None => {
+                    println!(
+                        "grpcurl baseline skipped: no grpcurl (scripts/bench-grpc-deps.sh installs it)"
+                    );
+                    None
+                }
+            };
             let exe = std::env::current_exe().expect("current exe");
             let client = best_of(repeat, || {
                 let mut cmd = Command::new(&exe);
@@ -447,42 +551,68 @@ fn main() {
                     .arg((2 * n).to_string());
                 measure(cmd)
             });
+            let client_us = client.cpu_ms * 1000.0 / (2 * n) as f64;
             println!(
                 "{:<28} {:>5} calls  {:>7.2} s  {:>8.0} calls/s  {:>6.1} µs CPU/call{}",
                 "tonic client, one channel",
                 2 * n,
                 client.wall_s,
                 (2 * n) as f64 / client.wall_s,
-                client.cpu_ms * 1000.0 / (2 * n) as f64,
+                client_us,
                 if client.ok { "" } else { "  (FAILED)" }
             );
-            println!(
-                "atf CPU per grpc.call step: {:.2}x the tonic client's CPU per call",
-                m.cpu_ms / client.cpu_ms
+            ratios(
+                "grpc.call",
+                atf_us,
+                &[
+                    ("grpcurl, one process per call", per_call),
+                    ("a plain tonic client, one channel", Some(client_us)),
+                ],
             );
         }
         "pg" => {
             write_cases(dir, n, json!({}), |i| {
                 json!({"steps": [
-                    {"keyword": "pg.query", "args": {"sql": "SELECT $1::int AS n, now() AS t", "params": [i]}, "expect": {"$.rows[0].n": i}},
+                    {"keyword": "pg.query", "args": {"sql": "SELECT $1::int AS n, now() AS t, pg_backend_pid() AS pid", "params": [i]}, "expect": {"$.rows[0].n": i}},
                     {"keyword": "pg.query", "args": {"sql": "SELECT count(*) AS c FROM information_schema.tables WHERE table_schema = $1", "params": ["public"]}}
                 ]})
             });
-            report(
+            let atf_us = report(
                 &format!("pg, --jobs {jobs}"),
                 n,
                 2,
                 &best_of(repeat, || run_atf(dir, jobs, "cases")),
             );
+            // Each connection is one server process: count the distinct ones.
+            let pids = report_values(
+                &dir.join("report/report.json"),
+                "/steps/0/result/rows/0/pid",
+            );
+            println!(
+                "pg connections used by {n} cases at --jobs {jobs}: {} (the pool allows 10)",
+                pids.len()
+            );
             let input: String = (0..n)
                 .map(|i| format!("SELECT {i}::int AS n, now() AS t;\nSELECT count(*) AS c FROM information_schema.tables WHERE table_schema = 'public';\n"))
                 .collect();
-            baseline(
-                "psql reading stdin",
-                "psql",
-                &["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q"],
-                input,
-                2 * n,
+            let conn = ["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q"];
+            let batch = baseline("psql reading stdin", "psql", &conn, input, 2 * n);
+            let one = per_process("psql -c, one per query", calls_per_process(n), |i| {
+                let mut cmd = Command::new("psql");
+                cmd.args(conn).arg("-c").arg(if i % 2 == 0 {
+                    format!("SELECT {i}::int AS n, now() AS t")
+                } else {
+                    "SELECT count(*) AS c FROM information_schema.tables WHERE table_schema = 'public'".into()
+                });
+                cmd
+            });
+            ratios(
+                "pg.query",
+                atf_us,
+                &[
+                    ("one psql process per query", one),
+                    ("one psql reading every query from stdin", batch),
+                ],
             );
         }
         "amqp" => {
@@ -503,7 +633,7 @@ fn main() {
                      "expect": {"count": 1}}
                 ]})
             });
-            report(
+            let atf_us = report(
                 &format!("amqp, --jobs {jobs}"),
                 n,
                 2,
@@ -522,8 +652,23 @@ fn main() {
                 );
                 return;
             }
+            // One process per operation, as a shell script of the same steps
+            // would run them: a publish, then a get of one message.
+            let k = calls_per_process(n) / 2;
+            let publish_one = per_process("amqp-publish, one per message", k, |i| {
+                let mut cmd = Command::new("amqp-publish");
+                cmd.args(["-u", url, "-r", &queue, "-b"])
+                    .arg(format!("{{\"n\":{i}}}"));
+                cmd
+            });
+            let get_one = per_process("amqp-get, one per message", k, |_| {
+                let mut cmd = Command::new("amqp-get");
+                cmd.args(["-u", url, "-q", &queue]);
+                cmd
+            });
+            // The clients' floor: one process for every message.
             let input: String = (0..n).map(|i| format!("{{\"n\":{i}}}\n")).collect();
-            baseline(
+            let publish_batch = baseline(
                 "amqp-publish -l (stdin)",
                 "amqp-publish",
                 &["-u", url, "-r", &queue, "-l"],
@@ -531,7 +676,7 @@ fn main() {
                 n,
             );
             let count = n.to_string();
-            baseline(
+            let consume_batch = baseline(
                 "amqp-consume -c N true",
                 "amqp-consume",
                 &["-u", url, "-q", &queue, "-c", &count, "true"],
@@ -542,6 +687,25 @@ fn main() {
                 .args(["-u", url, "-q", &queue])
                 .stdout(Stdio::null())
                 .status();
+            let mean = |a: Option<f64>, b: Option<f64>| Some((a? + b?) / 2.0);
+            ratios(
+                "amqp",
+                atf_us,
+                &[
+                    (
+                        "amqp-tools, one process per operation (publish, get)",
+                        mean(publish_one, get_one),
+                    ),
+                    (
+                        "amqp-publish -l, one process for all messages",
+                        publish_batch,
+                    ),
+                    (
+                        "amqp-consume -c N, one process for all messages (and `true` per message)",
+                        consume_batch,
+                    ),
+                ],
+            );
         }
         other => {
             panic!("unknown mode {other}: use http, redis, mysql, pg, amqp, grpc, plugin or load")

@@ -9,8 +9,10 @@
 //!   10% off) and publishes `order.created` events to Kafka
 //!   (`demo.order.created`).
 //! - `atf-demo notifier` — the **notifier service**: a Kafka consumer group
-//!   on `demo.order.created` that, after a short delay (it "sends a mail"),
-//!   sets `notified = 1` on the order in MySQL and in the Redis cache.
+//!   on `demo.order.created` that, after a short delay, sets `notified = 1`
+//!   on the order in MySQL and in the Redis cache, and hands the order
+//!   confirmation mail to the mail gateway through RabbitMQ (exchange
+//!   `demo.mail`, routing key `mail.order-confirmed`).
 //!
 //! Every setting is a flag or an environment variable (`atf-demo orders
 //! --help`). `--bug` (or `DEMO_BUG=1`) turns on one deliberate bug in the
@@ -19,6 +21,7 @@
 
 mod db;
 mod kafka;
+mod mail;
 mod notifier;
 mod orders;
 
@@ -105,9 +108,19 @@ pub struct NotifierArgs {
     /// Kafka consumer group.
     #[arg(long, env = "DEMO_GROUP", default_value = "atf-demo-notifier")]
     pub group: String,
-    /// Milliseconds the notifier takes per event (it "sends a mail").
+    /// Milliseconds the notifier takes per event (it "prepares the mail").
     #[arg(long, env = "DEMO_NOTIFY_DELAY_MS", default_value_t = 300)]
     pub delay_ms: u64,
+    /// RabbitMQ URL of the mail gateway's broker.
+    #[arg(
+        long,
+        env = "DEMO_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp: String,
+    /// The topic exchange the confirmation mails go to.
+    #[arg(long, env = "DEMO_MAIL_EXCHANGE", default_value = "demo.mail")]
+    pub mail_exchange: String,
 }
 
 #[tokio::main]

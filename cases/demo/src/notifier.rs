@@ -3,8 +3,9 @@
 //!
 //! A member of a Kafka consumer group (at-least-once: an event's offset is
 //! stored only after it was handled). For each event it waits a little (it
-//! "sends a mail"), sets `notified = 1` in MySQL and updates the cached
-//! copy in Redis, if there is one, keeping its TTL. Malformed events, events
+//! "prepares the mail"), sets `notified = 1` in MySQL, updates the cached
+//! copy in Redis, if there is one, keeping its TTL, and publishes the order
+//! confirmation mail to RabbitMQ (see [`crate::mail`]). Malformed events, events
 //! for orders that no longer exist and events of orders already notified
 //! (delivered again) are logged and skipped at once.
 
@@ -20,8 +21,9 @@ use redis::aio::ConnectionManager;
 use serde_json::Value;
 
 use crate::db::{self, Order};
+use crate::mail::Mailer;
 use crate::orders::cache_key;
-use crate::{NotifierArgs, kafka, log};
+use crate::{NotifierArgs, kafka, log, mail};
 
 /// Logs partition assignments; `notifier ready` is what scripts wait for.
 struct Ctx;
@@ -62,6 +64,7 @@ pub async fn run(args: NotifierArgs) -> anyhow::Result<()> {
         .await
         .context("cannot connect to Redis (is it running? see scripts/services.sh)")?;
     kafka::ensure_topic(&b.kafka, &b.topic).await?;
+    let mailer = mail::connect(&args.amqp, &args.mail_exchange).await?;
     let consumer: StreamConsumer<Ctx> = ClientConfig::new()
         .set("bootstrap.servers", &b.kafka)
         .set("group.id", &args.group)
@@ -88,7 +91,7 @@ pub async fn run(args: NotifierArgs) -> anyhow::Result<()> {
             _ = &mut stop => break,
             msg = consumer.recv() => match msg {
                 Ok(m) => {
-                    handle(&pool, &mut redis, &m, delay).await;
+                    handle(&pool, &mut redis, &mailer, &m, delay).await;
                     if let Err(e) = consumer.store_offset_from_message(&m) {
                         log!("notifier", "storing offset {}: {e}", m.offset());
                     }
@@ -114,6 +117,7 @@ pub async fn run(args: NotifierArgs) -> anyhow::Result<()> {
 async fn handle(
     pool: &Pool,
     redis: &mut ConnectionManager,
+    mailer: &Mailer,
     m: &BorrowedMessage<'_>,
     delay: Duration,
 ) {
@@ -132,12 +136,12 @@ async fn handle(
     };
     // Look first: events of deleted orders, and events delivered again
     // (at-least-once), are done with at once.
-    match db::find_order(pool, &order_no).await {
+    let order = match db::find_order(pool, &order_no).await {
         Ok(Some(order)) if order.notified => {
             log!("notifier", "{at}: {order_no} was already notified");
             return;
         }
-        Ok(Some(_)) => {}
+        Ok(Some(order)) => order,
         Ok(None) => {
             log!(
                 "notifier",
@@ -149,8 +153,8 @@ async fn handle(
             log!("notifier", "{at}: looking up {order_no}: {e:#}");
             return;
         }
-    }
-    tokio::time::sleep(delay).await; // "sending the mail"
+    };
+    tokio::time::sleep(delay).await; // "preparing the mail"
     match db::mark_notified(pool, &order_no).await {
         Ok(true) => {}
         Ok(false) => {
@@ -168,7 +172,16 @@ async fn handle(
     if let Err(e) = update_cache(redis, &order_no).await {
         log!("notifier", "{at}: updating the cache of {order_no}: {e:#}");
     }
-    log!("notifier", "notified {order_no} ({at})");
+    if let Err(e) = mailer.order_confirmed(&order).await {
+        log!("notifier", "{at}: the mail of {order_no}: {e:#}");
+        return;
+    }
+    log!(
+        "notifier",
+        "notified {order_no} ({at}; mail to {} via {})",
+        order.user,
+        mail::ROUTING_KEY
+    );
 }
 
 /// Sets `notified` in the cached copy, if there is one, keeping its TTL.

@@ -2,8 +2,9 @@
 //! runs the example suites in `cases/` with atf; `scripts/demo.sh --bug`
 //! runs them against the order service with its deliberate bug.
 //!
-//! These tests need MariaDB, Redis and the Kafka broker on 127.0.0.1. When
-//! one is missing they FAIL, saying to run `scripts/services.sh`.
+//! These tests need MariaDB, Redis, the Kafka broker and RabbitMQ on
+//! 127.0.0.1. When one is missing they FAIL, saying to run
+//! `scripts/services.sh`.
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
@@ -30,12 +31,13 @@ fn require_services() {
         ("MariaDB", "127.0.0.1:3306"),
         ("Redis", "127.0.0.1:6379"),
         ("the Kafka broker (tansu)", "127.0.0.1:9092"),
+        ("RabbitMQ", "127.0.0.1:5672"),
     ] {
         let sock: SocketAddr = addr.parse().expect("address");
         if TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_err() {
             panic!(
                 "{name} does not answer on {addr}: run `scripts/services.sh` first \
-                 (it starts MariaDB, Redis and the Kafka broker)"
+                 (it starts MariaDB, Redis, the Kafka broker and RabbitMQ)"
             );
         }
     }

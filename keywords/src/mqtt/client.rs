@@ -111,6 +111,8 @@ pub(crate) struct Options {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) tls: bool,
+    /// With `ca`: the TLS settings trusting it too.
+    pub(crate) tls_config: Option<Arc<rustls::ClientConfig>>,
     pub(crate) user: Option<(String, String)>,
     pub(crate) client_id: String,
     pub(crate) keep_alive: Duration,
@@ -123,6 +125,16 @@ const MAX_PACKET: usize = 16 * 1024 * 1024;
 
 /// Requests that may wait in the client's channel.
 const CHANNEL: usize = 4096;
+
+/// The TLS transport: the resource's `ca` settings, else the system's roots.
+fn transport(o: &Options) -> rumqttc::Transport {
+    match &o.tls_config {
+        Some(c) => {
+            rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(c.clone()))
+        }
+        None => rumqttc::Transport::tls_with_default_config(),
+    }
+}
 
 impl Conn {
     /// Creates the client and starts its event loop on `rt`; it connects in the background.
@@ -138,7 +150,7 @@ impl Conn {
                     mo.set_credentials(u, p);
                 }
                 if o.tls {
-                    mo.set_transport(rumqttc::Transport::tls_with_default_config());
+                    mo.set_transport(transport(&o));
                 }
                 let (client, el) = rumqttc::AsyncClient::new(mo, CHANNEL);
                 (Requests::V3(client), EventTask::V3(Box::new(el)))
@@ -153,7 +165,7 @@ impl Conn {
                     mo.set_credentials(u, p);
                 }
                 if o.tls {
-                    mo.set_transport(rumqttc::Transport::tls_with_default_config());
+                    mo.set_transport(transport(&o));
                 }
                 let (client, el) = rumqttc::v5::AsyncClient::new(mo, CHANNEL);
                 (Requests::V5(client), EventTask::V5(Box::new(el)))

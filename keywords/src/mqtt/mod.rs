@@ -4,7 +4,8 @@
 //! A resource of kind `mqtt` is a URL string (`mqtt://user:pass@host:1883`,
 //! `mqtts://` for TLS with the system's roots) or an object `{ "url": ...,
 //! "version": "3.1.1" | "5", "client_id": ..., "keep_alive": "30s",
-//! "buffer": N }`. Without a `default` resource in the project file,
+//! "buffer": N, "ca": file }`; `ca` (a PEM file of CA certificates, relative
+//! to the folder atf runs in) is trusted too by `mqtts://`. Without a `default` resource in the project file,
 //! `default` is `mqtt://127.0.0.1:1883` speaking 3.1.1. The connection is
 //! made on first use, shared by every case, and made again when it drops.
 //!
@@ -181,6 +182,7 @@ fn options(name: &str, settings: &Value) -> Result<(String, Options), KeywordErr
     let bad = |what: String| KeywordError::new(format!("mqtt resource `{name}`: {what}"));
     let mut version = Version::V311;
     let mut client_id = None;
+    let mut ca: Option<String> = None;
     let mut keep_alive = Duration::from_secs(30);
     let mut capacity = inbox::DEFAULT_CAPACITY;
     let url = match settings {
@@ -207,6 +209,7 @@ fn options(name: &str, settings: &Value) -> Result<(String, Options), KeywordErr
                         }
                     }
                     ("client_id", Value::String(s)) => client_id = Some(s.clone()),
+                    ("ca", Value::String(s)) => ca = Some(s.clone()),
                     ("keep_alive", v) => {
                         keep_alive = atf_sdk::parse_duration(v)
                             .map_err(|e| bad(format!("keep_alive: {e}")))?
@@ -220,7 +223,7 @@ fn options(name: &str, settings: &Value) -> Result<(String, Options), KeywordErr
                     (other, v) => {
                         return Err(bad(format!(
                             "unexpected `{other}` ({}); known: url, version, client_id, \
-                             keep_alive, buffer",
+                             keep_alive, buffer, ca",
                             type_name(v)
                         )));
                     }
@@ -254,6 +257,10 @@ fn options(name: &str, settings: &Value) -> Result<(String, Options), KeywordErr
         .trim_end_matches(']')
         .to_string();
     let port = parsed.port().unwrap_or(if tls { 8883 } else { 1883 });
+    let tls_config = match &ca {
+        Some(ca) if tls => Some(crate::tls::with_ca(ca).map_err(bad)?),
+        _ => None,
+    };
     let user = if parsed.username().is_empty() {
         None
     } else {
@@ -282,6 +289,7 @@ fn options(name: &str, settings: &Value) -> Result<(String, Options), KeywordErr
             host,
             port,
             tls,
+            tls_config,
             user,
             client_id,
             keep_alive,

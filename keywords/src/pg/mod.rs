@@ -3,8 +3,8 @@
 //!
 //! A resource of kind `pg` is a connection URL
 //! (`postgres://user:password@host:5432/db?sslmode=require`, or libpq's
-//! `key=value` form) or an object `{ "url": ..., "pool_max": N, "insecure":
-//! bool }`. Without a `default` resource in the project file, `default` is
+//! `key=value` form) or an object `{ "url": ..., "pool_max": N, "ca": file,
+//! "insecure": bool }`. Without a `default` resource in the project file, `default` is
 //! [`DEFAULT_URL`]. The pool of a resource is created on first use and shared
 //! by every case; it holds at most `pool_max` connections (default
 //! [`DEFAULT_POOL_MAX`]), so a run of any number of cases opens no more than
@@ -12,7 +12,8 @@
 //!
 //! TLS is off unless the URL asks for it with `sslmode=prefer` or
 //! `sslmode=require`; the server certificate is then checked against the
-//! system's roots, or not at all with `"insecure": true`.
+//! system's roots and the CA certificates of the PEM file `ca` (relative to
+//! the folder atf runs in), or not at all with `"insecure": true`.
 //!
 //! `pg.query` prepares its statement once per connection (a small cache) and
 //! binds `params` to `$1`, `$2`, … (see [`param`]); values come back as JSON
@@ -205,6 +206,7 @@ struct Settings<'a> {
     url: &'a str,
     pool_max: usize,
     insecure: bool,
+    ca: Option<&'a str>,
 }
 
 fn parse_settings<'a>(name: &str, settings: &'a Value) -> Result<Settings<'a>, KeywordError> {
@@ -214,12 +216,14 @@ fn parse_settings<'a>(name: &str, settings: &'a Value) -> Result<Settings<'a>, K
             url,
             pool_max: DEFAULT_POOL_MAX,
             insecure: false,
+            ca: None,
         }),
         Value::Object(map) => {
             let mut out = Settings {
                 url: "",
                 pool_max: DEFAULT_POOL_MAX,
                 insecure: false,
+                ca: None,
             };
             let mut has_url = false;
             for (key, value) in map {
@@ -237,10 +241,11 @@ fn parse_settings<'a>(name: &str, settings: &'a Value) -> Result<Settings<'a>, K
                         }
                     },
                     ("insecure", Value::Bool(b)) => out.insecure = *b,
+                    ("ca", Value::String(s)) => out.ca = Some(s),
                     (other, v) => {
                         return Err(bad(format!(
                             "unexpected `{other}` ({}); known: url (string), pool_max \
-                             (integer), insecure (boolean)",
+                             (integer), ca (string), insecure (boolean)",
                             type_name(v)
                         )));
                     }
@@ -292,7 +297,7 @@ fn new_resource(name: &str, settings: &Value) -> Result<Resource, KeywordError> 
     };
     let tls = match config.get_ssl_mode() {
         SslMode::Disable => None,
-        _ => Some(tls::connector(s.insecure).map_err(bad)?),
+        _ => Some(tls::connector(s.insecure, s.ca).map_err(bad)?),
     };
     let manager = match &tls {
         None => Manager::from_config(config, NoTls, manager_config),

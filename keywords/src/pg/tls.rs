@@ -1,7 +1,8 @@
 //! TLS for PostgreSQL connections (rustls): the server's certificate is
-//! checked against the system's trusted roots, or — for a resource with
-//! `"insecure": true`, as for test servers with self-signed certificates —
-//! not at all (the connection is still encrypted).
+//! checked against the system's trusted roots and the CA certificates of the
+//! resource's `ca` file, or — for a resource with `"insecure": true`, as for
+//! test servers with self-signed certificates — not at all (the connection
+//! is still encrypted).
 
 use std::sync::Arc;
 
@@ -9,11 +10,15 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use rustls_platform_verifier::BuilderVerifierExt;
+use rustls_platform_verifier::Verifier;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// A TLS connector for tokio-postgres.
-pub(crate) fn connector(insecure: bool) -> Result<MakeRustlsConnect, String> {
+/// A TLS connector for tokio-postgres; `ca` names a PEM file of extra trusted roots.
+pub(crate) fn connector(insecure: bool, ca: Option<&str>) -> Result<MakeRustlsConnect, String> {
+    let extra = match ca {
+        Some(path) => crate::tls::read_ca(path)?,
+        None => Vec::new(),
+    };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -24,9 +29,11 @@ pub(crate) fn connector(insecure: bool) -> Result<MakeRustlsConnect, String> {
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
             .with_no_client_auth()
     } else {
+        let verifier = Verifier::new_with_extra_roots(extra, provider)
+            .map_err(|e| format!("TLS set-up: {e}"))?;
         builder
-            .with_platform_verifier()
-            .map_err(|e| format!("TLS set-up: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth()
     };
     Ok(MakeRustlsConnect::new(config))

