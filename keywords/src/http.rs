@@ -64,6 +64,12 @@ pub fn spec() -> KeywordSpec {
         "follow 3xx redirects (default true)",
     )
     .arg(
+        "decompress",
+        "boolean",
+        "decompress gzip, deflate, br and zstd responses (default true; false: Accept-Encoding \
+         is not sent and the body is kept as it came)",
+    )
+    .arg(
         "resource",
         "string",
         "the http resource of the project file (default `default`)",
@@ -84,8 +90,8 @@ struct Resource {
     insecure: bool,
 }
 
-/// A client per resource name and redirect policy.
-type ClientKey = (String, bool);
+/// A client per resource name, redirect policy and decompression.
+type ClientKey = (String, bool, bool);
 
 /// The `http.request` keyword with its clients.
 pub struct Http {
@@ -149,12 +155,17 @@ impl Http {
         &self,
         name: &str,
         follow: bool,
+        decompress: bool,
     ) -> Result<(reqwest::Client, Arc<Resource>), KeywordError> {
         let mut clients = self
             .clients
             .lock()
             .map_err(|_| KeywordError::new("http client table poisoned"))?;
-        if let Some(found) = clients.get(&(name.to_string(), follow)) {
+        if let Some(found) = clients
+            .iter()
+            .find(|((n, f, d), _)| n == name && *f == follow && *d == decompress)
+            .map(|(_, found)| found)
+        {
             return Ok(found.clone());
         }
         let resource = Arc::new(self.resource(name)?);
@@ -163,15 +174,20 @@ impl Http {
         } else {
             reqwest::redirect::Policy::none()
         };
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(policy)
+            .user_agent(concat!("atf/", env!("CARGO_PKG_VERSION")));
+        if !decompress {
+            builder = builder.no_gzip().no_brotli().no_zstd().no_deflate();
+        }
+        let client = builder
             .no_proxy()
             .tls_danger_accept_invalid_certs(resource.insecure)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| KeywordError::new(format!("cannot build the http client: {e}")))?;
         clients.insert(
-            (name.to_string(), follow),
+            (name.to_string(), follow, decompress),
             (client.clone(), resource.clone()),
         );
         Ok((client, resource))
@@ -250,7 +266,12 @@ impl Keyword for Http {
                 ));
             }
         };
-        let (client, resource) = self.client(c.resource()?, follow)?;
+        let decompress = match c.arg("decompress") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(KeywordError::new("`decompress` must be true or false")),
+        };
+        let (client, resource) = self.client(c.resource()?, follow, decompress)?;
         let method = c.str_arg("method")?.unwrap_or("GET").to_ascii_uppercase();
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| KeywordError::new(format!("`{method}` is not an HTTP method")))?;
@@ -360,11 +381,11 @@ impl Keyword for Http {
                     }));
                 }
             };
-            let text = String::from_utf8_lossy(&bytes);
+            let text = decode_text(&bytes, headers.get("content-type").and_then(Value::as_str));
             let body = if is_json && !bytes.is_empty() {
-                serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.into_owned()))
+                serde_json::from_slice(&bytes).unwrap_or(Value::String(text))
             } else {
-                Value::String(text.into_owned())
+                Value::String(text)
             };
             Ok(json!({
                 "status": status,
@@ -376,6 +397,23 @@ impl Keyword for Http {
         declare_session_cookies(&result, c.host);
         Ok(result)
     }
+}
+
+/// A body as text, decoded with the charset its `Content-Type` declares
+/// (`latin1`, `gbk`, `shift_jis`, … as the WHATWG Encoding Standard names
+/// them), else as UTF-8; bytes that do not decode become U+FFFD.
+fn decode_text(bytes: &[u8], content_type: Option<&str>) -> String {
+    let label = content_type.and_then(|ct| {
+        ct.split(';')
+            .skip(1)
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+            .map(|(_, v)| v.trim().trim_matches('"'))
+    });
+    let encoding = label
+        .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    encoding.decode(bytes).0.into_owned()
 }
 
 /// Declares the session cookies a response sets as secrets: the first
@@ -422,6 +460,20 @@ fn request_error(url: &str, e: &reqwest::Error) -> KeywordError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_decode_with_their_declared_charset() {
+        assert_eq!(
+            decode_text(b"caf\xe9", Some("text/plain; charset=ISO-8859-1")),
+            "café"
+        );
+        assert_eq!(
+            decode_text(b"\xc4\xe3\xba\xc3", Some("text/html;charset=\"gbk\"")),
+            "你好"
+        );
+        assert_eq!(decode_text("café".as_bytes(), Some("text/plain")), "café");
+        assert_eq!(decode_text(b"caf\xe9", None), "caf\u{fffd}");
+    }
 
     #[test]
     fn session_cookies_a_response_sets_are_declared_secret() {

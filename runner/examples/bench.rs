@@ -7,6 +7,8 @@
 //!
 //! - `http` (default): each case makes 2 HTTP requests with 3 expectations,
 //!   against an in-process axum server of this benchmark;
+//! - `check`: `atf check` on 10,000 generated cases (`--cases N`): CPU and
+//!   peak RSS of loading and checking, nothing run;
 //! - `load`: `atf load` against nginx next to wrk and Locust at the same
 //!   connection count (see `load/mod.rs`; `--conns N`, `--secs N`);
 //! - `grpc`: 2 `grpc.call` steps per case against an in-process tonic
@@ -61,6 +63,15 @@ fn child_cpu() -> (f64, f64) {
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
     let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
     (ms(ru.ru_utime), ms(ru.ru_stime))
+}
+
+/// The largest peak RSS of any waited-for child so far, in KiB (Linux
+/// reports `ru_maxrss` in KiB).
+fn child_peak_rss_kb() -> i64 {
+    // SAFETY: getrusage only writes into the struct we hand it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    ru.ru_maxrss
 }
 
 fn child_cpu_ms() -> f64 {
@@ -406,6 +417,45 @@ fn main() {
                 n,
                 2,
                 &best_of(repeat, || run_atf(dir, jobs, "cases")),
+            );
+        }
+        "check" => {
+            // `atf check` on N generated cases (default 10,000): loading,
+            // compiling and checking every placeholder, nothing run.
+            let n = if args.iter().any(|a| a == "--cases") {
+                n
+            } else {
+                10_000
+            };
+            let project = json!({"default_env": "b", "envs": {"b": {"resources": {"http": {"default": {"base_url": "http://127.0.0.1:9"}}}}}});
+            write_cases(dir, n, project, |i| {
+                json!({
+                    "name": format!("case {i}"),
+                    "tags": ["bench"],
+                    "vars": {"sku": format!("A-{i}")},
+                    "steps": [
+                        {"keyword": "http.request", "args": {"method": "POST", "url": "/echo", "json": {"n": i, "sku": "${sku}"}},
+                         "expect": {"status": 200, "$.body.echo.n": i, "$.body.echo.sku": {"$regex": "^A-[0-9]+$"}},
+                         "save": {"got": "$.body.echo.sku"}},
+                        {"keyword": "http.request", "args": {"url": "/echo?sku=${got}"}, "expect": {"status": 200}}
+                    ]
+                })
+            });
+            let mut peak_kb = 0i64;
+            let m = best_of(repeat, || {
+                let mut cmd = Command::new(atf_bin());
+                cmd.current_dir(dir).args(["check", "cases"]);
+                let m = measure(cmd);
+                peak_kb = peak_kb.max(child_peak_rss_kb());
+                m
+            });
+            assert!(m.ok, "atf check found problems in the generated cases");
+            println!(
+                "atf check, {n} cases: {:.2} s wall, {:.0} ms CPU ({:.1} µs per case), peak RSS {:.0} MB",
+                m.wall_s,
+                m.cpu_ms,
+                m.cpu_ms * 1000.0 / n as f64,
+                peak_kb as f64 / 1024.0
             );
         }
         "redis" => {

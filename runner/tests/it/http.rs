@@ -49,6 +49,36 @@ fn requests_join_base_url_and_send_headers_query_and_bodies() {
 }
 
 #[test]
+fn responses_are_decompressed_and_decoded_and_requests_say_atf() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file("e.case.json", json!({
+        "name": "e",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": format!("{}/gzip", srv.url())},
+             "expect": {"$.body.zipped": true, "headers.content-encoding": {"$exists": false}}},
+            {"keyword": "http.request", "args": {"url": format!("{}/gzip", srv.url()), "decompress": false},
+             "expect": {"status": 200, "$.body.zipped": true}},
+            {"keyword": "http.request", "args": {"url": format!("{}/latin1", srv.url())},
+             "expect": {"body": "café"}},
+            {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url())},
+             "expect": {"$.body.headers.user-agent": {"$regex": "^atf/\\d+\\.\\d+"}}},
+            {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()), "headers": {"User-Agent": "mine/1"}},
+             "expect": {"$.body.headers.user-agent": "mine/1"}}
+        ]
+    }));
+    let out = p.atf(&["run"]);
+    let r = p.report();
+    assert_eq!(
+        case(&r, "e")["status"],
+        "passed",
+        "{:#}\n{}",
+        case(&r, "e"),
+        out.stdout
+    );
+}
+
+#[test]
 fn a_session_cookie_a_response_sets_is_masked_wherever_it_shows() {
     let srv = TestServer::start();
     let p = Project::new();

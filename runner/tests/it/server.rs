@@ -60,6 +60,16 @@ impl TestServer {
             .route("/events", post(event_push).get(event_list))
             .route("/redirect", get(|| async { Redirect::to("/echo") }))
             .route("/text", get(|| async { "hello" }))
+            .route("/gzip", get(gzip))
+            .route(
+                "/latin1",
+                get(|| async {
+                    (
+                        [("content-type", "text/plain; charset=ISO-8859-1")],
+                        &b"caf\xe9"[..],
+                    )
+                }),
+            )
             .route(
                 "/login",
                 get(|| async {
@@ -224,6 +234,30 @@ async fn event_push(State(s): State<S>, body: String) -> Response {
 
 async fn event_list(State(s): State<S>) -> Response {
     axum::Json(json!(s.events.lock().unwrap().clone())).into_response()
+}
+
+/// `{"zipped": true}`, gzip-encoded when the client accepts gzip.
+async fn gzip(headers: HeaderMap) -> Response {
+    use std::io::Write;
+    let body = br#"{"zipped": true}"#;
+    let accepts = headers
+        .get("accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("gzip"));
+    if !accepts {
+        return ([("content-type", "application/json")], &body[..]).into_response();
+    }
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(body).expect("gzip");
+    let zipped = enc.finish().expect("gzip");
+    (
+        [
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+        zipped,
+    )
+        .into_response()
 }
 
 async fn whoami(headers: HeaderMap) -> Response {
