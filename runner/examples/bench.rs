@@ -24,7 +24,7 @@
 //!   exchange, matching the case's own message) per case, next to
 //!   amqp-tools started once per operation (`amqp-publish -b`, `amqp-get`),
 //!   and batched: `amqp-publish -l` publishing N lines, and `amqp-consume`
-//!   taking N messages (it starts a process for each message: `true`).
+//!   taking N messages (it starts a process for each message: `cat`).
 //!
 //! The per-process references are what a tester's shell script of the same
 //! steps costs; the batched ones are the client's floor (one start-up, one
@@ -347,7 +347,7 @@ fn ratios(what: &str, atf_us: f64, refs: &[(&str, Option<f64>)]) {
     for (name, r) in refs {
         if let Some(r) = r {
             println!(
-                "atf CPU per {what} step: {:.2}x {name} ({atf_us:.1} vs {r:.1} µs; target ≤ 1.5x)",
+                "atf CPU per {what} step: {:.3}x {name} ({atf_us:.1} vs {r:.1} µs; target ≤ 1.5x)",
                 atf_us / r
             );
         }
@@ -726,10 +726,12 @@ fn main() {
                 n,
             );
             let count = n.to_string();
+            // amqp-consume hands each message to a command's stdin: `cat`
+            // reads it (`true` would not, and die of SIGPIPE).
             let consume_batch = baseline(
-                "amqp-consume -c N true",
+                "amqp-consume -c N cat",
                 "amqp-consume",
-                &["-u", url, "-q", &queue, "-c", &count, "true"],
+                &["-u", url, "-q", &queue, "-c", &count, "cat"],
                 String::new(),
                 n,
             );
@@ -751,7 +753,7 @@ fn main() {
                         publish_batch,
                     ),
                     (
-                        "amqp-consume -c N, one process for all messages (and `true` per message)",
+                        "amqp-consume -c N, one process for all messages (and `cat` per message)",
                         consume_batch,
                     ),
                 ],

@@ -126,15 +126,27 @@ impl Binding {
     }
 }
 
-/// Finds or makes the tap of `exchange` and `binding`.
-async fn tap(res: &Resource, exchange: &str, binding: &Binding) -> Result<Arc<Tap>, KeywordError> {
-    let key = format!(
+/// The key of a tap in [`Taps`].
+fn tap_key(exchange: &str, binding: &Binding) -> String {
+    format!(
         "{exchange}\u{0}{}",
         match binding {
             Binding::Key(k) => k.clone(),
             Binding::Headers(h) => Value::Object(h.clone()).to_string(),
         }
-    );
+    )
+}
+
+/// The working tap of `exchange` and `binding`, if one was made.
+fn existing_tap(res: &Resource, exchange: &str, binding: &Binding) -> Option<Arc<Tap>> {
+    let key = tap_key(exchange, binding);
+    let taps = res.taps.taps.lock().ok()?;
+    taps.get(&key).filter(|t| !t.is_closed()).cloned()
+}
+
+/// Finds or makes the tap of `exchange` and `binding`.
+async fn tap(res: &Resource, exchange: &str, binding: &Binding) -> Result<Arc<Tap>, KeywordError> {
+    let key = tap_key(exchange, binding);
     let found = |res: &Resource| -> Option<Arc<Tap>> {
         let taps = res.taps.taps.lock().ok()?;
         taps.get(&key).filter(|t| !t.is_closed()).cloned()
@@ -374,7 +386,11 @@ impl Consume {
     ) -> KeywordResult {
         let end = Instant::now() + a.timeout;
         let remaining = c.remaining();
-        let t = {
+        // Every step after the first finds its tap at once, without a trip
+        // through the runtime.
+        let t = if let Some(t) = existing_tap(res, exchange, &binding) {
+            t
+        } else {
             let res = res.clone();
             let exchange = exchange.to_string();
             let label = res.label.clone();
