@@ -83,13 +83,14 @@ struct Resource {
     insecure: bool,
 }
 
-/// A client per resource name and redirect policy.
-type ClientKey = (String, bool);
+/// The clients of one redirect policy, by resource name.
+type Clients = HashMap<String, (reqwest::Client, Arc<Resource>)>;
 
 /// The `http.request` keyword with its clients.
 pub struct Http {
     env: Env,
-    clients: Mutex<HashMap<ClientKey, (reqwest::Client, Arc<Resource>)>>,
+    /// Clients that do not follow redirects, and those that do.
+    clients: Mutex<[Clients; 2]>,
 }
 
 impl Http {
@@ -97,7 +98,7 @@ impl Http {
     pub fn new(env: Env) -> Http {
         Http {
             env,
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new([HashMap::new(), HashMap::new()]),
         }
     }
 
@@ -149,11 +150,12 @@ impl Http {
         name: &str,
         follow: bool,
     ) -> Result<(reqwest::Client, Arc<Resource>), KeywordError> {
-        let mut clients = self
+        let mut all = self
             .clients
             .lock()
             .map_err(|_| KeywordError::new("http client table poisoned"))?;
-        if let Some(found) = clients.get(&(name.to_string(), follow)) {
+        let clients = &mut all[usize::from(follow)];
+        if let Some(found) = clients.get(name) {
             return Ok(found.clone());
         }
         let resource = Arc::new(self.resource(name)?);
@@ -169,10 +171,7 @@ impl Http {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| KeywordError::new(format!("cannot build the http client: {e}")))?;
-        clients.insert(
-            (name.to_string(), follow),
-            (client.clone(), resource.clone()),
-        );
+        clients.insert(name.to_string(), (client.clone(), resource.clone()));
         Ok((client, resource))
     }
 }
