@@ -90,13 +90,15 @@ struct Resource {
     insecure: bool,
 }
 
-/// A client per resource name, redirect policy and decompression.
-type ClientKey = (String, bool, bool);
+/// The clients of one redirect policy and decompression setting, by
+/// resource name.
+type Clients = HashMap<String, (reqwest::Client, Arc<Resource>)>;
 
 /// The `http.request` keyword with its clients.
 pub struct Http {
     env: Env,
-    clients: Mutex<HashMap<ClientKey, (reqwest::Client, Arc<Resource>)>>,
+    /// Clients that do not follow redirects, and those that do.
+    clients: Mutex<[Clients; 4]>,
 }
 
 impl Http {
@@ -104,7 +106,7 @@ impl Http {
     pub fn new(env: Env) -> Http {
         Http {
             env,
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Default::default()),
         }
     }
 
@@ -157,15 +159,12 @@ impl Http {
         follow: bool,
         decompress: bool,
     ) -> Result<(reqwest::Client, Arc<Resource>), KeywordError> {
-        let mut clients = self
+        let mut all = self
             .clients
             .lock()
             .map_err(|_| KeywordError::new("http client table poisoned"))?;
-        if let Some(found) = clients
-            .iter()
-            .find(|((n, f, d), _)| n == name && *f == follow && *d == decompress)
-            .map(|(_, found)| found)
-        {
+        let clients = &mut all[usize::from(follow) + 2 * usize::from(decompress)];
+        if let Some(found) = clients.get(name) {
             return Ok(found.clone());
         }
         let resource = Arc::new(self.resource(name)?);
@@ -186,10 +185,7 @@ impl Http {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| KeywordError::new(format!("cannot build the http client: {e}")))?;
-        clients.insert(
-            (name.to_string(), follow, decompress),
-            (client.clone(), resource.clone()),
-        );
+        clients.insert(name.to_string(), (client.clone(), resource.clone()));
         Ok((client, resource))
     }
 }

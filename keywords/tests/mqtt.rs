@@ -66,10 +66,14 @@ fn a_case_sees_only_messages_that_arrived_since_it_began() {
         json!({"topic": topic, "payload": "old", "qos": 1}),
     )
     .unwrap();
-    // Let the old message arrive before the second case begins.
-    call(
+    // Let the old message arrive before the second case begins (read in
+    // the first case: it may arrive before this call starts).
+    call_at(
         find(&kws, "mqtt.consume"),
         json!({"topic": topic, "match": {"payload": "old"}}),
+        Duration::from_secs(20),
+        first_case,
+        Path::new("."),
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(5));
@@ -327,34 +331,13 @@ impl TlsBroker {
             ),
         )
         .unwrap();
-        let program = ["/usr/sbin/mosquitto", "mosquitto"]
-            .into_iter()
-            .find(|p| !p.starts_with('/') || Path::new(p).exists())
-            .unwrap();
-        let child = std::process::Command::new(program)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {program} ({e}): install it with `scripts/services.sh` \
-                     (Debian package mosquitto)"
-                )
-            });
-        let mut broker = TlsBroker { child, port, dir };
-        // Ready when it accepts connections (it exits at once on a bad config).
-        for _ in 0..200 {
-            if let Ok(Some(status)) = broker.child.try_wait() {
-                panic!("mosquitto exited at start: {status}");
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return broker;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("mosquitto with TLS did not listen on 127.0.0.1:{port}");
+        let child = common::spawn_listening(
+            &["/usr/sbin/mosquitto", "mosquitto"],
+            "mosquitto",
+            &["-c".as_ref(), conf.as_os_str()],
+            port,
+        );
+        TlsBroker { child, port, dir }
     }
 }
 

@@ -274,37 +274,24 @@ impl TlsServer {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let program = ["/usr/sbin/nats-server", "nats-server"]
-            .into_iter()
-            .find(|p| !p.starts_with('/') || Path::new(p).exists())
-            .unwrap();
-        let child = std::process::Command::new(program)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--tls"])
-            .arg("--tlscert")
-            .arg(&pki.cert)
-            .arg("--tlskey")
-            .arg(&pki.key)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {program} ({e}): install it with `scripts/services.sh` \
-                     (Debian package nats-server)"
-                )
-            });
-        let mut server = TlsServer { child, port };
-        // Ready when it accepts connections (it exits at once on a bad flag).
-        for _ in 0..200 {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("nats-server exited at start: {status}");
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("nats-server with TLS did not listen on 127.0.0.1:{port}");
+        let port_text = port.to_string();
+        let child = common::spawn_listening(
+            &["/usr/sbin/nats-server", "nats-server"],
+            "nats-server",
+            &[
+                "-a".as_ref(),
+                "127.0.0.1".as_ref(),
+                "-p".as_ref(),
+                port_text.as_ref(),
+                "--tls".as_ref(),
+                "--tlscert".as_ref(),
+                pki.cert.as_os_str(),
+                "--tlskey".as_ref(),
+                pki.key.as_os_str(),
+            ],
+            port,
+        );
+        TlsServer { child, port }
     }
 }
 

@@ -41,6 +41,7 @@
 //! other work only ever adds to wall and CPU time.
 //!
 //! Usage: `cargo run --release -p atf --example bench -- [MODE] [--cases N] [--jobs N] [--repeat N]`
+//! (`ATF_BIN=path` measures another `atf` binary than the release build's).
 
 mod load;
 
@@ -122,6 +123,10 @@ fn measure(mut cmd: Command) -> Measure {
 }
 
 fn atf_bin() -> PathBuf {
+    // ATF_BIN: another build to measure (e.g. one kept from before a change).
+    if let Some(bin) = std::env::var_os("ATF_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("current exe");
     // target/release/examples/bench → target/release/atf
     let dir = exe.parent().and_then(Path::parent).expect("target dir");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use support::{Project, Running, case};
+use support::{Project, Running, case, case_names};
 
 /// A plugin written against the bare C ABI, with one keyword per way to
 /// die. Built with `-DCRASH_IN_MANIFEST`, it dies while giving its manifest.
@@ -367,12 +367,7 @@ fn a_killed_run_leaves_no_stale_report_behind() {
     let out = p.atf(&["run", "cases", "--rerun-failed"]);
     assert_eq!(out.code, 0, "{out:?}");
     let rerun = p.report();
-    let names: Vec<&str> = rerun["cases"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
+    let names = case_names(&rerun);
     assert_eq!(names, ["quick"], "{rerun:#}");
 }
 
@@ -443,12 +438,7 @@ fn a_second_ctrl_c_still_writes_what_finished_and_rerun_failed_picks_up_the_rest
     let out = p.atf(&["run", "cases", "--rerun-failed", "--var", "pause=0"]);
     assert_eq!(out.code, 0, "{out:?}");
     let rerun = p.report();
-    let names: Vec<&str> = rerun["cases"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
+    let names = case_names(&rerun);
     assert_eq!(names, ["slow"]);
     assert!(rerun.get("interrupted").is_none());
 }

@@ -150,7 +150,12 @@ impl Template {
                 for part in parts {
                     match part {
                         Part::Lit(t) => out.push_str(t),
-                        Part::Ph(p) => out.push_str(&to_text(&eval::eval(&p.expr, r, &p.source)?)),
+                        Part::Ph(p) => {
+                            out.push_str(&to_text(&eval::eval(&p.expr, r, &p.source)?));
+                            // Text that doubles a var, var after var, stops
+                            // at the cap instead of eating the memory.
+                            crate::policy::check_len(out.len(), &p.source)?;
+                        }
                     }
                 }
                 Value::String(out)

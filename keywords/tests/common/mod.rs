@@ -195,3 +195,42 @@ pub fn pki() -> &'static Pki {
         pki
     })
 }
+
+/// Starts a private server (`program` from `candidates`, the first that
+/// exists) with `args` and waits until it accepts connections on `port`.
+/// Panics, saying how to install it, when it cannot start or exits.
+pub fn spawn_listening(
+    candidates: &[&str],
+    package: &str,
+    args: &[&std::ffi::OsStr],
+    port: u16,
+) -> std::process::Child {
+    let program = candidates
+        .iter()
+        .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
+        .copied()
+        .unwrap_or(candidates[candidates.len() - 1]);
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {program} ({e}): install it with `scripts/services.sh` \
+                 (Debian package {package})"
+            )
+        });
+    // Ready when it accepts connections (it exits at once on a bad config).
+    for _ in 0..200 {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{program} exited at start: {status}");
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("{program} did not listen on 127.0.0.1:{port}");
+}

@@ -168,7 +168,7 @@ pub fn run_case(
         if let Some((_, row)) = &run.row {
             result = resolve_vars(row, &mut vars, &outer, base_dir, &shared.overrides);
         }
-        if result.is_ok() {
+        if result.is_ok() && !case.vars.is_empty() {
             let row_keys: Map<String, Value> = run
                 .row
                 .as_ref()
@@ -388,7 +388,8 @@ fn run_serial(
     let mut stop: Option<Stop> = None;
     for (i, step) in steps.iter().enumerate() {
         let p = place(phase, i + 1, set);
-        let where_ = match set {
+        // Named only for a message: no formatting on the happy path.
+        let where_ = || match set {
             Some(s) => format!("step {} of set {s}", i + 1),
             None => format!("step {}", i + 1),
         };
@@ -396,13 +397,14 @@ fn run_serial(
             if shared.cancel.is_cancelled() {
                 stop = Some(Stop::new(
                     Status::Error,
-                    format!("{where_}: interrupted before it started"),
+                    format!("{}: interrupted before it started", where_()),
                 ));
             } else if Instant::now() >= deadline {
                 stop = Some(Stop {
                     status: Status::Error,
                     message: format!(
-                        "{where_}: case timed out after {}",
+                        "{}: case timed out after {}",
+                        where_(),
                         crate::exec::human(timeout)
                     ),
                     location: Some(step.at.loc(step.at.step)),
@@ -419,7 +421,7 @@ fn run_serial(
         }
         let done = emit_step(shared, ctx, p.at, out.report);
         if matches!(done.status, Status::Failed | Status::Error) {
-            let mut msg = format!("{where_} ({}): {}", step.keyword, done.problem);
+            let mut msg = format!("{} ({}): {}", where_(), step.keyword, done.problem);
             if Instant::now() >= deadline {
                 msg.push_str(&format!(
                     " (case timed out after {})",

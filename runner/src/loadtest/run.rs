@@ -270,9 +270,11 @@ impl LoadRun {
             // VU's wake-up is not added to its latency; the VU waits for the
             // intended start itself.
             if !self.sleep_until(intended.checked_sub(HANDOVER_LEAD).unwrap_or(intended)) {
+                self.drop_late(k - 1, rate, ramp);
                 break;
             }
             let Some(record) = self.may_start(intended) else {
+                self.drop_late(k - 1, rate, ramp);
                 break;
             };
             // Hand it to an idle VU, else to a new one, else drop it.
@@ -305,6 +307,37 @@ impl LoadRun {
             }
         }
         drop(tx);
+    }
+
+    /// When the open model's run ends on time while its scheduler is behind
+    /// (a busy machine woke it late): arrivals from number `k` on that were
+    /// due before the end are dropped, so that every arrival of the
+    /// schedule is counted. Not after Ctrl-C or once `--iterations` have
+    /// started: those arrivals were never due.
+    fn drop_late(&self, k: u64, rate: f64, ramp: f64) {
+        let Some(end) = self.end else {
+            return;
+        };
+        let limit_reached = self
+            .iterations
+            .is_some_and(|limit| self.claimed.load(Ordering::SeqCst) >= limit);
+        if self.shared.cancel.is_cancelled() || limit_reached {
+            return;
+        }
+        let mut k = k;
+        loop {
+            let offset = arrival_offset(k, rate, ramp);
+            let Some(intended) = self.start.checked_add(Duration::from_secs_f64(offset)) else {
+                return;
+            };
+            if intended >= end {
+                return;
+            }
+            if intended >= self.measure_start {
+                self.metrics.dropped();
+            }
+            k += 1;
+        }
     }
 
     /// Runs the load with `opts`; `live` sees every second.

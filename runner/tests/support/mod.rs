@@ -135,7 +135,15 @@ impl From<String> for Content {
     }
 }
 
-/// The case named `name` in a report.
+/// The names of a report's cases, in report order.
+pub fn case_names(report: &Value) -> Vec<&str> {
+    report["cases"]
+        .as_array()
+        .map(|cases| cases.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// The case report named `name` in a `report.json`.
 pub fn case<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["cases"]
         .as_array()
