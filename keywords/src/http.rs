@@ -15,6 +15,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::Env;
 
+/// The methods `http.request` sends (`CONNECT` and `TRACE` are not for
+/// API tests; a custom method would go to the wrong place silently).
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
 /// The spec of `http.request`.
 pub fn spec() -> KeywordSpec {
     KeywordSpec::new(
@@ -26,6 +30,7 @@ pub fn spec() -> KeywordSpec {
         "string",
         "GET (default), POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
     )
+    .choices(&METHODS)
     .required(
         "url",
         "string",
@@ -57,6 +62,12 @@ pub fn spec() -> KeywordSpec {
         "timeout",
         "string|number",
         "request timeout (default: the step timeout)",
+    )
+    .arg(
+        "auth",
+        "object",
+        "{\"basic\": {\"user\": ..., \"password\": ...}} or {\"bearer\": token}: sets \
+         Authorization (a step's `Authorization` header wins); the password and token are secrets",
     )
     .arg(
         "follow_redirects",
@@ -270,7 +281,14 @@ impl Keyword for Http {
         let (client, resource) = self.client(c.resource()?, follow, decompress)?;
         let method = c.str_arg("method")?.unwrap_or("GET").to_ascii_uppercase();
         let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|_| KeywordError::new(format!("`{method}` is not an HTTP method")))?;
+            .ok()
+            .filter(|_| METHODS.contains(&method.as_str()))
+            .ok_or_else(|| {
+                KeywordError::new(format!(
+                    "`{method}` is not a method http.request sends (one of: {})",
+                    METHODS.join(", ")
+                ))
+            })?;
         let url = join_url(resource.base_url.as_deref(), c.required_str("url")?)?;
         let mut req = client.request(method, &url);
         let mut headers = resource.headers.clone();
@@ -288,6 +306,16 @@ impl Keyword for Http {
                 }
             }
             Some(_) => return Err(KeywordError::new("`headers` must be an object")),
+        }
+        if let Some(auth) = c.arg("auth") {
+            let value = authorization(auth, c.host)?;
+            if !headers.contains_key(reqwest::header::AUTHORIZATION) {
+                let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                    KeywordError::new("`auth` holds a character a header cannot carry")
+                })?;
+                value.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
         }
         if !headers.is_empty() {
             req = req.headers(headers);
@@ -393,6 +421,44 @@ impl Keyword for Http {
         declare_session_cookies(&result, c.host);
         Ok(result)
     }
+}
+
+/// The `Authorization` value of an `auth` argument; its password or token
+/// (and the header value) are declared secret.
+fn authorization(auth: &Value, host: &dyn atf_sdk::Host) -> Result<String, KeywordError> {
+    use base64::Engine as _;
+    let text = |v: Option<&Value>, what: &str| -> Result<String, KeywordError> {
+        match v {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            _ => Err(KeywordError::new(format!("`auth`: {what} must be text"))),
+        }
+    };
+    let value = match auth {
+        Value::Object(m) if m.len() == 1 && m.contains_key("bearer") => {
+            let token = text(m.get("bearer"), "`bearer`")?;
+            host.secret(&token);
+            format!("Bearer {token}")
+        }
+        Value::Object(m) if m.len() == 1 && m.contains_key("basic") => {
+            let basic = m.get("basic").and_then(Value::as_object).ok_or_else(|| {
+                KeywordError::new("`auth`: `basic` must be {\"user\": ..., \"password\": ...}")
+            })?;
+            let user = text(basic.get("user"), "`basic.user`")?;
+            let password = text(basic.get("password"), "`basic.password`")?;
+            host.secret(&password);
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            format!("Basic {encoded}")
+        }
+        _ => {
+            return Err(KeywordError::new(
+                "`auth` must be {\"basic\": {\"user\": ..., \"password\": ...}} or {\"bearer\": token}",
+            ));
+        }
+    };
+    host.secret(&value);
+    Ok(value)
 }
 
 /// A body as text, decoded with the charset its `Content-Type` declares

@@ -94,6 +94,9 @@ fn args_schema(spec: &atf_sdk::KeywordSpec) -> Value {
     let mut props = Map::new();
     for a in &spec.args {
         let mut doc = a.doc.clone();
+        if !a.choices.is_empty() {
+            doc.push_str(&format!(" (one of: {})", a.choices.join(", ")));
+        }
         if a.statement {
             doc.push_str(
                 " (no ${...} here but ident(...) and raw(...): values go in bound parameters)",

@@ -72,6 +72,10 @@ pub struct ArgSpec {
     /// it are secrets, masked in every output from before the run starts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub headers: bool,
+    /// The only texts the argument takes (compared without regard to
+    /// case); empty means any. A literal outside them is a load error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
 }
 
 impl KeywordSpec {
@@ -96,6 +100,7 @@ impl KeywordSpec {
             doc: doc.into(),
             statement: false,
             headers: false,
+            choices: Vec::new(),
         });
         self
     }
@@ -109,6 +114,7 @@ impl KeywordSpec {
             doc: doc.into(),
             statement: false,
             headers: false,
+            choices: Vec::new(),
         });
         self
     }
@@ -133,6 +139,15 @@ impl KeywordSpec {
     pub fn headers(mut self) -> Self {
         if let Some(last) = self.args.last_mut() {
             last.headers = true;
+        }
+        self
+    }
+
+    /// Limits the argument added last to `choices` (see
+    /// [`ArgSpec::choices`]).
+    pub fn choices(mut self, choices: &[&str]) -> Self {
+        if let Some(last) = self.args.last_mut() {
+            last.choices = choices.iter().map(|c| c.to_string()).collect();
         }
         self
     }

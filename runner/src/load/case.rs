@@ -91,6 +91,18 @@ pub fn step(
                         }
                     }
                 }
+                for arg in spec.args.iter().filter(|x| !x.choices.is_empty()) {
+                    if let Some(Value::String(text)) = a.get(&arg.name)
+                        && !text.contains("${")
+                        && !arg.choices.iter().any(|c| c.eq_ignore_ascii_case(text))
+                    {
+                        src.error_hint(
+                            &child(&child(ptr, "args"), &arg.name),
+                            format!("`{}` of `{keyword}` cannot be `{text}`", arg.name),
+                            Some(format!("one of: {}", arg.choices.join(", "))),
+                        );
+                    }
+                }
                 for arg in spec.args.iter().filter(|a| a.statement) {
                     if let Some(Value::String(text)) = a.get(&arg.name) {
                         statement_text(src, &child(&child(ptr, "args"), &arg.name), arg, text);

@@ -79,6 +79,45 @@ fn responses_are_decompressed_and_decoded_and_requests_say_atf() {
 }
 
 #[test]
+fn auth_sends_basic_and_bearer_and_keeps_their_secrets_out_of_reports() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file("a.case.json", json!({
+        "name": "a",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()),
+                "auth": {"basic": {"user": "ada", "password": "pa55-w0rd-basic"}}},
+             "expect": {"$.body.headers.authorization": "Basic YWRhOnBhNTUtdzByZC1iYXNpYw=="}},
+            {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()),
+                "auth": {"bearer": "t0ken-bearer-77"}},
+             "expect": {"$.body.headers.authorization": "Bearer t0ken-bearer-77"}},
+            {"keyword": "http.request", "remark": "a step's own Authorization wins",
+             "args": {"url": format!("{}/echo", srv.url()), "auth": {"bearer": "t0ken-bearer-77"},
+                      "headers": {"Authorization": "Custom x"}},
+             "expect": {"$.body.headers.authorization": "Custom x"}},
+            {"keyword": "assert", "args": {"value": "pa55-w0rd-basic t0ken-bearer-77"}, "expect": {"value": "never"}}
+        ]
+    }));
+    let out = p.atf(&["run", "-v"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let r = p.report();
+    let a = case(&r, "a");
+    for i in 0..3 {
+        assert_eq!(a["steps"][i]["status"], "passed", "{a:#}");
+    }
+    let report = std::fs::read_to_string(p.join("atf-report/report.json")).unwrap();
+    for (name, text) in [("stdout", &out.stdout), ("report.json", &report)] {
+        for secret in [
+            "pa55-w0rd-basic",
+            "t0ken-bearer-77",
+            "YWRhOnBhNTUtdzByZC1iYXNpYw",
+        ] {
+            assert!(!text.contains(secret), "{name} shows {secret}:\n{text}");
+        }
+    }
+}
+
+#[test]
 fn a_session_cookie_a_response_sets_is_masked_wherever_it_shows() {
     let srv = TestServer::start();
     let p = Project::new();

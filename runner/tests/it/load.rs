@@ -138,6 +138,40 @@ fn absurd_durations_bad_save_paths_and_malformed_placeholders_are_load_errors() 
 }
 
 #[test]
+fn an_argument_outside_its_choices_is_a_load_error() {
+    let p = Project::new();
+    p.file(
+        "cases/connect.case.json",
+        "{\n  \"steps\": [\n    {\"keyword\": \"http.request\", \"args\": {\"method\": \"CONNECT\", \"url\": \"http://127.0.0.1:9/\"}}\n  ]\n}",
+    );
+    p.file(
+        "cases/lower.case.json",
+        "{\"steps\": [{\"keyword\": \"http.request\", \"args\": {\"method\": \"${m}\", \"url\": \"http://127.0.0.1:9/\"}}], \"vars\": {\"m\": \"connect\"}}",
+    );
+    let out = p.atf(&["run", "cases"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let r = p.report();
+    let connect = case(&r, "connect")["error"].as_str().unwrap().to_string();
+    assert!(connect.contains("connect.case.json:3:52"), "{connect}");
+    assert!(
+        connect.contains("`method` of `http.request` cannot be `CONNECT`"),
+        "{connect}"
+    );
+    assert!(connect.contains("one of: GET, POST"), "{connect}");
+    // Made by a placeholder, it is refused when the step runs: nothing is sent.
+    let lower = case(&r, "lower");
+    assert_eq!(lower["steps"][0]["status"], "error", "{lower:#}");
+    assert!(
+        lower["steps"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`CONNECT` is not a method http.request sends")),
+        "{lower:#}"
+    );
+    let check = p.atf(&["check", "cases/connect.case.json"]);
+    assert_ne!(check.code, 0, "{check:?}");
+}
+
+#[test]
 fn a_key_written_twice_is_an_error_with_both_places_and_a_bom_is_fine() {
     let p = Project::new();
     p.file(
