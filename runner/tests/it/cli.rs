@@ -208,3 +208,70 @@ fn keywords_and_schema_describe_the_binary() {
     let bad = p.atf(&["schema", "--file", "nope"]);
     assert_eq!(bad.code, 2, "{bad:?}");
 }
+
+/// Every file under `dir` whose name ends with `suffix` (or is `suffix`).
+fn files_named(dir: &std::path::Path, suffix: &str, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_named(&path, suffix, out);
+        } else if path.to_string_lossy().ends_with(suffix) {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn the_generated_schemas_accept_the_example_files_and_refuse_a_typo() {
+    let checker = crate::tools::tools_dir().join("venv/bin/check-jsonschema");
+    assert!(
+        checker.exists(),
+        "{} is missing: the schema test validates with check-jsonschema from the project's \
+         virtual environment. Run scripts/test-deps.sh.",
+        checker.display()
+    );
+    let p = Project::new();
+    let examples = crate::util::workspace().join("cases");
+    let mut cases = Vec::new();
+    files_named(&examples, ".case.json", &mut cases);
+    let mut suites = Vec::new();
+    files_named(&examples, "/suite.json", &mut suites);
+    p.file(
+        "typo.case.json",
+        json!({"steps": [{"keyword": "assert", "expct": {"value": 1}}]}),
+    );
+    let typo = vec![p.join("typo.case.json")];
+    let projects = vec![examples.join("atf.json")];
+    assert!(
+        !cases.is_empty() && !suites.is_empty(),
+        "no example files in {}",
+        examples.display()
+    );
+    for (kind, files, valid) in [
+        ("case", &cases, true),
+        ("suite", &suites, true),
+        ("project", &projects, true),
+        ("case", &typo, false),
+    ] {
+        let schema = p.atf(&["schema", "--file", kind]);
+        assert_eq!(schema.code, 0, "{schema:?}");
+        let schema_file = p.join(&format!("{kind}.schema.json"));
+        std::fs::write(&schema_file, &schema.stdout).expect("write the schema");
+        let out = std::process::Command::new(&checker)
+            .arg("--schemafile")
+            .arg(&schema_file)
+            .args(files.iter())
+            .output()
+            .expect("check-jsonschema runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.success(),
+            valid,
+            "{kind} schema on {files:?}:\n{text}"
+        );
+        if !valid {
+            assert!(text.contains("'expct' was unexpected"), "{text}");
+        }
+    }
+}
