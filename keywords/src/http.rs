@@ -108,7 +108,7 @@ type Clients = HashMap<String, (reqwest::Client, Arc<Resource>)>;
 /// The `http.request` keyword with its clients.
 pub struct Http {
     env: Env,
-    /// Clients that do not follow redirects, and those that do.
+    /// The client tables, indexed by `follow + 2 * decompress`.
     clients: Mutex<[Clients; 4]>,
 }
 
@@ -264,20 +264,8 @@ impl Keyword for Http {
     }
 
     fn call(&self, c: &Call<'_>) -> KeywordResult {
-        let follow = match c.arg("follow_redirects") {
-            None => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(KeywordError::new(
-                    "`follow_redirects` must be true or false",
-                ));
-            }
-        };
-        let decompress = match c.arg("decompress") {
-            None => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(KeywordError::new("`decompress` must be true or false")),
-        };
+        let follow = c.bool_arg("follow_redirects", true)?;
+        let decompress = c.bool_arg("decompress", true)?;
         let (client, resource) = self.client(c.resource()?, follow, decompress)?;
         let method = c.str_arg("method")?.unwrap_or("GET").to_ascii_uppercase();
         let method = reqwest::Method::from_bytes(method.as_bytes())

@@ -508,16 +508,7 @@ impl Keyword for Query {
 
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let sql = c.required_str("sql")?.to_string();
-        let multi = match c.arg("multi") {
-            None | Some(Value::Bool(false)) => false,
-            Some(Value::Bool(true)) => true,
-            Some(other) => {
-                return Err(KeywordError::new(format!(
-                    "argument `multi` must be true or false, got {}",
-                    type_name(other)
-                )));
-            }
-        };
+        let multi = c.bool_arg("multi", false)?;
         let params: Vec<mysql_async::Value> = match c.arg("params") {
             None => Vec::new(),
             Some(Value::Array(items)) => items.iter().map(param_value).collect(),

@@ -34,17 +34,6 @@ struct Message {
     mandatory: bool,
 }
 
-fn flag(c: &Call<'_>, name: &str) -> Result<bool, KeywordError> {
-    match c.arg(name) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(KeywordError::new(format!(
-            "argument `{name}` must be true or false, got {}",
-            type_name(other)
-        ))),
-    }
-}
-
 fn message(c: &Call<'_>) -> Result<Message, KeywordError> {
     let exchange = c.str_arg("exchange")?.unwrap_or("").to_string();
     let routing_key = c.str_arg("routing_key")?.unwrap_or("").to_string();
@@ -59,7 +48,7 @@ fn message(c: &Call<'_>) -> Result<Message, KeywordError> {
         }
         (None, None) => Vec::new(),
     };
-    if flag(c, "persistent")? {
+    if c.bool_arg("persistent", false)? {
         props = props.with_delivery_mode(2);
     }
     match c.arg("headers") {
@@ -89,7 +78,7 @@ fn message(c: &Call<'_>) -> Result<Message, KeywordError> {
         routing_key,
         body,
         props,
-        mandatory: flag(c, "mandatory")?,
+        mandatory: c.bool_arg("mandatory", false)?,
     })
 }
 

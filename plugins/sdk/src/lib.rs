@@ -281,6 +281,18 @@ impl Call<'_> {
         }
     }
 
+    /// A boolean argument, `default` when absent.
+    pub fn bool_arg(&self, name: &str, default: bool) -> Result<bool, KeywordError> {
+        match self.arg(name) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(KeywordError::new(format!(
+                "argument `{name}` must be true or false, got {}",
+                type_name(other)
+            ))),
+        }
+    }
+
     /// A required string argument.
     pub fn required_str(&self, name: &str) -> Result<&str, KeywordError> {
         self.str_arg(name)?
