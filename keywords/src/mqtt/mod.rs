@@ -274,14 +274,7 @@ fn options(name: &str, settings: &Value) -> Result<(String, Options), KeywordErr
             decode(parsed.password().unwrap_or("")),
         ))
     };
-    let client_id = client_id.unwrap_or_else(|| {
-        format!(
-            "atf-{}-{}-{}",
-            std::process::id(),
-            name,
-            inbox::now_ms() % 1_000_000
-        )
-    });
+    let client_id = client_id.unwrap_or_else(|| default_client_id(name));
     let label = format!("mqtt resource `{name}` ({host}:{port})");
     Ok((
         label,
@@ -300,6 +293,22 @@ fn options(name: &str, settings: &Value) -> Result<(String, Options), KeywordErr
 }
 
 /// The `qos` argument: 0, 1 or 2.
+/// A client identifier no other connection holds. A broker closes the older
+/// of two connections with one identifier, so two resources (or two runs'
+/// resources opened in the same millisecond) with the same id would take
+/// each other's connection away, and messages with it: the process id, a
+/// per-process counter and the clock keep every default id apart.
+fn default_client_id(resource: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    // MQTT 3.1.1 brokers need accept only 23 bytes of [0-9a-zA-Z]; mosquitto and
+    // every broker in use take longer ids, so the resource name stays for the logs.
+    format!("atf-{}-{resource}-{n}-{nanos:x}", std::process::id())
+}
+
 fn qos_arg(c: &Call<'_>, default: u8) -> Result<u8, KeywordError> {
     match c.arg("qos") {
         None => Ok(default),
@@ -600,5 +609,13 @@ mod tests {
         assert!(check_filter("a/#").is_ok());
         assert!(check_filter("a/#/c").is_err());
         assert!(check_filter("").is_err());
+    }
+
+    #[test]
+    fn default_client_ids_differ_within_one_process() {
+        let a = default_client_id("default");
+        let b = default_client_id("default");
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("atf-{}-default-", std::process::id())), "{a}");
     }
 }
