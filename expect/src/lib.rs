@@ -13,6 +13,7 @@
 pub mod matchers;
 pub mod path;
 pub mod value;
+pub mod xpath;
 
 use atf_reports::Failure;
 use serde_json::{Map, Value};

@@ -16,7 +16,9 @@
 
 mod compare;
 mod contains;
+mod dates;
 mod logic;
+mod markup;
 mod membership;
 mod regex;
 mod shape;
@@ -26,7 +28,7 @@ use serde_json::Value;
 use super::value::show;
 
 /// Every operator, in the order the spec lists them.
-pub const OPERATORS: [&str; 15] = [
+pub const OPERATORS: [&str; 20] = [
     "$eq",
     "$ne",
     "$gt",
@@ -42,6 +44,11 @@ pub const OPERATORS: [&str; 15] = [
     "$len",
     "$not",
     "$any",
+    "$before",
+    "$after",
+    "$within",
+    "$date_format",
+    "$xpath",
 ];
 
 /// How strictly [`compile`] checks operand types.
@@ -114,6 +121,10 @@ pub enum Op {
     Not(Box<Node>, Value),
     /// `$any`, with its operand as written.
     Any(Box<Node>, Value),
+    /// `$before $after $within`, read with `$date_format`.
+    Dates(Box<dates::Dates>),
+    /// `$xpath`.
+    Xpath(markup::Queries),
     /// An operand still holding a placeholder (lenient mode only): not
     /// evaluated.
     Deferred,
@@ -161,10 +172,23 @@ fn compile_at(v: &Value, mode: Mode, errors: &mut Vec<String>, depth: usize) -> 
     }
     let mut compiled = Vec::with_capacity(obj.len());
     for (name, operand) in obj {
+        if dates::NAMES.contains(&name.as_str()) {
+            continue;
+        }
         match compile_op(name, operand, mode, errors, depth) {
             Ok(op) => compiled.push(op),
             Err(e) => errors.push(e),
         }
+    }
+    // The date operators share `$date_format`: compiled as one.
+    let date_ops = obj
+        .iter()
+        .filter(|(k, _)| dates::NAMES.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v));
+    match dates::compile(date_ops, mode) {
+        Ok(Some(op)) => compiled.push(op),
+        Ok(None) => {}
+        Err(e) => errors.push(e),
     }
     Node::All(compiled)
 }
@@ -194,6 +218,7 @@ fn compile_op(
             compile_inner(operand, mode, errors, depth),
             operand.clone(),
         )),
+        "$xpath" => markup::compile(operand, mode, errors, depth),
         "$any" => Ok(Op::Any(
             compile_inner(operand, mode, errors, depth),
             operand.clone(),
@@ -264,6 +289,8 @@ fn eval_op(op: &Op, actual: Option<&Value>, ctx: Ctx<'_>) -> Verdict {
         (Op::Type(t), Some(got)) => t.eval(got),
         (Op::Len(inner), Some(got)) => shape::len(inner, got, ctx),
         (Op::Any(inner, written), Some(got)) => logic::any(inner, written, got, ctx),
+        (Op::Dates(d), Some(got)) => d.eval(got),
+        (Op::Xpath(q), Some(got)) => q.eval(got, ctx),
     }
 }
 
@@ -398,7 +425,7 @@ mod tests {
             errors(&json!({"$foo": 1}), Mode::Strict),
             vec![
                 "unknown matcher $foo (known: $eq $ne $gt $gte $lt $lte $in $nin $contains \
-                 $regex $exists $type $len $not $any)"
+                 $regex $exists $type $len $not $any $before $after $within $date_format $xpath)"
             ]
         );
     }
