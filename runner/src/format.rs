@@ -90,12 +90,14 @@ pub struct StepFile {
     pub args: Option<Map<String, Value>>,
     /// JSONPath (or a bare field) → a literal (deep equality) or an object
     /// of `$` matchers ($eq $ne $gt $gte $lt $lte $in $nin $contains $regex
-    /// $exists $type $len $not $any).
+    /// $exists $type $len $not $any $before $after $within $date_format
+    /// $xpath).
     #[serde(default)]
     pub expect: Option<Map<String, Value>>,
-    /// Name → JSONPath into the result: the value is saved in the context.
+    /// Name → JSONPath into the result (the value is saved in the
+    /// context), or an extraction from the text a path selects.
     #[serde(default)]
-    pub save: Option<BTreeMap<String, String>>,
+    pub save: Option<BTreeMap<String, SaveField>>,
     /// Re-runs the step until its expectations hold.
     #[serde(default)]
     pub retry: Option<RetryField>,
@@ -106,6 +108,32 @@ pub struct StepFile {
     /// A step that reverses this one at cleanup time, run only if this one ran.
     #[serde(default)]
     pub undo: Option<Box<StepFile>>,
+}
+
+/// A `save` entry: a JSONPath, or what to extract from a text.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SaveField {
+    /// A JSONPath into the result (`"$.body.id"`).
+    Path(String),
+    /// A regex capture or an XPath from the text at `from`.
+    Extract(Extract),
+}
+
+/// `save` as an object: exactly one of `regex` and `xpath`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Extract {
+    /// The JSONPath of the text to read (default `$.body`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A regular expression: its first capture group is saved (the whole
+    /// match when it has no group).
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// An XPath 1.0 expression on an XML or HTML text.
+    #[serde(default)]
+    pub xpath: Option<String>,
 }
 
 /// `retry`: a number of attempts, or attempts and the wait between them.
@@ -347,6 +375,8 @@ impl Fields {
 pub static CASE: LazyLock<Fields> = LazyLock::new(Fields::of::<CaseFile>);
 /// Fields of a step.
 pub static STEP: LazyLock<Fields> = LazyLock::new(Fields::of::<StepFile>);
+/// Fields of a `save` extraction.
+pub static EXTRACT: LazyLock<Fields> = LazyLock::new(Fields::of::<Extract>);
 /// Fields of a step's `retry` object.
 pub static RETRY: LazyLock<Fields> = LazyLock::new(Fields::of::<Retry>);
 /// Fields of a suite file.

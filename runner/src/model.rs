@@ -77,6 +77,17 @@ pub struct SaveCode {
     pub name: String,
     /// The JSONPath: parsed, or a template that makes it at run time.
     pub path: SavePath,
+    /// What to take from the text the path selects, if not all of it.
+    pub extract: Option<Extract>,
+}
+
+/// A `save` extraction from a text.
+#[derive(Debug)]
+pub enum Extract {
+    /// The first capture group (the whole match without groups).
+    Regex(regex::Regex),
+    /// What an XPath selects in an XML or HTML text.
+    Xpath(atf_expect::xpath::XPath),
 }
 
 /// A `save` path.

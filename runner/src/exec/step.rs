@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::Shared;
 use crate::expect::JsonPath;
-use crate::model::{ExpectCode, SaveCode, SavePath, Step};
+use crate::model::{ExpectCode, Extract, SaveCode, SavePath, Step};
 use crate::resolve::{Lookup, Resolver};
 
 /// Where a step's `save` goes.
@@ -390,7 +390,12 @@ fn save(
     }
     let mut failures = Vec::new();
     let mut values = Vec::with_capacity(step.code.save.len());
-    for SaveCode { name, path } in &step.code.save {
+    for SaveCode {
+        name,
+        path,
+        extract,
+    } in &step.code.save
+    {
         let rendered;
         let path = match path {
             SavePath::Fixed(p) => p,
@@ -428,7 +433,19 @@ fn save(
         };
         let text = path.as_str();
         match path.select(result).map(|s| s.to_value()) {
-            Ok(Some(v)) => values.push((name, v)),
+            Ok(Some(v)) => match extract {
+                None => values.push((name, v)),
+                Some(x) => match extract_from(x, &v) {
+                    Ok(v) => values.push((name, v)),
+                    Err(message) => failures.push(Failure {
+                        path: text.to_string(),
+                        expected: step.save.get(name).cloned().unwrap_or(Value::Null),
+                        actual: v,
+                        message: format!("save `{name}`: {message}"),
+                        location: Some(step.at.save_loc(name)),
+                    }),
+                },
+            },
             Ok(None) => failures.push(Failure {
                 path: text.to_string(),
                 expected: Value::String(format!("a value to save as `{name}`")),
@@ -453,6 +470,50 @@ fn save(
         sink.save(name, v);
     }
     Ok(())
+}
+
+/// What a `save` extraction takes from the value its path selected.
+fn extract_from(x: &Extract, v: &Value) -> Result<Value, String> {
+    let owned;
+    let text = match v {
+        Value::String(s) => s.as_str(),
+        Value::Number(n) => {
+            owned = n.to_string();
+            owned.as_str()
+        }
+        other => {
+            return Err(format!(
+                "a regex or an xpath reads a text, found {}",
+                crate::load::fields::kind(other)
+            ));
+        }
+    };
+    match x {
+        Extract::Regex(re) => {
+            let Some(caps) = re.captures(text) else {
+                return Err(format!("/{}/ does not match {}", re.as_str(), short(text)));
+            };
+            let m = caps.get(1).or_else(|| caps.get(0));
+            Ok(Value::String(m.map_or("", |m| m.as_str()).to_string()))
+        }
+        Extract::Xpath(xp) => match xp.eval(text)? {
+            Some(v) => Ok(v),
+            None => Err(format!("xpath `{}` selects nothing", xp.as_str())),
+        },
+    }
+}
+
+/// A text cut for a message.
+fn short(text: &str) -> String {
+    const MAX: usize = 120;
+    if text.len() <= MAX {
+        return format!("{text:?}");
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &text[..end], text.len())
 }
 
 /// Cuts long strings and lists so reports stay readable.

@@ -10,7 +10,9 @@ use super::fields::{Src, child, kind};
 use crate::diag::did_you_mean;
 use crate::format;
 use crate::jsonpos::Pos;
-use crate::model::{Case, ExpectCode, Retry, SaveCode, SavePath, Step, StepAt, StepCode, Suite};
+use crate::model::{
+    Case, ExpectCode, Extract, Retry, SaveCode, SavePath, Step, StepAt, StepCode, Suite,
+};
 use atf_expect::JsonPath;
 use atf_template::Template;
 
@@ -155,14 +157,18 @@ pub fn step(
     }
     let save = src.opt_object(obj, ptr, "save");
     for (name, path) in &save {
-        if !path.is_string() {
-            src.error(
-                &child(&child(ptr, "save"), name),
+        let sptr = child(&child(ptr, "save"), name);
+        match path {
+            Value::String(_) => {}
+            Value::Object(x) => src.known_fields(x, &sptr, &format::EXTRACT, "a `save` extraction"),
+            other => src.error(
+                &sptr,
                 format!(
-                    "`save.{name}` must be a JSONPath string such as \"$.body.id\", found {}",
-                    kind(path)
+                    "`save.{name}` must be a JSONPath string such as \"$.body.id\", or \
+                     {{\"regex\": ...}} / {{\"xpath\": ...}}, found {}",
+                    kind(other)
                 ),
-            );
+            ),
         }
     }
     let retry = match obj.get("retry") {
@@ -278,8 +284,15 @@ pub fn step(
         }
     }
     for (name, v) in &save {
-        let Value::String(text) = v else { continue };
         let sptr = child(&child(ptr, "save"), name);
+        let (v, extract) = match v {
+            Value::Object(x) => match extraction(src, &sptr, name, x) {
+                Some((from, extract)) => (from, Some(extract)),
+                None => continue,
+            },
+            other => (other, None),
+        };
+        let Value::String(text) = v else { continue };
         let path = if text.contains("${") {
             SavePath::Template(compile(src, sptr, v))
         } else {
@@ -294,6 +307,7 @@ pub fn step(
         code.save.push(SaveCode {
             name: name.clone(),
             path,
+            extract,
         });
     }
     let empty = Map::new();
@@ -495,3 +509,88 @@ pub fn suite(
         cleanup: steps(src, obj, "", "cleanup", catalog),
     })
 }
+
+/// The path (default `$.body`) and the compiled extraction of a `save`
+/// object; `None` (with the error reported) when it is malformed.
+fn extraction<'v>(
+    src: &mut Src<'_>,
+    ptr: &str,
+    name: &str,
+    x: &'v Map<String, Value>,
+) -> Option<(&'v Value, Extract)> {
+    let from = match x.get("from") {
+        None => None,
+        Some(v @ Value::String(_)) => Some(v),
+        Some(other) => {
+            src.error(
+                &child(ptr, "from"),
+                format!(
+                    "`save.{name}.from` must be a JSONPath string, found {}",
+                    kind(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let text = |key: &str, src: &mut Src<'_>| match x.get(key) {
+        None => None,
+        Some(Value::String(s)) if !s.contains("${") => Some(s.clone()),
+        Some(Value::String(_)) => {
+            src.error(
+                &child(ptr, key),
+                format!("`save.{name}.{key}` cannot hold a placeholder"),
+            );
+            None
+        }
+        Some(other) => {
+            src.error(
+                &child(ptr, key),
+                format!(
+                    "`save.{name}.{key}` must be a string, found {}",
+                    kind(other)
+                ),
+            );
+            None
+        }
+    };
+    let extract = match (x.contains_key("regex"), x.contains_key("xpath")) {
+        (true, false) => {
+            let source = text("regex", src)?;
+            match regex::Regex::new(&source) {
+                Ok(r) => Extract::Regex(r),
+                Err(e) => {
+                    let why = e.to_string();
+                    let why = why.lines().last().unwrap_or_default().trim();
+                    let why = why.strip_prefix("error: ").unwrap_or(why);
+                    src.error(
+                        &child(ptr, "regex"),
+                        format!("`save.{name}.regex` does not compile: {why}"),
+                    );
+                    return None;
+                }
+            }
+        }
+        (false, true) => {
+            let source = text("xpath", src)?;
+            match atf_expect::xpath::XPath::compile(&source) {
+                Ok(x) => Extract::Xpath(x),
+                Err(e) => {
+                    src.error(&child(ptr, "xpath"), format!("`save.{name}`: {e}"));
+                    return None;
+                }
+            }
+        }
+        _ => {
+            src.error(
+                ptr,
+                format!("`save.{name}` needs one of `regex` and `xpath`"),
+            );
+            return None;
+        }
+    };
+    Some((from.unwrap_or(&DEFAULT_FROM), extract))
+}
+
+/// Where a `save` extraction reads by default.
+static DEFAULT_FROM: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| Value::String("$.body".into()));

@@ -4,6 +4,7 @@
 mod cli;
 mod console;
 mod events;
+mod extract;
 mod flow;
 mod fuzz;
 mod http;
