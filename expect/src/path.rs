@@ -122,11 +122,75 @@ fn walk_steps<'a>(root: &'a Value, steps: &[Step]) -> Option<&'a Value> {
 }
 
 fn parse(path: &str) -> Result<JpQuery, String> {
+    let first = parse_as_is(path);
+    match (&first, widen_literals(path)) {
+        (Err(_), Some(wide)) => parse_as_is(&wide).or(first),
+        _ => first,
+    }
+}
+
+fn parse_as_is(path: &str) -> Result<JpQuery, String> {
     match catch_unwind(|| parse_json_path(path)) {
         Ok(Ok(q)) => Ok(q),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("the JSONPath parser failed on it".to_owned()),
     }
+}
+
+/// `path` with each whole-number literal beyond 64 bits (outside quotes)
+/// written as a float (`1.2345678901234568e29`), which the parser takes:
+/// such literals compare as numbers, by value, as JSON numbers that large
+/// are read (a 64-bit float). `None` when there is none.
+fn widen_literals(path: &str) -> Option<String> {
+    let mut out = String::with_capacity(path.len() + 8);
+    let mut changed = false;
+    let mut quote: Option<char> = None;
+    let mut chars = path.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if let Some(q) = quote {
+            out.push(c);
+            if c == '\\' {
+                if let Some((_, n)) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            quote = Some(c);
+            out.push(c);
+            continue;
+        }
+        let starts_number = c.is_ascii_digit()
+            && !path[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '.');
+        if !starts_number {
+            out.push(c);
+            continue;
+        }
+        let mut end = i + c.len_utf8();
+        while let Some(&(j, d)) = chars.peek() {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            end = j + d.len_utf8();
+            chars.next();
+        }
+        let digits = &path[i..end];
+        let followed = path[end..].starts_with(['.', 'e', 'E']);
+        match digits.parse::<f64>() {
+            Ok(f) if !followed && digits.parse::<i64>().is_err() => {
+                out.push_str(&format!("{f:e}"));
+                changed = true;
+            }
+            _ => out.push_str(digits),
+        }
+    }
+    changed.then_some(out)
 }
 
 /// Parses `path` (or a bare key) and sorts it into plain or list.
@@ -489,5 +553,35 @@ mod tests {
                 vec![Segment::Selector(Selector::Name(key.to_owned()))]
             );
         }
+    }
+
+    #[test]
+    fn filter_literals_beyond_64_bits_compare_as_numbers() {
+        let doc: Value = serde_json::from_str(
+            r#"{"items": [{"id": 123456789012345678901234567890, "n": "a"}, {"id": 5, "n": "b"}]}"#,
+        )
+        .unwrap();
+        let names = |p: &str| JsonPath::parse(p).unwrap().select(&doc).unwrap().to_value();
+        assert_eq!(
+            names("$.items[?@.id == 123456789012345678901234567890].n"),
+            Some(json!(["a"]))
+        );
+        assert_eq!(
+            names("$.items[?@.id > 18446744073709551616].n"),
+            Some(json!(["a"]))
+        );
+        assert_eq!(
+            names("$.items[?@.id < 99999999999999999999].n"),
+            Some(json!(["b"]))
+        );
+        assert_eq!(
+            names("$.items[?@.n == '123456789012345678901234567890'].n"),
+            Some(json!([]))
+        );
+        assert_eq!(widen_literals("$.a[?@.x == 12]"), None);
+        assert_eq!(
+            widen_literals("$.a[?@.x == 99999999999999999999 && @.y == 'x99999999999999999999']"),
+            Some("$.a[?@.x == 1e20 && @.y == 'x99999999999999999999']".to_string())
+        );
     }
 }
