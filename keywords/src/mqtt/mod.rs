@@ -616,6 +616,9 @@ mod tests {
         let a = default_client_id("default");
         let b = default_client_id("default");
         assert_ne!(a, b);
-        assert!(a.starts_with(&format!("atf-{}-default-", std::process::id())), "{a}");
+        assert!(
+            a.starts_with(&format!("atf-{}-default-", std::process::id())),
+            "{a}"
+        );
     }
 }
