@@ -11,6 +11,7 @@
 //! | `atf_plugin_manifest` | `char *(void)` | a [`Manifest`] as JSON, or `{"error": "..."}` when the plugin cannot start |
 //! | `atf_plugin_call` | `char *(const char *keyword, const char *input)` | runs one keyword: `input` is a [`CallInput`], the answer a [`CallOutput`]: `{"ok": result}` or `{"error": "message"}` |
 //! | `atf_plugin_free` | `void (char *)` | frees a string the two functions above returned |
+//! | `atf_plugin_set_host` (optional) | `void (const AtfHostV1 *)` | the runner's services, handed over once after loading: see [`HostV1`] |
 //!
 //! Whoever allocates frees: the strings the runner passes in stay the
 //! runner's and are only read during the call; the strings the plugin
@@ -61,6 +62,38 @@ pub type ManifestFn = unsafe extern "C" fn() -> *mut c_char;
 pub type CallFn = unsafe extern "C" fn(*const c_char, *const c_char) -> *mut c_char;
 /// `void atf_plugin_free(char *)`
 pub type FreeFn = unsafe extern "C" fn(*mut c_char);
+/// The optional symbol taking the runner's services: [`SetHostFn`].
+pub const SYM_SET_HOST: &CStr = c"atf_plugin_set_host";
+/// `void atf_plugin_set_host(const AtfHostV1 *host)`
+pub type SetHostFn = unsafe extern "C" fn(*const HostV1);
+
+/// The runner's services as C functions (`struct AtfHostV1`), handed to
+/// `atf_plugin_set_host` once after the library is loaded; the struct and
+/// its functions stay valid as long as the library is loaded. A plugin
+/// without the symbol runs as before, with no services.
+///
+/// - `check(actual, expect)`: both JSON texts, `expect` written as a step's
+///   `expect`; the answer is `{"ok": ["message", ...]}` (one message per
+///   expectation that does not hold) or `{"error": "..."}` (malformed
+///   expectations), to be freed with `free`.
+/// - `cancelled(call)`: non-zero once the run is being interrupted; `call`
+///   is the `call` number of the [`CallInput`] (0 when unknown).
+/// - `free(text)`: frees what `check` returned.
+///
+/// `size` is `sizeof(AtfHostV1)` as the runner knows it: later versions
+/// only append fields, so a plugin reads the ones that fit.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HostV1 {
+    /// The size of this struct on the runner's side, in bytes.
+    pub size: u32,
+    /// Checks expectations.
+    pub check: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut c_char,
+    /// Whether the run is being interrupted.
+    pub cancelled: extern "C" fn(u64) -> i32,
+    /// Frees what `check` returned.
+    pub free: unsafe extern "C" fn(*mut c_char),
+}
 
 /// What `atf_plugin_manifest` returns: who the plugin is and its keywords.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -103,6 +136,13 @@ pub struct CallInput<'a> {
     /// The folder of the case file, for relative file arguments.
     #[serde(default)]
     pub base_dir: Cow<'a, str>,
+    /// The call's number, for [`HostV1::cancelled`] (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub call: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn default_timeout_ms() -> u64 {
@@ -133,11 +173,17 @@ impl From<KeywordResult> for CallOutput {
 
 /// Encodes one call as the `input` JSON of `atf_plugin_call`.
 pub fn encode_input(call: &Call<'_>) -> String {
+    encode_input_numbered(call, 0)
+}
+
+/// [`encode_input`] with the call's number for [`HostV1::cancelled`].
+pub fn encode_input_numbered(call: &Call<'_>, number: u64) -> String {
     let input = CallInput {
         args: Cow::Borrowed(call.args),
         timeout_ms: u64::try_from(call.remaining().as_millis()).unwrap_or(u64::MAX),
         case_start_ms: call.case_start_ms,
         base_dir: call.base_dir.to_string_lossy(),
+        call: number,
     };
     // A `Value` and plain fields always serialize.
     serde_json::to_string(&input).unwrap_or_else(|_| "{}".into())
@@ -267,7 +313,10 @@ impl Plugin {
     /// Runs the keyword `name` with the `input` JSON of `atf_plugin_call`;
     /// returns the answer JSON. Panics are the caller's to catch.
     pub fn call_json(&self, name: &str, input: &[u8]) -> String {
-        let secrets = Secrets(std::sync::Mutex::new(Vec::new()));
+        let mut secrets = Secrets {
+            declared: std::sync::Mutex::new(Vec::new()),
+            call: 0,
+        };
         let output = match serde_json::from_slice::<CallInput<'_>>(input) {
             Err(e) => CallOutput::Error(format!("the plugin got invalid input: {e}")),
             Ok(input) => match self.index.get(name) {
@@ -281,6 +330,7 @@ impl Plugin {
                         .checked_add(Duration::from_millis(input.timeout_ms))
                         .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
                         .unwrap_or(now);
+                    secrets.call = input.call;
                     let call = Call {
                         args: &input.args,
                         deadline,
@@ -292,7 +342,10 @@ impl Plugin {
                 }
             },
         };
-        let secrets = secrets.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        let secrets = secrets
+            .declared
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
         if secrets.is_empty() {
             return encode_output(&output);
         }
@@ -311,21 +364,81 @@ impl Plugin {
 }
 
 /// The host a plugin's keywords see across the ABI: it keeps the secrets a
-/// keyword declares, for the answer; expectations are not available.
-struct Secrets(std::sync::Mutex<Vec<String>>);
+/// keyword declares, for the answer, and asks the runner's [`HostV1`] (when
+/// it handed one over) to check expectations and whether the run is being
+/// interrupted.
+struct Secrets {
+    declared: std::sync::Mutex<Vec<String>>,
+    call: u64,
+}
+
+/// The runner's services, once `atf_plugin_set_host` gave them.
+static HOST: std::sync::OnceLock<HostV1> = std::sync::OnceLock::new();
 
 impl crate::Host for Secrets {
     fn check(&self, actual: &Value, expect: &Value) -> Result<Vec<String>, String> {
-        NoHost.check(actual, expect)
+        let Some(host) = HOST.get() else {
+            return NoHost.check(actual, expect);
+        };
+        let encode = |v: &Value| {
+            CString::new(serde_json::to_string(v).unwrap_or_default())
+                .map_err(|_| "a value holds a NUL character".to_string())
+        };
+        let (actual, expect) = (encode(actual)?, encode(expect)?);
+        // SAFETY: the runner's `check` reads two NUL-terminated strings for
+        // the call and returns a string of its own, which goes back to its
+        // `free` once read.
+        let answer = unsafe {
+            let out = (host.check)(actual.as_ptr(), expect.as_ptr());
+            if out.is_null() {
+                return Err("the runner did not answer the check".into());
+            }
+            let answer = CStr::from_ptr(out).to_bytes().to_vec();
+            (host.free)(out);
+            answer
+        };
+        match serde_json::from_slice::<Value>(&answer) {
+            Ok(Value::Object(mut m)) => match (m.remove("ok"), m.remove("error")) {
+                (Some(Value::Array(messages)), _) => Ok(messages
+                    .into_iter()
+                    .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned))
+                    .collect()),
+                (_, Some(Value::String(e))) => Err(e),
+                _ => Err("the runner's check answer is malformed".into()),
+            },
+            _ => Err("the runner's check answer is malformed".into()),
+        }
     }
     fn cancelled(&self) -> bool {
-        false
+        HOST.get().is_some_and(|h| (h.cancelled)(self.call) != 0)
     }
     fn secret(&self, value: &str) {
-        self.0
+        self.declared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(value.to_string());
+    }
+}
+
+/// The body of `atf_plugin_set_host`: keeps the runner's services (the
+/// first ones given; a null or too small struct is ignored).
+///
+/// # Safety
+///
+/// `host` must be null or point to a [`HostV1`] whose `size` is right and
+/// whose functions stay valid while the library is loaded.
+pub unsafe fn export_set_host(host: *const HostV1) {
+    if host.is_null() {
+        return;
+    }
+    // SAFETY: non-null and valid, per this function's contract; the size is
+    // read first so that a shorter struct is never read past its end.
+    unsafe {
+        let size = std::ptr::addr_of!((*host).size).read();
+        if (size as usize) < std::mem::size_of::<HostV1>() {
+            return;
+        }
+        let _ = HOST.set(*host);
     }
 }
 

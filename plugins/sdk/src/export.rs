@@ -92,6 +92,17 @@ macro_rules! export_plugin {
             unsafe { $crate::abi::export_call(__atf_plugin, keyword, input) }
         }
 
+        /// Takes the runner's services (expectation checks, cancellation).
+        ///
+        /// # Safety
+        ///
+        /// `host` must be null or a valid `AtfHostV1` that outlives the library.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn atf_plugin_set_host(host: *const $crate::abi::HostV1) {
+            // SAFETY: forwarded from this function's own contract.
+            unsafe { $crate::abi::export_set_host(host) }
+        }
+
         /// Frees a string returned by this library.
         ///
         /// # Safety

@@ -232,7 +232,8 @@ pub trait Host: Sync {
 }
 
 /// A [`Host`] that checks nothing and is never cancelled: for unit tests of
-/// keywords and for plugins, which get no host across the C ABI.
+/// keywords (and what a plugin's keywords see when the runner that loaded
+/// it handed over no services, see [`abi::HostV1`]).
 pub struct NoHost;
 
 impl Host for NoHost {

@@ -39,14 +39,7 @@ pub struct StepHost<'a> {
 
 impl Host for StepHost<'_> {
     fn check(&self, actual: &Value, expect: &Value) -> Result<Vec<String>, String> {
-        let Value::Object(map) = expect else {
-            return Err("expectations must be an object of JSONPath → expected value".into());
-        };
-        let failures = crate::expect::check(actual, map).map_err(|e| e.to_string())?;
-        Ok(failures
-            .into_iter()
-            .map(|f| format!("{}: {}", f.path, f.message))
-            .collect())
+        crate::plugin::check_messages(actual, expect)
     }
 
     fn cancelled(&self) -> bool {

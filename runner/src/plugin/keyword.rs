@@ -7,10 +7,11 @@
 use std::ffi::CString;
 use std::sync::Arc;
 
-use atf_sdk::abi::encode_input;
+use atf_sdk::abi::{encode_input, encode_input_numbered};
 use atf_sdk::{Call, Keyword, KeywordError, KeywordResult, KeywordSpec};
 
 use super::file::{Engine, PluginFile};
+use super::services::Registered;
 
 /// One keyword of a plugin file.
 pub(crate) struct PluginKeyword {
@@ -51,10 +52,12 @@ impl Keyword for PluginKeyword {
                 self.file.source().display()
             )));
         }
-        let input = encode_input(call);
         match &loaded.lib {
-            Engine::Isolated(pool) => pool.call(&self.spec.name, &input, call),
+            Engine::Isolated(pool) => pool.call(&self.spec.name, &encode_input(call), call),
             Engine::InProcess(lib) => {
+                // Numbered, so the plugin can ask whether the run is interrupted.
+                let registered = Registered::new(call.host);
+                let input = encode_input_numbered(call, registered.number());
                 let input = CString::new(input)
                     .map_err(|_| KeywordError::new("the arguments cannot be passed to a plugin"))?;
                 lib.call(&self.name, &input, call.host)

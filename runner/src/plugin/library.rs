@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atf_sdk::abi::{
     ABI_VERSION, AbiVersionFn, CallFn, FreeFn, Manifest, ManifestFn, SYM_ABI_VERSION, SYM_CALL,
-    SYM_FREE, SYM_MANIFEST, decode_answer, parse_manifest,
+    SYM_FREE, SYM_MANIFEST, SYM_SET_HOST, SetHostFn, decode_answer, parse_manifest,
 };
 use atf_sdk::{Host, KeywordError, KeywordResult};
 
@@ -90,6 +90,11 @@ impl Library {
             let parsed = parse_manifest(CStr::from_ptr(raw).to_bytes());
             free(raw);
             let manifest = parsed.map_err(OpenError::Manifest)?;
+            // Optional: a plugin built before the runner's services existed
+            // runs without them.
+            if let Ok(set_host) = lib.get::<SetHostFn>(SYM_SET_HOST) {
+                set_host(&super::services::HOST_V1);
+            }
             let names = check_manifest(&manifest).map_err(OpenError::Manifest)?;
             live.fetch_add(1, Ordering::SeqCst);
             Ok(Library {

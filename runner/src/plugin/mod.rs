@@ -19,7 +19,9 @@ mod library;
 mod pool;
 mod process;
 mod serve;
+mod services;
 
 pub use host::{LoadOutcome, PluginHost, PluginInfo, PluginOptions};
 pub use process::HostCommand;
 pub use serve::{SUBCOMMAND, serve};
+pub(crate) use services::check_messages;
