@@ -7,12 +7,10 @@
 //! writes the reports of what finished, marked `interrupted`, before atf
 //! exits; [`write_reports`] writes the final ones otherwise.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use atf_reports::{Event, Reporter, RunReport};
-use atf_sdk::Keyword;
 use serde_json::{Map, Value};
 
 use crate::config::RunConfig;
@@ -309,10 +307,13 @@ pub(crate) fn start(
             roots: Some(roots),
         },
     });
-    let mut keywords: HashMap<String, Arc<dyn Keyword>> = HashMap::new();
-    for k in builtins.keywords.iter().chain(plugins.keywords().iter()) {
-        keywords.insert(k.spec().name, k.clone());
-    }
+    let keywords = Arc::new(crate::exec::KeywordTable::new(
+        builtins
+            .keywords
+            .iter()
+            .chain(plugins.keywords().iter())
+            .map(|k| (k.spec().name, k.clone())),
+    ));
     let cancel = Arc::new(Cancel::default());
     install_ctrlc(cancel.clone());
     let shared = Arc::new(Shared {

@@ -43,6 +43,9 @@ pub struct Step {
 /// The compiled parts of a step: what runs, with nothing left to parse.
 #[derive(Debug, Default)]
 pub struct StepCode {
+    /// The keyword, as its place in the [`crate::load::Catalog`] (`None`:
+    /// unknown, a load error).
+    pub keyword_id: Option<u32>,
     /// The arguments.
     pub args: Option<Template>,
     /// Each expectation.

@@ -308,7 +308,7 @@ pub fn run_case(
     }
 
     // Keywords drop what they kept for this case (e.g. open WebSocket connections).
-    for keyword in shared.keywords.values() {
+    for keyword in shared.keywords.all() {
         keyword.case_finished(case_id);
     }
 

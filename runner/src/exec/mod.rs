@@ -50,10 +50,46 @@ impl Cancel {
     }
 }
 
+/// A run's keywords, in the order of their names: the order of the
+/// [`crate::load::Catalog`] the plan was compiled with, so a step's
+/// `keyword_id` finds its keyword without a lookup by name.
+pub struct KeywordTable {
+    sorted: Vec<(String, Arc<dyn Keyword>)>,
+}
+
+impl KeywordTable {
+    /// The table of `keywords` (by name).
+    pub fn new(keywords: impl IntoIterator<Item = (String, Arc<dyn Keyword>)>) -> KeywordTable {
+        let mut sorted: Vec<_> = keywords.into_iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        sorted.dedup_by(|a, b| a.0 == b.0);
+        KeywordTable { sorted }
+    }
+
+    /// The keyword of a step: by the id it was compiled with, checked
+    /// against its name (a plan compiled with another catalog falls back to
+    /// a search by name).
+    pub fn for_step(&self, id: Option<u32>, name: &str) -> Option<&Arc<dyn Keyword>> {
+        match id.and_then(|i| self.sorted.get(i as usize)) {
+            Some((n, k)) if n == name => Some(k),
+            _ => self
+                .sorted
+                .binary_search_by(|(n, _)| n.as_str().cmp(name))
+                .ok()
+                .map(|i| &self.sorted[i].1),
+        }
+    }
+
+    /// Every keyword.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Keyword>> {
+        self.sorted.iter().map(|(_, k)| k)
+    }
+}
+
 /// What every case of a run shares.
 pub struct Shared {
-    /// Keywords by name.
-    pub keywords: HashMap<String, Arc<dyn Keyword>>,
+    /// The keywords.
+    pub keywords: Arc<KeywordTable>,
     /// The environment's vars, resolved.
     pub env_vars: Map<String, Value>,
     /// `--var` overrides.
@@ -571,4 +607,40 @@ pub(crate) fn cleanup_suite(
         });
     }
     failed
+}
+
+#[cfg(test)]
+mod keyword_table_tests {
+    use super::*;
+    use atf_sdk::{FnKeyword, KeywordSpec, json};
+
+    fn kw(name: &str) -> (String, Arc<dyn Keyword>) {
+        let answer = name.to_string();
+        let k: Arc<dyn Keyword> = Arc::new(FnKeyword::new(
+            KeywordSpec::new(name, "test"),
+            move |_: &atf_sdk::Call<'_>| Ok(json!(answer)),
+        ));
+        (name.to_string(), k)
+    }
+
+    #[test]
+    fn a_step_finds_its_keyword_by_the_id_the_catalog_gave_it() {
+        let names = ["log", "http.request", "ctx.set", "redis.command"];
+        let catalog = crate::load::Catalog::new(names.map(|n| KeywordSpec::new(n, "test")));
+        let table = KeywordTable::new(names.map(kw));
+        for name in names {
+            let id = catalog.id(name);
+            assert!(id.is_some(), "{name}");
+            let k = table.for_step(id, name).expect("found");
+            assert_eq!(k.spec().name, name);
+        }
+        // An id from another catalog is checked against the name.
+        let k = table
+            .for_step(Some(0), "redis.command")
+            .expect("found by name");
+        assert_eq!(k.spec().name, "redis.command");
+        assert!(table.for_step(Some(99), "nope").is_none());
+        assert!(table.for_step(None, "nope").is_none());
+        assert_eq!(catalog.id("nope"), None);
+    }
 }

@@ -159,7 +159,10 @@ pub fn run_step(
         }
         StepOutcome { report, ran }
     };
-    let Some(keyword) = shared.keywords.get(&step.keyword) else {
+    let Some(keyword) = shared
+        .keywords
+        .for_step(step.code.keyword_id, &step.keyword)
+    else {
         report.error = Some(format!("unknown keyword `{}`", step.keyword));
         report.location = Some(at.loc(at.keyword));
         return finish(report, ran);

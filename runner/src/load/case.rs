@@ -253,6 +253,7 @@ pub fn step(
         }
     };
     let mut code = StepCode {
+        keyword_id: catalog.id(&keyword),
         args: Some(compile(src, child(ptr, "args"), &args)),
         saves_result: spec.is_some_and(|s| s.saves_result),
         header_args: spec

@@ -23,19 +23,31 @@ use fields::Src;
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     specs: BTreeMap<String, KeywordSpec>,
+    ids: std::collections::HashMap<String, u32>,
 }
 
 impl Catalog {
     /// A catalog of these specs.
     pub fn new(specs: impl IntoIterator<Item = KeywordSpec>) -> Catalog {
-        Catalog {
-            specs: specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
-        }
+        let specs: BTreeMap<String, KeywordSpec> =
+            specs.into_iter().map(|s| (s.name.clone(), s)).collect();
+        let ids = specs
+            .keys()
+            .enumerate()
+            .filter_map(|(i, n)| Some((n.clone(), u32::try_from(i).ok()?)))
+            .collect();
+        Catalog { specs, ids }
     }
 
     /// The spec of `name`.
     pub fn get(&self, name: &str) -> Option<&KeywordSpec> {
         self.specs.get(name)
+    }
+
+    /// The place of `name` among the sorted names: the id a compiled step
+    /// keeps (see [`crate::exec::KeywordTable`]).
+    pub fn id(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
     }
 
     /// Every keyword name, sorted.
