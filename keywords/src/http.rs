@@ -504,7 +504,11 @@ fn request_error(url: &str, e: &reqwest::Error) -> KeywordError {
         msg.push_str(&s.to_string());
         source = s.source();
     }
-    KeywordError::new(msg)
+    if e.is_timeout() {
+        KeywordError::timeout(msg)
+    } else {
+        KeywordError::new(msg)
+    }
 }
 
 #[cfg(test)]

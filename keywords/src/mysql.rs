@@ -308,7 +308,7 @@ impl Pools {
             };
             match tokio::time::timeout(remaining, fut).await {
                 Ok(result) => result,
-                Err(_) => Err(KeywordError::new(format!(
+                Err(_) => Err(KeywordError::timeout(format!(
                     "{where_} did not answer within the step timeout ({} ms)",
                     remaining.as_millis()
                 ))),

@@ -397,7 +397,7 @@ impl Consume {
             crate::run_on(&self.env.runtime, async move {
                 match tokio::time::timeout(remaining, tap(&res, &exchange, &binding)).await {
                     Ok(r) => r,
-                    Err(_) => Err(KeywordError::new(format!(
+                    Err(_) => Err(KeywordError::timeout(format!(
                         "{label} did not answer within the step timeout ({} ms)",
                         remaining.as_millis()
                     ))),
@@ -475,7 +475,7 @@ impl Consume {
                 };
                 match tokio::time::timeout(remaining, fut).await {
                     Ok(r) => r,
-                    Err(_) => Err(KeywordError::new(format!(
+                    Err(_) => Err(KeywordError::timeout(format!(
                         "{} did not answer within the step timeout ({} ms)",
                         res.label,
                         remaining.as_millis()

@@ -127,7 +127,7 @@ impl Keyword for Publish {
             };
             match tokio::time::timeout(remaining, fut).await {
                 Ok(r) => r,
-                Err(_) => Err(KeywordError::new(format!(
+                Err(_) => Err(KeywordError::timeout(format!(
                     "{} did not confirm the message within the step timeout ({} ms)",
                     res.label,
                     remaining.as_millis()

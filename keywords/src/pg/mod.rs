@@ -133,7 +133,7 @@ impl Resource {
 
     /// The error of a step whose time ran out.
     fn timed_out(&self, limit: Duration) -> KeywordError {
-        KeywordError::new(format!(
+        KeywordError::timeout(format!(
             "{} did not answer within the step timeout ({} ms)",
             self.label,
             limit.as_millis()

@@ -172,6 +172,10 @@ impl KeywordSpec {
 pub struct KeywordError {
     /// What went wrong, in the service's own words where there are any.
     pub message: String,
+    /// The keyword gave up because the step's time ran out: the step's
+    /// error then points at its `timeout` field.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
 }
 
 impl KeywordError {
@@ -179,6 +183,15 @@ impl KeywordError {
     pub fn new(message: impl Into<String>) -> Self {
         KeywordError {
             message: message.into(),
+            timed_out: false,
+        }
+    }
+
+    /// The error of a keyword that gave up at the step's deadline.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        KeywordError {
+            message: message.into(),
+            timed_out: true,
         }
     }
 }
@@ -193,7 +206,7 @@ impl std::error::Error for KeywordError {}
 
 impl From<String> for KeywordError {
     fn from(message: String) -> Self {
-        KeywordError { message }
+        KeywordError::new(message)
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub(crate) mod case;
 pub mod context;
+pub mod error;
 pub mod repeat;
 pub mod step;
 

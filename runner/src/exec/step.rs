@@ -10,6 +10,7 @@ use atf_sdk::{Call, Host, Keyword};
 use serde_json::Value;
 
 use super::Shared;
+use crate::exec::error::StepError;
 use crate::expect::JsonPath;
 use crate::model::{ExpectCode, Extract, SaveCode, SavePath, Step};
 use crate::resolve::{Lookup, Resolver};
@@ -159,12 +160,16 @@ pub fn run_step(
         }
         StepOutcome { report, ran }
     };
+    let fail = |report: &mut StepReport, e: StepError| {
+        report.status = e.status();
+        report.location = Some(e.location(at));
+        report.error = Some(e.to_string());
+    };
     let Some(keyword) = shared
         .keywords
         .for_step(step.code.keyword_id, &step.keyword)
     else {
-        report.error = Some(format!("unknown keyword `{}`", step.keyword));
-        report.location = Some(at.loc(at.keyword));
+        fail(&mut report, StepError::UnknownKeyword(step.keyword.clone()));
         return finish(report, ran);
     };
     let keyword: Arc<dyn Keyword> = keyword.clone();
@@ -194,19 +199,18 @@ pub fn run_step(
         // between attempts of a step in a parallel step set.
         let args = match render_args(step, &resolver) {
             Ok(a) => a,
-            Err(e) => {
-                report.error = Some(format!("args: {e}"));
-                report.location = Some(failing_arg(step, &resolver));
+            Err(source) => {
+                let at = failing_arg(step, &resolver);
+                fail(&mut report, StepError::Args { source, at });
                 return finish(report, ran);
             }
         };
         shared.masker.add_from_args(&args, &step.code.header_args);
         let expect = match resolve_map(&step.code.expect, &resolver) {
             Ok(x) => x,
-            Err((key, e)) => {
+            Err((key, source)) => {
                 report.args = args;
-                report.error = Some(format!("expect: `{key}`: {e}"));
-                report.location = Some(at.expect_loc(&key));
+                fail(&mut report, StepError::ExpectValue { key, source });
                 return finish(report, ran);
             }
         };
@@ -226,13 +230,8 @@ pub fn run_step(
         report.args = args;
         match result {
             Err(e) => {
-                report.status = Status::Error;
                 report.result = Value::Null;
-                report.location = Some(match at.timeout {
-                    Some(p) if e.contains("timed out") => at.loc(p),
-                    _ => at.loc(at.keyword),
-                });
-                report.error = Some(e);
+                fail(&mut report, e);
             }
             Ok(result) => {
                 match check_expectations(&step.code.expect, expect, &result) {
@@ -257,9 +256,7 @@ pub fn run_step(
                         report.failures = failures;
                     }
                     Err(e) => {
-                        report.status = Status::Error;
-                        report.location = Some(at.expect_loc(e.key()));
-                        report.error = Some(format!("expect: {e}"));
+                        fail(&mut report, StepError::Expect(e));
                         report.result = result;
                         return finish(report, ran);
                     }
@@ -295,18 +292,18 @@ pub fn run_step(
     }
 }
 
-fn call_keyword(keyword: &dyn Keyword, call: &Call<'_>) -> Result<Value, String> {
+fn call_keyword(keyword: &dyn Keyword, call: &Call<'_>) -> Result<Value, StepError> {
     // A keyword must never take the run down: a panic fails the step.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| keyword.call(call))) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.message),
+        Ok(Err(e)) => Err(StepError::Keyword(e)),
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(format!("keyword panicked: {msg}"))
+            Err(StepError::Panicked(msg))
         }
     }
 }

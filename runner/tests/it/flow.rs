@@ -215,6 +215,30 @@ fn step_timeout_and_case_timeout_fail_and_cleanup_runs() {
 }
 
 #[test]
+fn a_keyword_that_gives_up_at_the_step_timeout_points_at_the_timeout_field() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file("atf.json", project_file(&srv.url()));
+    p.file(
+        "t.case.json",
+        "{\n  \"name\": \"t\",\n  \"steps\": [\n    {\"keyword\": \"http.request\", \"args\": {\"url\": \"/delay/3000\"},\n     \"timeout\": \"200ms\"}\n  ]\n}\n",
+    );
+    p.file(
+        "u.case.json",
+        "{\n  \"name\": \"u\",\n  \"steps\": [\n    {\"keyword\": \"http.request\", \"args\": {\"url\": \"http://127.0.0.1:9/\"},\n     \"timeout\": \"5s\"}\n  ]\n}\n",
+    );
+    p.atf(&["run"]);
+    let r = p.report();
+    let timed_out = &case(&r, "t")["steps"][0];
+    assert_eq!(timed_out["status"], "error", "{timed_out:#}");
+    assert_eq!(timed_out["location"]["line"], 5, "{timed_out:#}");
+    // Any other keyword error points at the keyword.
+    let refused = &case(&r, "u")["steps"][0];
+    assert_eq!(refused["status"], "error", "{refused:#}");
+    assert_eq!(refused["location"]["line"], 4, "{refused:#}");
+}
+
+#[test]
 fn parallel_step_sets_overlap_and_a_failing_set_lets_others_finish() {
     let srv = TestServer::start();
     let p = Project::new();
