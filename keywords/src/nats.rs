@@ -542,16 +542,7 @@ impl Keyword for Publish {
         check_subject(&subject, false)?;
         let payload = inbox::payload_arg(c)?;
         let headers = headers_arg(c)?;
-        let jetstream = match c.arg("jetstream") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(KeywordError::new(format!(
-                    "argument `jetstream` must be true or false, got {}",
-                    type_name(other)
-                )));
-            }
-        };
+        let jetstream = c.bool_arg("jetstream", false)?;
         let r = self.0.resource(c.resource()?)?;
         let limit = c.remaining();
         crate::run_on(&self.0.env.runtime, async move {

@@ -622,16 +622,7 @@ impl Keyword for Consume {
             count,
             timeout: timeout.min(c.remaining()),
         };
-        let ack = match c.arg("ack") {
-            None => true,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(KeywordError::new(format!(
-                    "argument `ack` must be true or false, got {}",
-                    type_name(other)
-                )));
-            }
-        };
+        let ack = c.bool_arg("ack", true)?;
         let binding = match c.arg("binding") {
             None => None,
             Some(Value::String(k)) => Some(Binding::Key(k.clone())),

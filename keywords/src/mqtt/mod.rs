@@ -404,16 +404,7 @@ impl Keyword for Publish {
         }
         let payload = inbox::payload_arg(c)?;
         let qos = qos_arg(c, 0)?;
-        let retain = match c.arg("retain") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(KeywordError::new(format!(
-                    "argument `retain` must be true or false, got {}",
-                    type_name(other)
-                )));
-            }
-        };
+        let retain = c.bool_arg("retain", false)?;
         let conn = self.0.conn(c.resource()?)?;
         let props = match c.arg("properties") {
             None => None,

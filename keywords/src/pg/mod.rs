@@ -559,16 +559,7 @@ impl Keyword for Exec {
             (None, Some(file)) => read_script(c.base_dir, file)?,
             (None, None) => return Err(KeywordError::new("argument `sql` or `file` is required")),
         };
-        let transaction = match c.arg("transaction") {
-            None => true,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(KeywordError::new(format!(
-                    "argument `transaction` must be true or false, got {}",
-                    type_name(other)
-                )));
-            }
-        };
+        let transaction = c.bool_arg("transaction", true)?;
         if script::split(&script).is_empty() {
             return Ok(json!({ "affected_rows": 0, "statements": 0 }));
         }
