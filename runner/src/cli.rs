@@ -49,6 +49,27 @@ enum Command {
     /// Work with report folders.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Serve the project's web pages and JSON API: browse and edit cases,
+    /// start runs and follow them live, keep the run history.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// The project folder (the one with atf.json).
+    #[arg(default_value = ".")]
+    project: PathBuf,
+    /// The port to listen on (0: any free port).
+    #[arg(long, default_value_t = 7878)]
+    port: u16,
+    /// The address to listen on; any but a loopback address needs a token
+    /// (ATF_SERVE_TOKEN, or the first line of PROJECT/.atf/token).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// The run history: postgres://USER:PASSWORD@HOST/DB for PostgreSQL,
+    /// or an SQLite file (default: PROJECT/.atf/atf.db).
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,8 +97,8 @@ enum ReportCommand {
     },
 }
 
-#[derive(Args, Debug, Clone)]
-struct CommonArgs {
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct CommonArgs {
     /// Case files or folders (searched for *.case.json).
     paths: Vec<PathBuf>,
     /// The project file (default: atf.json found walking up from the first path).
@@ -316,6 +337,7 @@ pub fn main() -> i32 {
         Command::List(a) => list(a),
         Command::Keywords(a) => keywords(a),
         Command::Schema(a) => schema(a),
+        Command::Serve(a) => serve(a),
         Command::Report(ReportCommand::Rebuild { dir }) => crate::merge::rebuild(&dir),
         Command::Report(ReportCommand::Merge { dirs, out, allure }) => {
             if !dirs.is_empty() && dirs.iter().all(|d| crate::loadtest::merge::is_load_dir(d)) {
@@ -772,7 +794,17 @@ fn load(args: LoadArgs) -> i32 {
 
 /// What `check` and `list` work on: the config and the selected case runs
 /// (plugins loaded, so plugin keywords are known).
-fn load_for(args: &CommonArgs) -> Result<(RunConfig, Vec<crate::model::CaseRun>), i32> {
+impl CommonArgs {
+    /// Flags with only these paths, as `atf serve` loads them.
+    pub(crate) fn for_paths(paths: Vec<PathBuf>) -> CommonArgs {
+        CommonArgs {
+            paths,
+            ..CommonArgs::default()
+        }
+    }
+}
+
+pub(crate) fn load_for(args: &CommonArgs) -> Result<(RunConfig, Vec<crate::model::CaseRun>), i32> {
     let mut cfg = build_config(args, None)?;
     let plugins = load_plugins(&cfg.plugin_dirs, &cfg.project.in_process_plugins)?;
     let catalog = catalog(&plugins)?;
@@ -889,4 +921,41 @@ fn schema(args: SchemaArgs) -> i32 {
         serde_json::to_string_pretty(&schema).unwrap_or_default()
     );
     EXIT_OK
+}
+
+/// `atf serve`: the working directory becomes the project folder, so case
+/// files are named relative to it, as in its reports.
+fn serve(args: ServeArgs) -> i32 {
+    let root = match args.project.canonicalize() {
+        Ok(r) if r.is_dir() => r,
+        Ok(r) => return usage_error(format!("{}: not a folder", r.display())),
+        Err(e) => return usage_error(format!("{}: {e}", args.project.display())),
+    };
+    if !root.join("atf.json").is_file() {
+        eprintln!(
+            "warning: {} has no atf.json: serving its case files without a project file",
+            root.display()
+        );
+    }
+    if let Err(e) = std::env::set_current_dir(&root) {
+        return usage_error(format!("{}: {e}", root.display()));
+    }
+    let opts = atf_server::Options {
+        token: atf_server::find_token(&root),
+        root: root.clone(),
+        addr: std::net::SocketAddr::new(args.bind, args.port),
+        db: args.db,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return usage_error(format!("cannot start the server's runtime: {e}")),
+    };
+    let host = std::sync::Arc::new(crate::serve::RunnerHost { root });
+    match runtime.block_on(atf_server::serve(opts, host)) {
+        Ok(()) => EXIT_OK,
+        Err(e) => usage_error(e),
+    }
 }

@@ -25,6 +25,7 @@ pub mod plugin;
 pub mod schema;
 pub mod secret;
 pub mod select;
+pub mod serve;
 pub mod shard;
 pub mod walk;
 pub mod watch;
