@@ -55,7 +55,10 @@ enum Command {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 struct ServeArgs {
+    #[command(subcommand)]
+    command: Option<ServeCommand>,
     /// The project folder (the one with atf.json).
     #[arg(default_value = ".")]
     project: PathBuf,
@@ -70,6 +73,23 @@ struct ServeArgs {
     /// or an SQLite file (default: PROJECT/.atf/atf.db).
     #[arg(long, value_name = "URL")]
     db: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ServeCommand {
+    /// Add the runs of report folders (report.json and/or events.jsonl)
+    /// to the server's run history.
+    Import {
+        /// Report folders.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The project folder whose history receives them.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// The run history, as for `atf serve --db`.
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -926,6 +946,9 @@ fn schema(args: SchemaArgs) -> i32 {
 /// `atf serve`: the working directory becomes the project folder, so case
 /// files are named relative to it, as in its reports.
 fn serve(args: ServeArgs) -> i32 {
+    if let Some(ServeCommand::Import { dirs, project, db }) = args.command {
+        return serve_import(&dirs, &project, db.as_deref());
+    }
     let root = match args.project.canonicalize() {
         Ok(r) if r.is_dir() => r,
         Ok(r) => return usage_error(format!("{}: not a folder", r.display())),
@@ -956,6 +979,21 @@ fn serve(args: ServeArgs) -> i32 {
     let host = std::sync::Arc::new(crate::serve::RunnerHost { root });
     match runtime.block_on(atf_server::serve(opts, host)) {
         Ok(()) => EXIT_OK,
+        Err(e) => usage_error(e),
+    }
+}
+
+fn serve_import(dirs: &[PathBuf], project: &std::path::Path, db: Option<&str>) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return usage_error(format!("cannot start a runtime: {e}")),
+    };
+    match runtime.block_on(atf_server::import_dirs(project, db, dirs)) {
+        Ok(0) => EXIT_OK,
+        Ok(_) => EXIT_FAILED,
         Err(e) => usage_error(e),
     }
 }

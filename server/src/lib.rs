@@ -12,6 +12,7 @@
 //! worker will later stream the very same events.
 
 pub mod api;
+pub mod import;
 pub mod paths;
 pub mod runs;
 pub mod store;
@@ -181,6 +182,33 @@ pub async fn prepare(opts: &Options, host: Arc<dyn Host>) -> Result<Arc<App>, St
         hub: runs::Hub::default(),
         token: opts.token.clone(),
     }))
+}
+
+/// `atf serve import DIR...`: each report folder into the history of the
+/// project at `root` (store `db`, as for [`serve`]); prints one line per
+/// folder; returns how many failed.
+pub async fn import_dirs(root: &Path, db: Option<&str>, dirs: &[PathBuf]) -> Result<usize, String> {
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", root.display()))?;
+    let db = db
+        .map(str::to_owned)
+        .unwrap_or_else(|| root.join(".atf").join("atf.db").display().to_string());
+    let store = store::Store::open(&db)
+        .await
+        .map_err(|e| format!("cannot open the run history ({}): {e}", redact_url(&db)))?;
+    let runs_dir = root.join(".atf").join("runs");
+    let mut failed = 0;
+    for dir in dirs {
+        match import::import(&store, &runs_dir, dir).await {
+            Ok(id) => println!("{}: imported as run {id}", dir.display()),
+            Err(e) => {
+                eprintln!("error: {}: {e}", dir.display());
+                failed += 1;
+            }
+        }
+    }
+    Ok(failed)
 }
 
 /// A database URL without its password, for messages.

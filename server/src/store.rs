@@ -474,6 +474,49 @@ impl Store {
         }
     }
 
+    /// Stores a case result without an event (an imported run whose
+    /// folder has only report.json).
+    pub async fn add_case_result(&self, r: CaseResult) -> Result<()> {
+        let sql = "INSERT INTO case_results (run_id, file, name, status, duration_ms, finished_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    c.execute(
+                        sql,
+                        rusqlite::params![
+                            r.run_id,
+                            r.file,
+                            r.name,
+                            r.status,
+                            r.duration_ms,
+                            r.finished_at
+                        ],
+                    )
+                    .map(drop)
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                Store::pg(p)
+                    .await?
+                    .execute(
+                        sql,
+                        &[
+                            &r.run_id,
+                            &r.file,
+                            &r.name,
+                            &r.status,
+                            &r.duration_ms,
+                            &r.finished_at,
+                        ],
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
     /// The run ended with `status` and these counts.
     pub async fn finish_run(&self, id: i64, status: &str, c: Counts) -> Result<()> {
         let sql = "UPDATE runs SET status = $1, finished_at = $2, total = $3, passed = $4, \

@@ -504,3 +504,53 @@ fn a_public_address_needs_a_token_and_the_api_then_asks_for_it() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[test]
+fn report_folders_are_imported_into_the_history() {
+    let srv = TestServer::start();
+    let p = project(&srv);
+    // A CLI run, and a run whose folder has only its report.json.
+    let out = p.atf(&["run", "api", "--report-dir", "cli-run"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = p.atf(&["run", "api/ok.case.json", "--report-dir", "only-json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    std::fs::remove_file(p.join("only-json/events.jsonl")).unwrap();
+
+    let out = p.atf(&["serve", "import", "cli-run", "only-json", "missing"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("cli-run: imported as run 1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("only-json: imported as run 2"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("missing"), "{}", out.stderr);
+
+    // `atf run` is gone; the server still has both runs.
+    std::fs::remove_dir_all(p.join("cli-run")).unwrap();
+    let c = client();
+    let s = Serve::start(&p, &[], &[]);
+    let run = get_json(&c, &s.api("/api/runs/1"));
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["summary"]["total"], 2);
+    assert_eq!(run["summary"]["errored"], 1);
+    let events = follow(&c, &s.api("/api/runs/1/events"));
+    assert_eq!(events[0].0, "run_started");
+    assert_eq!(events.last().unwrap().1["status"], "failed");
+    let report = get_json(&c, &s.api("/api/runs/1/report"));
+    assert_eq!(report["summary"]["total"], 2);
+    let run = get_json(&c, &s.api("/api/runs/2"));
+    assert_eq!(run["status"], "passed");
+    let history = get_json(&c, &s.api("/api/history/api/ok.case.json"));
+    let runs: Vec<i64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["run_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(runs, vec![2, 1]);
+}
