@@ -209,6 +209,11 @@ struct RunArgs {
     /// stop its runs at its first failure.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     until_fail: Option<u32>,
+    /// Push the run's events, as they happen, to the `atf serve` at URL
+    /// (its token from ATF_SERVE_TOKEN); the run shows live there and
+    /// stays in its history.
+    #[arg(long, value_name = "URL", conflicts_with = "watch")]
+    server: Option<String>,
 }
 
 /// `--retry-delay`: `2s`, `500ms`, `1m`, or milliseconds.
@@ -693,15 +698,45 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
             return EXIT_USAGE;
         }
     };
-    let mut outcome =
-        match crate::engine::run_phases(cfg, plugins, phases, &mut [&mut console, &mut log]) {
-            Ok(o) => o,
-            Err(e) => return usage_error(e),
-        };
+    let mut push = args.server.as_deref().and_then(|url| {
+        let paths: Vec<String> = cfg.paths.iter().map(|p| p.display().to_string()).collect();
+        crate::push::Push::start(
+            url,
+            &serde_json::json!({
+                "paths": paths,
+                "env": cfg.env_name,
+                "tags": args.common.tags,
+                "pushed": true,
+            }),
+        )
+    });
+    let result = {
+        let mut reporters: Vec<&mut dyn atf_reports::Reporter> = vec![&mut console, &mut log];
+        if let Some(p) = push.as_mut() {
+            reporters.push(p);
+        }
+        crate::engine::run_phases(cfg, plugins, phases, &mut reporters)
+    };
+    let code = match result {
+        Ok(outcome) => finish_run(cfg, plugins, &mut log, outcome),
+        Err(e) => usage_error(e),
+    };
+    if let Some(p) = push {
+        p.finish(code);
+    }
+    code
+}
+
+/// After a run: warnings, the file reports, Allure; the exit code.
+fn finish_run(
+    cfg: &RunConfig,
+    plugins: &crate::plugin::PluginHost,
+    log: &mut atf_reports::events_file::EventLog,
+    mut outcome: crate::engine::Outcome,
+) -> i32 {
     if let Some((path, e)) = log.take_error() {
         eprintln!("warning: writing {} stopped: {e}", path.display());
     }
-    drop(log);
     for w in plugins.take_warnings() {
         eprintln!("warning: {w}");
     }

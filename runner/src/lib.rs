@@ -22,6 +22,7 @@ pub mod matrix;
 pub mod merge;
 pub mod model;
 pub mod plugin;
+pub mod push;
 pub mod schema;
 pub mod secret;
 pub mod select;

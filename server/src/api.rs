@@ -62,6 +62,9 @@ pub fn routes() -> axum::Router<Arc<App>> {
         .route("/api/runs/{id}", get(get_run))
         .route("/api/runs/{id}/events", get(events))
         .route("/api/runs/{id}/report", get(report))
+        .route("/api/runs/push", axum::routing::post(push_start))
+        .route("/api/runs/{id}/push", axum::routing::post(push_events))
+        .route("/api/runs/{id}/finish", axum::routing::post(push_finish))
         .route("/api/history/{*path}", get(history))
 }
 
@@ -304,16 +307,66 @@ async fn report(State(app): S, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
         .await?
         .ok_or_else(|| not_found(id))?;
     if dir.is_empty() {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("run {id} has not started"),
-        ));
+        // A pushed run: its report is the fold of its stored events.
+        let lines = app.store.events(id, 0).await?;
+        let doc = runs::report_of_events(&lines)
+            .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("run {id}: no report: {e}")))?;
+        return Ok(Json(doc));
     }
     let dir = std::path::PathBuf::from(dir);
     let doc = blocking(move || runs::report(&dir))
         .await?
         .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("run {id}: no report: {e}")))?;
     Ok(Json(doc))
+}
+
+/// `POST /api/runs/push`: an `atf run --server URL` starts a run it will
+/// push; the body is its selection (any JSON object) → `201 {"id"}`.
+async fn push_start(State(app): S, Json(selection): Json<Value>) -> ApiResult<Response> {
+    if !selection.is_object() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the body is the run's selection, a JSON object".into(),
+        ));
+    }
+    let id = runs::start_pushed(&app, &selection)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}
+
+fn not_pushed(id: i64) -> ApiError {
+    ApiError(
+        StatusCode::CONFLICT,
+        format!("run {id} is not a pushed run in progress"),
+    )
+}
+
+/// `POST /api/runs/{id}/push`: event lines (JSON Lines, as in events.jsonl).
+async fn push_events(State(app): S, Path(id): Path<i64>, body: String) -> ApiResult<StatusCode> {
+    match runs::push_lines(&app, id, &body).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(not_pushed(id)),
+        Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct Finish {
+    exit_code: Option<i32>,
+}
+
+/// `POST /api/runs/{id}/finish`: `{"exit_code": N}` of the pushing `atf run`.
+async fn push_finish(
+    State(app): S,
+    Path(id): Path<i64>,
+    Json(f): Json<Finish>,
+) -> ApiResult<StatusCode> {
+    match runs::finish_pushed(&app, id, f.exit_code).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(not_pushed(id)),
+        Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    }
 }
 
 #[derive(Deserialize)]

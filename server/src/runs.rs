@@ -27,9 +27,14 @@ pub type Live = Arc<(i64, String)>;
 #[derive(Default)]
 pub struct Hub {
     live: Mutex<HashMap<i64, broadcast::Sender<Live>>>,
+    pushed: tokio::sync::Mutex<HashMap<i64, Follow>>,
 }
 
 impl Hub {
+    async fn pushed_lock(&self) -> tokio::sync::MutexGuard<'_, HashMap<i64, Follow>> {
+        self.pushed.lock().await
+    }
+
     /// A receiver of run `id`'s events from now on, or `None` when the run
     /// is not live (every event it has is stored).
     pub fn subscribe(&self, id: i64) -> Option<broadcast::Receiver<Live>> {
@@ -107,16 +112,19 @@ impl Tail {
     }
 }
 
-struct Follow<'a> {
-    app: &'a App,
+/// Stores and fans out the event lines of one run, as they come.
+pub struct Follow {
+    store: crate::store::Store,
     id: i64,
-    tx: &'a broadcast::Sender<Live>,
+    tx: broadcast::Sender<Live>,
     seq: i64,
     summary: Option<(Counts, bool)>,
 }
 
-impl Follow<'_> {
-    async fn line(&mut self, text: String) -> Result<(), String> {
+impl Follow {
+    /// Stores one event line (skipping, with a message on stderr, a line
+    /// that is not an event) and sends it to the live subscribers.
+    pub async fn line(&mut self, text: String) -> Result<(), String> {
         // Only events are stored: a line that is not one is reported and skipped.
         let event: Event = match serde_json::from_str(&text) {
             Ok(e) => e,
@@ -156,8 +164,7 @@ impl Follow<'_> {
             _ => None,
         };
         self.seq += 1;
-        self.app
-            .store
+        self.store
             .add_event(self.id, self.seq, &text, case)
             .await
             .map_err(|e| e.to_string())?;
@@ -208,9 +215,9 @@ async fn execute(
         partial: Vec::new(),
     };
     let mut follow = Follow {
-        app,
+        store: app.store.clone(),
         id,
-        tx,
+        tx: tx.clone(),
         seq: 0,
         summary: None,
     };
@@ -228,16 +235,89 @@ async fn execute(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let (counts, interrupted) = follow.summary.unwrap_or_default();
-    let status = match exit.code() {
-        _ if interrupted => "interrupted",
-        Some(0) => "passed",
-        Some(1) => "failed",
-        Some(130) => "interrupted",
-        // Killed by a signal, or nothing could run (2).
-        _ => "error",
+    Ok(follow.end(exit.code()))
+}
+
+impl Follow {
+    /// The run's status from the exit code of its `atf run`, and its counts.
+    pub fn end(&self, exit_code: Option<i32>) -> (String, Counts) {
+        let (counts, interrupted) = self.summary.unwrap_or_default();
+        let status = match exit_code {
+            _ if interrupted => "interrupted",
+            Some(0) => "passed",
+            Some(1) => "failed",
+            Some(130) => "interrupted",
+            // Killed by a signal, or nothing could run (2).
+            _ => "error",
+        };
+        (status.to_string(), counts)
+    }
+}
+
+/// A run whose events an `atf run --server URL` elsewhere pushes: the
+/// server stores and fans them out as for its own runs.
+pub async fn start_pushed(app: &Arc<App>, selection: &Value) -> Result<i64, String> {
+    let id = app
+        .store
+        .create_run(selection)
+        .await
+        .map_err(|e| e.to_string())?;
+    app.store
+        .start_run(id, "")
+        .await
+        .map_err(|e| e.to_string())?;
+    let tx = app.hub.open(id);
+    let follow = Follow {
+        store: app.store.clone(),
+        id,
+        tx,
+        seq: 0,
+        summary: None,
     };
-    Ok((status.to_string(), counts))
+    app.hub.pushed_lock().await.insert(id, follow);
+    Ok(id)
+}
+
+/// Event lines pushed for run `id`; `Ok(false)` when it is not a pushed
+/// run in progress.
+pub async fn push_lines(app: &App, id: i64, text: &str) -> Result<bool, String> {
+    let mut pushed = app.hub.pushed_lock().await;
+    let Some(follow) = pushed.get_mut(&id) else {
+        return Ok(false);
+    };
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        follow.line(line.to_string()).await?;
+    }
+    Ok(true)
+}
+
+/// The pushed run `id` ended with `exit_code`; `Ok(false)` when it is not
+/// a pushed run in progress.
+pub async fn finish_pushed(app: &App, id: i64, exit_code: Option<i32>) -> Result<bool, String> {
+    let Some(follow) = app.hub.pushed_lock().await.remove(&id) else {
+        return Ok(false);
+    };
+    let (status, counts) = follow.end(exit_code);
+    app.store
+        .finish_run(id, &status, counts)
+        .await
+        .map_err(|e| e.to_string())?;
+    app.hub.close(id);
+    Ok(true)
+}
+
+/// The report folded from stored event lines (a pushed run has no folder).
+pub fn report_of_events(lines: &[(i64, String)]) -> Result<Value, String> {
+    if lines.is_empty() {
+        return Err("no events yet".into());
+    }
+    let mut builder = atf_reports::ReportBuilder::new();
+    for (_, line) in lines {
+        if let Ok(e) = serde_json::from_str::<Event>(line) {
+            builder.apply(&e);
+        }
+    }
+    serde_json::to_value(builder.finish()).map_err(|e| e.to_string())
 }
 
 /// The report of run `id`: its report.json, or the fold of its

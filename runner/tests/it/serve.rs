@@ -554,3 +554,48 @@ fn report_folders_are_imported_into_the_history() {
         .collect();
     assert_eq!(runs, vec![2, 1]);
 }
+
+#[test]
+fn a_cli_run_pushes_its_events_to_the_server() {
+    let srv = TestServer::start();
+    let p = project(&srv);
+    let c = client();
+    let s = Serve::start(&p, &[], &[]);
+    let out = p.atf(&["run", "api", "--server", &s.url]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("pushing to {}/runs/1", s.url)),
+        "{}",
+        out.stderr
+    );
+    let run = get_json(&c, &s.api("/api/runs/1"));
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["selection"]["pushed"], true);
+    assert_eq!(run["summary"]["passed"], 1);
+    assert_eq!(run["summary"]["errored"], 1);
+    // The same events as the run's own events.jsonl.
+    let events = follow(&c, &s.api("/api/runs/1/events"));
+    let local = std::fs::read_to_string(p.join("atf-report/events.jsonl")).unwrap();
+    assert_eq!(events.len() - 1, local.lines().count());
+    let report = get_json(&c, &s.api("/api/runs/1/report"));
+    assert_eq!(report["summary"]["total"], 2);
+    let cases = get_json(&c, &s.api("/api/cases"));
+    assert!(
+        cases
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["path"] == "api/ok.case.json" && c["last_status"] == "passed"),
+        "{cases:#}"
+    );
+
+    // A server that is not there: the run goes on, with a warning.
+    drop(s);
+    let out = p.atf(&["run", "api/ok.case.json", "--server", "http://127.0.0.1:9"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: --server") && out.stderr.contains("goes on without it"),
+        "{}",
+        out.stderr
+    );
+}
