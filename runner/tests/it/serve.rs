@@ -599,3 +599,38 @@ fn a_cli_run_pushes_its_events_to_the_server() {
         out.stderr
     );
 }
+
+#[test]
+fn a_run_request_passes_its_env_and_vars_to_the_run() {
+    let srv = TestServer::start();
+    let p = project(&srv);
+    p.file(
+        "vars/who.case.json",
+        json!({"name": "who", "vars": {"who": "nobody"}, "steps": [
+            {"keyword": "http.request", "args": {"url": "/echo/${who}"},
+             "expect": {"$.body.path": "/echo/ada"}}
+        ]}),
+    );
+    let c = client();
+    let s = Serve::start(&p, &[], &[]);
+    let start = |body: Value| -> Value {
+        let res = c.post(s.api("/api/runs")).json(&body).send().unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let id = res.json::<Value>().unwrap()["id"].as_i64().unwrap();
+        follow(&c, &s.api(&format!("/api/runs/{id}/events")))
+            .pop()
+            .unwrap()
+            .1
+    };
+    let run = start(json!({"paths": ["vars"], "vars": {"who": "ada"}}));
+    assert_eq!(run["status"], "passed", "{run:#}");
+    let run = start(json!({"paths": ["vars"]}));
+    assert_eq!(run["status"], "failed", "{run:#}");
+    // An environment the project does not have: nothing could run.
+    let run = start(json!({"paths": ["vars"], "vars": {"who": "ada"}, "env": "nope"}));
+    assert_eq!(run["status"], "error", "{run:#}");
+    assert_eq!(run["selection"]["env"], "nope");
+    // By tags: no case is tagged `none`, so nothing runs either.
+    let run = start(json!({"tags": "none"}));
+    assert_eq!(run["status"], "error", "{run:#}");
+}
