@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::paths::{self, Refused};
+use crate::store::{CaseResult, Run};
 use crate::{App, RunRequest, runs};
 
 type S = State<Arc<App>>;
@@ -66,6 +67,45 @@ pub fn routes() -> axum::Router<Arc<App>> {
         .route("/api/runs/{id}/push", axum::routing::post(push_events))
         .route("/api/runs/{id}/finish", axum::routing::post(push_finish))
         .route("/api/history/{*path}", get(history))
+        .route("/api/openapi.json", get(openapi))
+}
+
+/// The OpenAPI description of the API.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "atf serve",
+        description = "The JSON API of `atf serve`. When the server has a token, every request but /api/health needs `Authorization: Bearer TOKEN`."
+    ),
+    paths(
+        health,
+        cases,
+        get_case,
+        put_case,
+        history,
+        create_run,
+        list_runs,
+        get_run,
+        events,
+        report,
+        push_start,
+        push_events,
+        push_finish
+    ),
+    components(schemas(
+        crate::RunRequest,
+        crate::CaseEntry,
+        crate::Diagnostic,
+        crate::store::Run,
+        crate::store::Counts,
+        crate::store::CaseResult
+    ))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi as _;
+    Json(ApiDoc::openapi())
 }
 
 /// With a token configured, every request but `/api/health` needs
@@ -96,6 +136,7 @@ pub async fn require_token(State(app): S, req: Request, next: Next) -> Response 
     }
 }
 
+#[utoipa::path(get, path = "/api/health", tag = "server", responses((status = 200, description = "`{status, version, schema_version}`", body = Object)))]
 async fn health(State(app): S) -> ApiResult<Json<Value>> {
     let version = app.store.schema_version().await?;
     Ok(Json(json!({
@@ -140,6 +181,7 @@ pub async fn case_list(app: &Arc<App>) -> ApiResult<Vec<Value>> {
         .collect())
 }
 
+#[utoipa::path(get, path = "/api/cases", tag = "cases", responses((status = 200, description = "Every case: `path`, `name`, `tags`, `broken`, `last_status` (null if never run)", body = [Object])))]
 async fn cases(State(app): S) -> ApiResult<Json<Value>> {
     Ok(Json(Value::Array(case_list(&app).await?)))
 }
@@ -174,12 +216,14 @@ pub async fn read_case(app: &Arc<App>, rel: &str) -> ApiResult<Value> {
     }))
 }
 
+#[utoipa::path(get, path = "/api/cases/{path}", tag = "cases", params(("path" = String, Path, description = "A case file, relative to the project folder")), responses((status = 200, description = "`{path, content, etag, diagnostics}`, with an ETag header", body = Object), (status = 400, description = "An absolute path or one with `..`"), (status = 403, description = "Not a case file, or outside the project"), (status = 404, description = "No such case file")))]
 async fn get_case(State(app): S, Path(rel): Path<String>) -> ApiResult<Response> {
     let doc = read_case(&app, &rel).await?;
     let tag = doc["etag"].as_str().unwrap_or_default().to_string();
     Ok(([(header::ETAG, tag)], Json(doc)).into_response())
 }
 
+#[utoipa::path(put, path = "/api/cases/{path}", tag = "cases", params(("path" = String, Path, description = "A case file, relative to the project folder"), ("If-Match" = Option<String>, Header, description = "The ETag read; required for an existing file")), request_body(content = String, description = "The new file content, written as sent", content_type = "application/json"), responses((status = 200, description = "Saved: as GET, with the new diagnostics", body = Object), (status = 201, description = "Created", body = Object), (status = 409, description = "The file changed on disk since it was read"), (status = 428, description = "An existing file without If-Match"), (status = 400, description = "A path with `..` or absolute"), (status = 403, description = "Not a case file, or outside the project")))]
 /// `PUT /api/cases/PATH`: the body is the new file content. An existing
 /// file needs `If-Match` with the ETag the client read (409 when the file
 /// changed since, 428 without it); a new file needs no `If-Match` (or
@@ -247,6 +291,7 @@ async fn put_case(
     Ok((code, [(header::ETAG, tag)], Json(doc)).into_response())
 }
 
+#[utoipa::path(post, path = "/api/runs", tag = "runs", request_body = RunRequest, responses((status = 201, description = "`{id}`: the run is queued and starts at once", body = Object), (status = 400, description = "A bad request or path")))]
 async fn create_run(State(app): S, body: axum::body::Bytes) -> ApiResult<Response> {
     let req: RunRequest = if body.is_empty() {
         RunRequest::default()
@@ -285,6 +330,7 @@ struct RunsQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/runs", tag = "runs", params(("status" = Option<String>, Query, description = "queued, running, passed, failed, error or interrupted"), ("limit" = Option<i64>, Query, description = "At most this many (default 50)")), responses((status = 200, description = "The newest runs first", body = [Run])))]
 async fn list_runs(State(app): S, Query(q): Query<RunsQuery>) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let runs = app.store.runs(q.status, limit).await?;
@@ -295,11 +341,13 @@ fn not_found(id: i64) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, format!("no run {id}"))
 }
 
+#[utoipa::path(get, path = "/api/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "The run")), responses((status = 200, description = "The run", body = Run), (status = 404, description = "No such run")))]
 async fn get_run(State(app): S, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
     let run = app.store.run(id).await?.ok_or_else(|| not_found(id))?;
     Ok(Json(serde_json::to_value(run).unwrap_or(Value::Null)))
 }
 
+#[utoipa::path(get, path = "/api/runs/{id}/report", tag = "runs", params(("id" = i64, Path, description = "The run")), responses((status = 200, description = "The run's report.json (while it runs: what finished so far)", body = Object), (status = 404, description = "No such run, or no report yet")))]
 async fn report(State(app): S, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
     let dir = app
         .store
@@ -320,6 +368,7 @@ async fn report(State(app): S, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
     Ok(Json(doc))
 }
 
+#[utoipa::path(post, path = "/api/runs/push", tag = "push", request_body(content = Object, description = "The run's selection"), responses((status = 201, description = "`{id}`", body = Object)))]
 /// `POST /api/runs/push`: an `atf run --server URL` starts a run it will
 /// push; the body is its selection (any JSON object) → `201 {"id"}`.
 async fn push_start(State(app): S, Json(selection): Json<Value>) -> ApiResult<Response> {
@@ -342,6 +391,7 @@ fn not_pushed(id: i64) -> ApiError {
     )
 }
 
+#[utoipa::path(post, path = "/api/runs/{id}/push", tag = "push", params(("id" = i64, Path, description = "The run")), request_body(content = String, description = "Event lines, JSON Lines as in events.jsonl", content_type = "application/x-ndjson"), responses((status = 204, description = "Stored"), (status = 409, description = "Not a pushed run in progress")))]
 /// `POST /api/runs/{id}/push`: event lines (JSON Lines, as in events.jsonl).
 async fn push_events(State(app): S, Path(id): Path<i64>, body: String) -> ApiResult<StatusCode> {
     match runs::push_lines(&app, id, &body).await {
@@ -356,6 +406,7 @@ struct Finish {
     exit_code: Option<i32>,
 }
 
+#[utoipa::path(post, path = "/api/runs/{id}/finish", tag = "push", params(("id" = i64, Path, description = "The run")), request_body(content = Object, description = "`{exit_code}` of the pushing atf run"), responses((status = 204, description = "Recorded"), (status = 409, description = "Not a pushed run in progress")))]
 /// `POST /api/runs/{id}/finish`: `{"exit_code": N}` of the pushing `atf run`.
 async fn push_finish(
     State(app): S,
@@ -374,6 +425,7 @@ struct HistoryQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/history/{path}", tag = "cases", params(("path" = String, Path, description = "A case file, relative to the project folder"), ("limit" = Option<i64>, Query, description = "At most this many (default 20)")), responses((status = 200, description = "The last results of the cases of the file, newest first", body = [CaseResult])))]
 async fn history(
     State(app): S,
     Path(rel): Path<String>,
@@ -385,6 +437,7 @@ async fn history(
     Ok(Json(serde_json::to_value(rows).unwrap_or(Value::Null)))
 }
 
+#[utoipa::path(get, path = "/api/runs/{id}/events", tag = "runs", params(("id" = i64, Path, description = "The run")), responses((status = 200, description = "Server-Sent Events: the stored events, then the live ones (`event: NAME`, `id: SEQ`, `data: EVENT-JSON`), then `event: end` with the run", content_type = "text/event-stream", body = String), (status = 404, description = "No such run")))]
 /// `GET /api/runs/{id}/events`: the stored events, then the live ones,
 /// each as an SSE message `event: EVENT-NAME`, `id: SEQ`, `data: JSON`;
 /// at the end one `event: end` whose data is the run (its final status).

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A case as the case tree shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CaseEntry {
     /// The case file, relative to the project folder, with `/`.
     pub path: String,
@@ -39,7 +39,7 @@ pub struct CaseEntry {
 }
 
 /// One problem `atf check` found in a file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Diagnostic {
     /// The file, relative to the project folder.
     pub file: String,
@@ -54,7 +54,7 @@ pub struct Diagnostic {
 }
 
 /// What a run is asked to run: `POST /api/runs`'s body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     /// Case files or folders, relative to the project (default: all).
@@ -68,6 +68,7 @@ pub struct RunRequest {
     pub tags: Option<String>,
     /// Variable overrides (`--var`).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
     pub vars: Map<String, Value>,
 }
 

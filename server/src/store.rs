@@ -105,7 +105,7 @@ CREATE INDEX case_results_file ON case_results (file, run_id);
 "#];
 
 /// One stored run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Run {
     /// Its id.
     pub id: i64,
@@ -118,13 +118,14 @@ pub struct Run {
     /// When it ended.
     pub finished_at: Option<String>,
     /// What was asked for: paths, env, tags, vars.
+    #[schema(value_type = Object)]
     pub selection: Value,
     /// The counts of its cases (from its `run_finished` event).
     pub summary: Counts,
 }
 
 /// The counts of a run's cases.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Counts {
     /// Selected cases.
     pub total: i64,
@@ -143,7 +144,7 @@ pub struct Counts {
 }
 
 /// One case result of one run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CaseResult {
     /// The run.
     pub run_id: i64,

@@ -145,6 +145,37 @@ fn api_flow(db: &[&str]) {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["schema_version"], 1);
 
+    // The API describes itself.
+    let doc = get_json(&c, &s.api("/api/openapi.json"));
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{doc:#}"
+    );
+    let mut documented: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented.sort();
+    assert_eq!(
+        documented,
+        [
+            "/api/cases",
+            "/api/cases/{path}",
+            "/api/health",
+            "/api/history/{path}",
+            "/api/runs",
+            "/api/runs/push",
+            "/api/runs/{id}",
+            "/api/runs/{id}/events",
+            "/api/runs/{id}/finish",
+            "/api/runs/{id}/push",
+            "/api/runs/{id}/report",
+        ]
+    );
+    assert!(doc["components"]["schemas"]["RunRequest"].is_object());
+
     // The case list: path, name, tags, no status yet.
     let cases = get_json(&c, &s.api("/api/cases"));
     let ok = cases
