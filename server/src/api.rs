@@ -483,9 +483,14 @@ fn event_stream(app: Arc<App>, id: i64) -> impl Stream<Item = Result<SseEvent, I
             }
             Err(e) => eprintln!("store: {e}"),
         }
+        let mut stop = app.hub.stop_signal();
         if let Some(rx) = live.as_mut() {
             loop {
-                match rx.recv().await {
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.wait_for(|s| *s) => return,
+                };
+                match next {
                     Ok(ev) => {
                         if ev.0 > last {
                             last = ev.0;

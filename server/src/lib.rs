@@ -249,8 +249,13 @@ pub async fn serve(opts: Options, host: Arc<dyn Host>) -> Result<(), StartError>
         .map_err(|e| StartError::Bind(opts.addr, e))?;
     println!("listening on http://{local}");
     println!("project {}", app.root.display());
-    let served = axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown())
+    let stopping = app.hub.stopping();
+    let served = axum::serve(listener, router(app.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown().await;
+            // End the event streams, which would keep the server up.
+            let _ = stopping.send(true);
+        })
         .await;
     served.map_err(|e| StartError::Bind(local, e))
 }

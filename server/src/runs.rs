@@ -24,13 +24,33 @@ use crate::{App, RunRequest};
 pub type Live = Arc<(i64, String)>;
 
 /// The live runs and their subscribers.
-#[derive(Default)]
 pub struct Hub {
     live: Mutex<HashMap<i64, broadcast::Sender<Live>>>,
     pushed: tokio::sync::Mutex<HashMap<i64, Follow>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            live: Mutex::default(),
+            pushed: tokio::sync::Mutex::default(),
+            stop: tokio::sync::watch::channel(false).0,
+        }
+    }
 }
 
 impl Hub {
+    /// Set to `true` when the server stops: event streams end.
+    pub fn stopping(&self) -> tokio::sync::watch::Sender<bool> {
+        self.stop.clone()
+    }
+
+    /// A receiver of the stop signal.
+    pub fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     async fn pushed_lock(&self) -> tokio::sync::MutexGuard<'_, HashMap<i64, Follow>> {
         self.pushed.lock().await
     }
@@ -202,6 +222,9 @@ async fn execute(
         .stdout(log)
         .stderr(log2);
     let mut cmd = tokio::process::Command::from(cmd);
+    // A server that stops takes its runs with it; they are `interrupted`
+    // when it starts again, their folders keeping what they wrote.
+    cmd.kill_on_drop(true);
     app.store
         .start_run(id, &dir.display().to_string())
         .await
