@@ -45,13 +45,28 @@ function followRun(table) {
     const info = started[ev.case] || {};
     rowFor(ev.name, info.file);
   });
+  // Failed expectations of each case, from its steps, shown when it ends.
+  const failures = new Map();
+  src.addEventListener("step_finished", (e) => {
+    const ev = JSON.parse(e.data);
+    const info = started[ev.case];
+    if (!info || !ev.report.failures || ev.report.failures.length === 0) return;
+    const list = failures.get(info.name) || [];
+    for (const f of ev.report.failures) {
+      const at = f.location ? ` (${f.location.file}:${f.location.line})` : "";
+      list.push(`step ${ev.index} ${ev.report.keyword}: ${f.message}${at}`);
+    }
+    failures.set(info.name, list);
+  });
   src.addEventListener("case_finished", (e) => {
     const r = JSON.parse(e.data).report;
     const tr = rowFor(r.name, r.file);
     tr.cells[1].textContent = r.file;
     tr.cells[2].replaceChildren(badge(r.status));
     tr.cells[3].textContent = r.duration_ms + " ms";
-    tr.cells[4].textContent = r.error || "";
+    const pre = document.createElement("pre");
+    pre.textContent = [r.error || "", ...(failures.get(r.name) || [])].filter((t) => t).join("\n");
+    tr.cells[4].replaceChildren(pre);
   });
   src.addEventListener("run_finished", (e) => {
     const s = JSON.parse(e.data).summary;
