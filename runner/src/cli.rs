@@ -49,6 +49,47 @@ enum Command {
     /// Work with report folders.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Serve the project's web pages and JSON API: browse and edit cases,
+    /// start runs and follow them live, keep the run history.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ServeArgs {
+    #[command(subcommand)]
+    command: Option<ServeCommand>,
+    /// The project folder (the one with atf.json).
+    #[arg(default_value = ".")]
+    project: PathBuf,
+    /// The port to listen on (0: any free port).
+    #[arg(long, default_value_t = 7878)]
+    port: u16,
+    /// The address to listen on; any but a loopback address needs a token
+    /// (ATF_SERVE_TOKEN, or the first line of PROJECT/.atf/token).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// The run history: postgres://USER:PASSWORD@HOST/DB for PostgreSQL,
+    /// or an SQLite file (default: PROJECT/.atf/atf.db).
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ServeCommand {
+    /// Add the runs of report folders (report.json and/or events.jsonl)
+    /// to the server's run history.
+    Import {
+        /// Report folders.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The project folder whose history receives them.
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// The run history, as for `atf serve --db`.
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,8 +117,8 @@ enum ReportCommand {
     },
 }
 
-#[derive(Args, Debug, Clone)]
-struct CommonArgs {
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct CommonArgs {
     /// Case files or folders (searched for *.case.json).
     paths: Vec<PathBuf>,
     /// The project file (default: atf.json found walking up from the first path).
@@ -168,6 +209,11 @@ struct RunArgs {
     /// stop its runs at its first failure.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     until_fail: Option<u32>,
+    /// Push the run's events, as they happen, to the `atf serve` at URL
+    /// (its token from ATF_SERVE_TOKEN); the run shows live there and
+    /// stays in its history.
+    #[arg(long, value_name = "URL", conflicts_with = "watch")]
+    server: Option<String>,
 }
 
 /// `--retry-delay`: `2s`, `500ms`, `1m`, or milliseconds.
@@ -316,6 +362,7 @@ pub fn main() -> i32 {
         Command::List(a) => list(a),
         Command::Keywords(a) => keywords(a),
         Command::Schema(a) => schema(a),
+        Command::Serve(a) => serve(a),
         Command::Report(ReportCommand::Rebuild { dir }) => crate::merge::rebuild(&dir),
         Command::Report(ReportCommand::Merge { dirs, out, allure }) => {
             if !dirs.is_empty() && dirs.iter().all(|d| crate::loadtest::merge::is_load_dir(d)) {
@@ -651,15 +698,45 @@ fn run_with(args: &RunArgs, cfg: &RunConfig, plugins: &crate::plugin::PluginHost
             return EXIT_USAGE;
         }
     };
-    let mut outcome =
-        match crate::engine::run_phases(cfg, plugins, phases, &mut [&mut console, &mut log]) {
-            Ok(o) => o,
-            Err(e) => return usage_error(e),
-        };
+    let mut push = args.server.as_deref().and_then(|url| {
+        let paths: Vec<String> = cfg.paths.iter().map(|p| p.display().to_string()).collect();
+        crate::push::Push::start(
+            url,
+            &serde_json::json!({
+                "paths": paths,
+                "env": cfg.env_name,
+                "tags": args.common.tags,
+                "pushed": true,
+            }),
+        )
+    });
+    let result = {
+        let mut reporters: Vec<&mut dyn atf_reports::Reporter> = vec![&mut console, &mut log];
+        if let Some(p) = push.as_mut() {
+            reporters.push(p);
+        }
+        crate::engine::run_phases(cfg, plugins, phases, &mut reporters)
+    };
+    let code = match result {
+        Ok(outcome) => finish_run(cfg, plugins, &mut log, outcome),
+        Err(e) => usage_error(e),
+    };
+    if let Some(p) = push {
+        p.finish(code);
+    }
+    code
+}
+
+/// After a run: warnings, the file reports, Allure; the exit code.
+fn finish_run(
+    cfg: &RunConfig,
+    plugins: &crate::plugin::PluginHost,
+    log: &mut atf_reports::events_file::EventLog,
+    mut outcome: crate::engine::Outcome,
+) -> i32 {
     if let Some((path, e)) = log.take_error() {
         eprintln!("warning: writing {} stopped: {e}", path.display());
     }
-    drop(log);
     for w in plugins.take_warnings() {
         eprintln!("warning: {w}");
     }
@@ -772,7 +849,17 @@ fn load(args: LoadArgs) -> i32 {
 
 /// What `check` and `list` work on: the config and the selected case runs
 /// (plugins loaded, so plugin keywords are known).
-fn load_for(args: &CommonArgs) -> Result<(RunConfig, Vec<crate::model::CaseRun>), i32> {
+impl CommonArgs {
+    /// Flags with only these paths, as `atf serve` loads them.
+    pub(crate) fn for_paths(paths: Vec<PathBuf>) -> CommonArgs {
+        CommonArgs {
+            paths,
+            ..CommonArgs::default()
+        }
+    }
+}
+
+pub(crate) fn load_for(args: &CommonArgs) -> Result<(RunConfig, Vec<crate::model::CaseRun>), i32> {
     let mut cfg = build_config(args, None)?;
     let plugins = load_plugins(&cfg.plugin_dirs, &cfg.project.in_process_plugins)?;
     let catalog = catalog(&plugins)?;
@@ -889,4 +976,59 @@ fn schema(args: SchemaArgs) -> i32 {
         serde_json::to_string_pretty(&schema).unwrap_or_default()
     );
     EXIT_OK
+}
+
+/// `atf serve`: the working directory becomes the project folder, so case
+/// files are named relative to it, as in its reports.
+fn serve(args: ServeArgs) -> i32 {
+    if let Some(ServeCommand::Import { dirs, project, db }) = args.command {
+        return serve_import(&dirs, &project, db.as_deref());
+    }
+    let root = match args.project.canonicalize() {
+        Ok(r) if r.is_dir() => r,
+        Ok(r) => return usage_error(format!("{}: not a folder", r.display())),
+        Err(e) => return usage_error(format!("{}: {e}", args.project.display())),
+    };
+    if !root.join("atf.json").is_file() {
+        eprintln!(
+            "warning: {} has no atf.json: serving its case files without a project file",
+            root.display()
+        );
+    }
+    if let Err(e) = std::env::set_current_dir(&root) {
+        return usage_error(format!("{}: {e}", root.display()));
+    }
+    let opts = atf_server::Options {
+        token: atf_server::find_token(&root),
+        root: root.clone(),
+        addr: std::net::SocketAddr::new(args.bind, args.port),
+        db: args.db,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return usage_error(format!("cannot start the server's runtime: {e}")),
+    };
+    let host = std::sync::Arc::new(crate::serve::RunnerHost { root });
+    match runtime.block_on(atf_server::serve(opts, host)) {
+        Ok(()) => EXIT_OK,
+        Err(e) => usage_error(e),
+    }
+}
+
+fn serve_import(dirs: &[PathBuf], project: &std::path::Path, db: Option<&str>) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return usage_error(format!("cannot start a runtime: {e}")),
+    };
+    match runtime.block_on(atf_server::import_dirs(project, db, dirs)) {
+        Ok(0) => EXIT_OK,
+        Ok(_) => EXIT_FAILED,
+        Err(e) => usage_error(e),
+    }
 }

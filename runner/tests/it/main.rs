@@ -11,6 +11,7 @@ mod http;
 mod interrupt;
 mod load;
 mod reports;
+mod serve;
 mod server;
 #[path = "../support/mod.rs"]
 mod support;

@@ -1,0 +1,100 @@
+// atf serve: the little script of the server-rendered pages.
+// No build step; every text from the server goes in through textContent.
+"use strict";
+
+function filterCases(q) {
+  q = q.trim().toLowerCase();
+  for (const li of document.querySelectorAll("li.case")) {
+    li.hidden = q !== "" && !li.dataset.search.includes(q);
+  }
+}
+
+function badge(status) {
+  const s = document.createElement("span");
+  s.className = "st st-" + status;
+  s.textContent = status;
+  return s;
+}
+
+function cell(row, content) {
+  const td = row.insertCell();
+  if (content instanceof Node) td.appendChild(content); else td.textContent = content;
+  return td;
+}
+
+function followRun(table) {
+  const id = table.dataset.run;
+  const rows = new Map();
+  const started = [];
+  const src = new EventSource("/api/runs/" + id + "/events");
+  const rowFor = (name, file) => {
+    if (!rows.has(name)) {
+      const tr = table.insertRow();
+      cell(tr, name); cell(tr, file || ""); cell(tr, badge("running")); cell(tr, ""); cell(tr, "");
+      rows.set(name, tr);
+    }
+    return rows.get(name);
+  };
+  src.addEventListener("run_started", (e) => {
+    const ev = JSON.parse(e.data);
+    started.length = 0;
+    for (const c of ev.cases) started.push(c);
+  });
+  src.addEventListener("case_started", (e) => {
+    const ev = JSON.parse(e.data);
+    const info = started[ev.case] || {};
+    rowFor(ev.name, info.file);
+  });
+  // Failed expectations of each case, from its steps, shown when it ends.
+  const failures = new Map();
+  src.addEventListener("step_finished", (e) => {
+    const ev = JSON.parse(e.data);
+    const info = started[ev.case];
+    if (!info || !ev.report.failures || ev.report.failures.length === 0) return;
+    const list = failures.get(info.name) || [];
+    for (const f of ev.report.failures) {
+      const at = f.location ? ` (${f.location.file}:${f.location.line})` : "";
+      list.push(`step ${ev.index} ${ev.report.keyword}: ${f.message}${at}`);
+    }
+    failures.set(info.name, list);
+  });
+  src.addEventListener("case_finished", (e) => {
+    const r = JSON.parse(e.data).report;
+    const tr = rowFor(r.name, r.file);
+    tr.cells[1].textContent = r.file;
+    tr.cells[2].replaceChildren(badge(r.status));
+    tr.cells[3].textContent = r.duration_ms + " ms";
+    const pre = document.createElement("pre");
+    pre.textContent = [r.error || "", ...(failures.get(r.name) || [])].filter((t) => t).join("\n");
+    tr.cells[4].replaceChildren(pre);
+  });
+  src.addEventListener("run_finished", (e) => {
+    const s = JSON.parse(e.data).summary;
+    document.getElementById("summary").textContent =
+      `${s.passed}/${s.total} passed, ${s.failed} failed, ${s.errored} error, ${s.skipped} skipped in ${s.duration_ms} ms`;
+  });
+  src.addEventListener("end", (e) => {
+    src.close();
+    const run = JSON.parse(e.data);
+    if (run) document.getElementById("status").replaceChildren(badge(run.status));
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const search = document.getElementById("search");
+  if (search) search.addEventListener("input", () => filterCases(search.value));
+  const run = document.getElementById("run");
+  if (run) run.addEventListener("click", async () => {
+    run.disabled = true;
+    const res = await fetch("/api/runs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ paths: [run.dataset.path] }),
+    });
+    const body = await res.json();
+    if (res.ok) location.href = "/runs/" + body.id;
+    else { run.disabled = false; alert(body.error); }
+  });
+  const cases = document.getElementById("cases");
+  if (cases) followRun(cases);
+});

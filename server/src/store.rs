@@ -1,0 +1,725 @@
+//! The run history: runs, their events and their case results, in an
+//! embedded SQLite file (the default) or in PostgreSQL (`--db
+//! postgres://…`, for a team server).
+//!
+//! Both backends share one set of queries written with `$1`-style
+//! placeholders (SQLite reads `$1` as a parameter too) and one versioned
+//! list of migrations per backend, recorded in `atf_migrations`; the
+//! migrations not yet recorded run when the store opens.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A store error, for the log and a 500 answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL said no.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had.
+    #[error("postgres pool: {0}")]
+    Pool(String),
+    /// Anything else (a task that panicked, a bad URL).
+    #[error("{0}")]
+    Other(String),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Migrations for SQLite, in order; the index + 1 is the version.
+const SQLITE_MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    selection TEXT NOT NULL,
+    report_dir TEXT NOT NULL DEFAULT '',
+    total INTEGER NOT NULL DEFAULT 0,
+    passed INTEGER NOT NULL DEFAULT 0,
+    flaky INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    errored INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    duration_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_status ON runs (status);
+CREATE TABLE events (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE case_results (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    file TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    finished_at TEXT NOT NULL
+);
+CREATE INDEX case_results_file ON case_results (file, run_id);
+"#];
+
+/// Migrations for PostgreSQL, in order; the index + 1 is the version.
+const POSTGRES_MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE runs (
+    id BIGSERIAL PRIMARY KEY,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    selection TEXT NOT NULL,
+    report_dir TEXT NOT NULL DEFAULT '',
+    total BIGINT NOT NULL DEFAULT 0,
+    passed BIGINT NOT NULL DEFAULT 0,
+    flaky BIGINT NOT NULL DEFAULT 0,
+    failed BIGINT NOT NULL DEFAULT 0,
+    errored BIGINT NOT NULL DEFAULT 0,
+    skipped BIGINT NOT NULL DEFAULT 0,
+    duration_ms BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_status ON runs (status);
+CREATE TABLE events (
+    run_id BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE case_results (
+    run_id BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    file TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    duration_ms BIGINT NOT NULL,
+    finished_at TEXT NOT NULL
+);
+CREATE INDEX case_results_file ON case_results (file, run_id);
+"#];
+
+/// One stored run.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Run {
+    /// Its id.
+    pub id: i64,
+    /// queued, running, passed, failed, error or interrupted.
+    pub status: String,
+    /// When it was asked for (RFC 3339).
+    pub created_at: String,
+    /// When its process started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// What was asked for: paths, env, tags, vars.
+    #[schema(value_type = Object)]
+    pub selection: Value,
+    /// The counts of its cases (from its `run_finished` event).
+    pub summary: Counts,
+}
+
+/// The counts of a run's cases.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Counts {
+    /// Selected cases.
+    pub total: i64,
+    /// Passed (flaky included).
+    pub passed: i64,
+    /// Passed on a retry.
+    pub flaky: i64,
+    /// Failed.
+    pub failed: i64,
+    /// Could not run as written.
+    pub errored: i64,
+    /// Did not run.
+    pub skipped: i64,
+    /// Wall time.
+    pub duration_ms: i64,
+}
+
+/// One case result of one run.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct CaseResult {
+    /// The run.
+    pub run_id: i64,
+    /// The case file, relative to the project.
+    pub file: String,
+    /// The case (or data row) name.
+    pub name: String,
+    /// Its status.
+    pub status: String,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// When it finished (RFC 3339).
+    pub finished_at: String,
+}
+
+/// The run history.
+#[derive(Clone)]
+pub enum Store {
+    /// An SQLite file (one connection; queries run on the blocking pool).
+    Sqlite(Arc<Mutex<rusqlite::Connection>>),
+    /// A PostgreSQL pool.
+    Postgres(deadpool_postgres::Pool),
+}
+
+const RUN_COLUMNS: &str = "id, status, created_at, started_at, finished_at, selection, \
+     total, passed, flaky, failed, errored, skipped, duration_ms";
+
+fn sqlite_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+    let selection: String = r.get(5)?;
+    Ok(Run {
+        id: r.get(0)?,
+        status: r.get(1)?,
+        created_at: r.get(2)?,
+        started_at: r.get(3)?,
+        finished_at: r.get(4)?,
+        selection: serde_json::from_str(&selection).unwrap_or(Value::Null),
+        summary: Counts {
+            total: r.get(6)?,
+            passed: r.get(7)?,
+            flaky: r.get(8)?,
+            failed: r.get(9)?,
+            errored: r.get(10)?,
+            skipped: r.get(11)?,
+            duration_ms: r.get(12)?,
+        },
+    })
+}
+
+fn pg_run(r: &tokio_postgres::Row) -> Run {
+    let selection: String = r.get(5);
+    Run {
+        id: r.get(0),
+        status: r.get(1),
+        created_at: r.get(2),
+        started_at: r.get(3),
+        finished_at: r.get(4),
+        selection: serde_json::from_str(&selection).unwrap_or(Value::Null),
+        summary: Counts {
+            total: r.get(6),
+            passed: r.get(7),
+            flaky: r.get(8),
+            failed: r.get(9),
+            errored: r.get(10),
+            skipped: r.get(11),
+            duration_ms: r.get(12),
+        },
+    }
+}
+
+/// Now, RFC 3339 in UTC with milliseconds.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Opens (creating) the SQLite file at `path` and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        let path = path.to_path_buf();
+        let conn = tokio::task::spawn_blocking(move || -> Result<rusqlite::Connection> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::Other(format!("{}: {e}", parent.display())))?;
+            }
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))??;
+        let store = Store::Sqlite(Arc::new(Mutex::new(conn)));
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to PostgreSQL at `url` and migrates the database (in the
+    /// schema of the URL's `options=-csearch_path=…`, if given).
+    pub async fn open_postgres(url: &str) -> Result<Store> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Other(format!("--db: not a PostgreSQL URL: {e}")))?;
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(8)
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let store = Store::Postgres(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the store a `--db` value names: `postgres://…` or
+    /// `postgresql://…` for PostgreSQL, `sqlite://PATH` or a plain path for
+    /// SQLite.
+    pub async fn open(db: &str) -> Result<Store> {
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            Store::open_postgres(db).await
+        } else {
+            let path = db.strip_prefix("sqlite://").unwrap_or(db);
+            Store::open_sqlite(Path::new(path)).await
+        }
+    }
+
+    async fn sqlite<T: Send + 'static>(
+        conn: &Arc<Mutex<rusqlite::Connection>>,
+        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut c).map_err(StoreError::from)
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+
+    async fn pg(pool: &deadpool_postgres::Pool) -> Result<deadpool_postgres::Object> {
+        pool.get()
+            .await
+            .map_err(|e| StoreError::Pool(e.to_string()))
+    }
+
+    /// Runs the migrations not yet recorded in `atf_migrations`.
+    async fn migrate(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, |c| {
+                    let tx = c.transaction()?;
+                    tx.execute_batch(
+                        "CREATE TABLE IF NOT EXISTS atf_migrations \
+                         (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+                    )?;
+                    let done: i64 = tx.query_row(
+                        "SELECT COALESCE(MAX(version), 0) FROM atf_migrations",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    for (i, sql) in SQLITE_MIGRATIONS.iter().enumerate() {
+                        let version = i as i64 + 1;
+                        if version > done {
+                            tx.execute_batch(sql)?;
+                            tx.execute(
+                                "INSERT INTO atf_migrations (version, applied_at) VALUES ($1, $2)",
+                                rusqlite::params![version, now()],
+                            )?;
+                        }
+                    }
+                    tx.commit()
+                })
+                .await
+            }
+            Store::Postgres(pool) => {
+                let mut client = Store::pg(pool).await?;
+                let tx = client.transaction().await?;
+                // One server migrates at a time.
+                tx.batch_execute(
+                    "SELECT pg_advisory_xact_lock(7878001); \
+                     CREATE TABLE IF NOT EXISTS atf_migrations \
+                     (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+                )
+                .await?;
+                let done: i64 = tx
+                    .query_one("SELECT COALESCE(MAX(version), 0) FROM atf_migrations", &[])
+                    .await?
+                    .get(0);
+                for (i, sql) in POSTGRES_MIGRATIONS.iter().enumerate() {
+                    let version = i as i64 + 1;
+                    if version > done {
+                        tx.batch_execute(sql).await?;
+                        tx.execute(
+                            "INSERT INTO atf_migrations (version, applied_at) VALUES ($1, $2)",
+                            &[&version, &now()],
+                        )
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The highest migration version applied.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let sql = "SELECT COALESCE(MAX(version), 0) FROM atf_migrations";
+        match self {
+            Store::Sqlite(c) => Store::sqlite(c, move |c| c.query_row(sql, [], |r| r.get(0))).await,
+            Store::Postgres(p) => Ok(Store::pg(p).await?.query_one(sql, &[]).await?.get(0)),
+        }
+    }
+
+    /// Marks the runs a stopped server left queued or running as
+    /// `interrupted`; returns how many.
+    pub async fn interrupt_unfinished(&self) -> Result<u64> {
+        let sql = "UPDATE runs SET status = 'interrupted', finished_at = $1 \
+                   WHERE status IN ('queued', 'running')";
+        let at = now();
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| c.execute(sql, [at]).map(|n| n as u64)).await
+            }
+            Store::Postgres(p) => Ok(Store::pg(p).await?.execute(sql, &[&at]).await?),
+        }
+    }
+
+    /// Records a new queued run; returns its id.
+    pub async fn create_run(&self, selection: &Value) -> Result<i64> {
+        let sel = selection.to_string();
+        let at = now();
+        let sql = "INSERT INTO runs (status, created_at, selection) VALUES ('queued', $1, $2) \
+                   RETURNING id";
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    c.query_row(sql, rusqlite::params![at, sel], |r| r.get(0))
+                })
+                .await
+            }
+            Store::Postgres(p) => Ok(Store::pg(p)
+                .await?
+                .query_one(sql, &[&at, &sel])
+                .await?
+                .get(0)),
+        }
+    }
+
+    /// The run is running, its reports in `report_dir`.
+    pub async fn start_run(&self, id: i64, report_dir: &str) -> Result<()> {
+        let sql = "UPDATE runs SET status = 'running', started_at = $1, report_dir = $2 \
+                   WHERE id = $3";
+        let (at, dir) = (now(), report_dir.to_string());
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    c.execute(sql, rusqlite::params![at, dir, id]).map(drop)
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                Store::pg(p).await?.execute(sql, &[&at, &dir, &id]).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Stores event `seq` of run `id`; with `case` (a finished case) also
+    /// its result.
+    pub async fn add_event(
+        &self,
+        id: i64,
+        seq: i64,
+        body: &str,
+        case: Option<CaseResult>,
+    ) -> Result<()> {
+        let ev = "INSERT INTO events (run_id, seq, body) VALUES ($1, $2, $3)";
+        let cr = "INSERT INTO case_results (run_id, file, name, status, duration_ms, finished_at) \
+                  VALUES ($1, $2, $3, $4, $5, $6)";
+        let body = body.to_string();
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    let tx = c.transaction()?;
+                    tx.execute(ev, rusqlite::params![id, seq, body])?;
+                    if let Some(r) = case {
+                        tx.execute(
+                            cr,
+                            rusqlite::params![
+                                id,
+                                r.file,
+                                r.name,
+                                r.status,
+                                r.duration_ms,
+                                r.finished_at
+                            ],
+                        )?;
+                    }
+                    tx.commit()
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                let mut client = Store::pg(p).await?;
+                let tx = client.transaction().await?;
+                tx.execute(ev, &[&id, &seq, &body]).await?;
+                if let Some(r) = case {
+                    tx.execute(
+                        cr,
+                        &[
+                            &id,
+                            &r.file,
+                            &r.name,
+                            &r.status,
+                            &r.duration_ms,
+                            &r.finished_at,
+                        ],
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Stores a case result without an event (an imported run whose
+    /// folder has only report.json).
+    pub async fn add_case_result(&self, r: CaseResult) -> Result<()> {
+        let sql = "INSERT INTO case_results (run_id, file, name, status, duration_ms, finished_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    c.execute(
+                        sql,
+                        rusqlite::params![
+                            r.run_id,
+                            r.file,
+                            r.name,
+                            r.status,
+                            r.duration_ms,
+                            r.finished_at
+                        ],
+                    )
+                    .map(drop)
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                Store::pg(p)
+                    .await?
+                    .execute(
+                        sql,
+                        &[
+                            &r.run_id,
+                            &r.file,
+                            &r.name,
+                            &r.status,
+                            &r.duration_ms,
+                            &r.finished_at,
+                        ],
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The run ended with `status` and these counts.
+    pub async fn finish_run(&self, id: i64, status: &str, c: Counts) -> Result<()> {
+        let sql = "UPDATE runs SET status = $1, finished_at = $2, total = $3, passed = $4, \
+                   flaky = $5, failed = $6, errored = $7, skipped = $8, duration_ms = $9 \
+                   WHERE id = $10";
+        let (status, at) = (status.to_string(), now());
+        match self {
+            Store::Sqlite(conn) => {
+                Store::sqlite(conn, move |conn| {
+                    conn.execute(
+                        sql,
+                        rusqlite::params![
+                            status,
+                            at,
+                            c.total,
+                            c.passed,
+                            c.flaky,
+                            c.failed,
+                            c.errored,
+                            c.skipped,
+                            c.duration_ms,
+                            id
+                        ],
+                    )
+                    .map(drop)
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                Store::pg(p)
+                    .await?
+                    .execute(
+                        sql,
+                        &[
+                            &status,
+                            &at,
+                            &c.total,
+                            &c.passed,
+                            &c.flaky,
+                            &c.failed,
+                            &c.errored,
+                            &c.skipped,
+                            &c.duration_ms,
+                            &id,
+                        ],
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// One run.
+    pub async fn run(&self, id: i64) -> Result<Option<Run>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    use rusqlite::OptionalExtension;
+                    c.query_row(&sql, [id], sqlite_run).optional()
+                })
+                .await
+            }
+            Store::Postgres(p) => Ok(Store::pg(p)
+                .await?
+                .query_opt(&sql, &[&id])
+                .await?
+                .as_ref()
+                .map(pg_run)),
+        }
+    }
+
+    /// The report folder of a run.
+    pub async fn report_dir(&self, id: i64) -> Result<Option<String>> {
+        let sql = "SELECT report_dir FROM runs WHERE id = $1";
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    use rusqlite::OptionalExtension;
+                    c.query_row(sql, [id], |r| r.get(0)).optional()
+                })
+                .await
+            }
+            Store::Postgres(p) => Ok(Store::pg(p)
+                .await?
+                .query_opt(sql, &[&id])
+                .await?
+                .map(|r| r.get(0))),
+        }
+    }
+
+    /// The newest runs first, at most `limit`, with `status` if given.
+    pub async fn runs(&self, status: Option<String>, limit: i64) -> Result<Vec<Run>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE ($1 = '' OR status = $1) \
+             ORDER BY id DESC LIMIT $2"
+        );
+        let status = status.unwrap_or_default();
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    let mut st = c.prepare(&sql)?;
+                    let rows = st.query_map(rusqlite::params![status, limit], sqlite_run)?;
+                    rows.collect()
+                })
+                .await
+            }
+            Store::Postgres(p) => Ok(Store::pg(p)
+                .await?
+                .query(&sql, &[&status, &limit])
+                .await?
+                .iter()
+                .map(pg_run)
+                .collect()),
+        }
+    }
+
+    /// The stored events of run `id` after `after`, in order: `(seq, JSON)`.
+    pub async fn events(&self, id: i64, after: i64) -> Result<Vec<(i64, String)>> {
+        let sql = "SELECT seq, body FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq";
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    let mut st = c.prepare(sql)?;
+                    let rows = st.query_map([id, after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    rows.collect()
+                })
+                .await
+            }
+            Store::Postgres(p) => Ok(Store::pg(p)
+                .await?
+                .query(sql, &[&id, &after])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()),
+        }
+    }
+
+    /// The latest result of every case file and name: `(file, name) →
+    /// status`, from the newest run that ran it.
+    pub async fn last_statuses(&self) -> Result<Vec<(String, String, String)>> {
+        let sql = "SELECT c.file, c.name, c.status FROM case_results c \
+                   JOIN (SELECT file, name, MAX(run_id) AS run_id FROM case_results \
+                         GROUP BY file, name) l \
+                   ON c.file = l.file AND c.name = l.name AND c.run_id = l.run_id";
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    let mut st = c.prepare(sql)?;
+                    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    rows.collect()
+                })
+                .await
+            }
+            Store::Postgres(p) => Ok(Store::pg(p)
+                .await?
+                .query(sql, &[])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect()),
+        }
+    }
+
+    /// The last `limit` results of the cases of `file`, newest first.
+    pub async fn case_history(&self, file: &str, limit: i64) -> Result<Vec<CaseResult>> {
+        let sql = "SELECT run_id, file, name, status, duration_ms, finished_at \
+                   FROM case_results WHERE file = $1 ORDER BY run_id DESC, name LIMIT $2";
+        let file = file.to_string();
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    let mut st = c.prepare(sql)?;
+                    let rows = st.query_map(rusqlite::params![file, limit], |r| {
+                        Ok(CaseResult {
+                            run_id: r.get(0)?,
+                            file: r.get(1)?,
+                            name: r.get(2)?,
+                            status: r.get(3)?,
+                            duration_ms: r.get(4)?,
+                            finished_at: r.get(5)?,
+                        })
+                    })?;
+                    rows.collect()
+                })
+                .await
+            }
+            Store::Postgres(p) => Ok(Store::pg(p)
+                .await?
+                .query(sql, &[&file, &limit])
+                .await?
+                .iter()
+                .map(|r| CaseResult {
+                    run_id: r.get(0),
+                    file: r.get(1),
+                    name: r.get(2),
+                    status: r.get(3),
+                    duration_ms: r.get(4),
+                    finished_at: r.get(5),
+                })
+                .collect()),
+        }
+    }
+}
