@@ -313,7 +313,7 @@ async fn create_run(State(app): S, body: axum::body::Bytes) -> ApiResult<Respons
             ));
         }
     }
-    let selection = serde_json::to_value(&req).unwrap_or(Value::Null);
+    let selection = stored_selection(&req);
     let id = app.store.create_run(&selection).await?;
     runs::spawn(app.clone(), id, req);
     Ok((
@@ -322,6 +322,19 @@ async fn create_run(State(app): S, body: axum::body::Bytes) -> ApiResult<Respons
         Json(json!({ "id": id })),
     )
         .into_response())
+}
+
+/// A run request as the history keeps and shows it: the vars' names only,
+/// since a value given for a run (a token, a password) may be a secret,
+/// and the run's events are masked but its selection is the request's own.
+fn stored_selection(req: &RunRequest) -> Value {
+    let mut selection = serde_json::to_value(req).unwrap_or(Value::Null);
+    if let Some(Value::Object(vars)) = selection.get_mut("vars") {
+        for v in vars.values_mut() {
+            *v = Value::String("***".into());
+        }
+    }
+    selection
 }
 
 #[derive(Deserialize)]

@@ -655,6 +655,8 @@ fn a_run_request_passes_its_env_and_vars_to_the_run() {
     };
     let run = start(json!({"paths": ["vars"], "vars": {"who": "ada"}}));
     assert_eq!(run["status"], "passed", "{run:#}");
+    // The history keeps the vars' names, never their values.
+    assert_eq!(run["selection"]["vars"], json!({"who": "***"}), "{run:#}");
     let run = start(json!({"paths": ["vars"]}));
     assert_eq!(run["status"], "failed", "{run:#}");
     // An environment the project does not have: nothing could run.
