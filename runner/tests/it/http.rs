@@ -559,3 +559,53 @@ fn digest_auth_answers_the_challenge_and_keeps_the_password_secret() {
         assert!(!text.contains("d1gest-pa55"), "{text}");
     }
 }
+
+#[test]
+fn header_names_may_hold_placeholders_and_check_knows_them() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file("a.case.json", json!({
+        "name": "a",
+        "vars": {"tenant": "acme", "auth": "Authorization"},
+        "steps": [
+            {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()),
+                "headers": {"X-${tenant}-Id": "7", "${auth}": "Bearer n4me-made-t0ken", "X-Plain": "1"}},
+             "expect": {"$.body.headers.x-acme-id": "7", "$.body.headers.x-plain": "1",
+                        "$.body.headers.authorization": "Bearer n4me-made-t0ken"}}
+        ]
+    }));
+    let out = p.atf(&["run", "-v"]);
+    let r = p.report();
+    assert_eq!(
+        case(&r, "a")["status"],
+        "passed",
+        "{:#}\n{}",
+        case(&r, "a"),
+        out.stdout
+    );
+    let report = std::fs::read_to_string(p.join("atf-report/report.json")).unwrap();
+    assert!(!report.contains("n4me-made-t0ken"), "{report}");
+
+    let q = Project::new();
+    q.file("b.case.json", json!({
+        "name": "b",
+        "steps": [ {"keyword": "http.request", "args": {"url": "http://127.0.0.1:9/x", "headers": {"X-${nope}": "1"}}} ]
+    }));
+    let out = q.atf(&["check"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("nope") || out.stderr.contains("nope"),
+        "{out:?}"
+    );
+    q.file("b.case.json", json!({
+        "name": "b",
+        "steps": [ {"keyword": "http.request", "args": {"url": "http://127.0.0.1:9/x", "headers": {"X-${": "1"}}} ]
+    }));
+    let out = q.atf(&["check"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("header name") && text.contains("b.case.json:"),
+        "{text}"
+    );
+}
