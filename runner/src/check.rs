@@ -97,6 +97,11 @@ impl Checker<'_> {
 
     fn step(&mut self, step: &Step, what: &str, defined: &HashSet<String>) {
         self.check_value(step.line, what, &step.args, defined);
+        for (_, keys) in &step.code.header_keys {
+            for (written, _) in keys {
+                self.check_value(step.line, what, &Value::String(written.clone()), defined);
+            }
+        }
         for v in step.expect.values() {
             self.check_value(step.line, what, v, defined);
         }

@@ -57,6 +57,9 @@ pub struct StepCode {
     pub saves_result: bool,
     /// The arguments its spec marks as header maps (secret header values).
     pub header_args: Vec<String>,
+    /// Header names with placeholders, by header argument: each name as
+    /// written and compiled; renamed after the args are rendered.
+    pub header_keys: Vec<(String, Vec<(String, Template)>)>,
 }
 
 /// One compiled expectation.

@@ -310,10 +310,31 @@ fn call_keyword(keyword: &dyn Keyword, call: &Call<'_>) -> Result<Value, StepErr
 
 /// The step's arguments, rendered from their compiled template.
 fn render_args(step: &Step, r: &Resolver<'_>) -> Result<Value, crate::resolve::ResolveError> {
-    match &step.code.args {
-        Some(t) => t.render(r),
-        None => Ok(step.args.clone()),
+    let mut args = match &step.code.args {
+        Some(t) => t.render(r)?,
+        None => step.args.clone(),
+    };
+    // Header names with placeholders: rendered as text, order kept.
+    for (arg, keys) in &step.code.header_keys {
+        if let Some(Value::Object(h)) = args.get_mut(arg) {
+            let mut names = Vec::with_capacity(keys.len());
+            for (written, t) in keys {
+                let name = match t.render(r)? {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                names.push((written.as_str(), name));
+            }
+            *h = std::mem::take(h)
+                .into_iter()
+                .map(|(k, v)| match names.iter().find(|(w, _)| *w == k) {
+                    Some((_, name)) => (name.clone(), v),
+                    None => (k, v),
+                })
+                .collect();
+        }
     }
+    Ok(args)
 }
 
 /// Renders the expected values that hold placeholders (`None` for those

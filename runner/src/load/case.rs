@@ -267,6 +267,25 @@ pub fn step(
             .unwrap_or_default(),
         ..StepCode::default()
     };
+    // Header names may hold placeholders too (`{"X-${name}": "v"}`).
+    for arg in &code.header_args {
+        if let Some(Value::Object(h)) = args.get(arg) {
+            let mut keys = Vec::new();
+            for k in h.keys().filter(|k| k.contains("${")) {
+                match Template::compile_str(k) {
+                    Ok(t) => keys.push((k.clone(), t)),
+                    Err(e) => src.error_key(
+                        &child(&child(&child(ptr, "args"), arg), k),
+                        format!("header name `{k}`: {}", e.message),
+                        None,
+                    ),
+                }
+            }
+            if !keys.is_empty() {
+                code.header_keys.push((arg.clone(), keys));
+            }
+        }
+    }
     for (k, v) in &expect {
         let value = compile(src, child(&child(ptr, "expect"), k), v);
         // A malformed key was reported by `expect::validate` above.

@@ -275,3 +275,337 @@ fn secrets_never_reach_reports_or_console() {
     }
     assert!(stdout.contains("***"), "{stdout}");
 }
+
+#[test]
+fn each_case_has_a_cookie_jar_fed_by_set_cookie_and_sent_back_by_the_rules() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file(
+        "atf.json",
+        json!({"default_env": "t", "envs": {"t": {"resources": {"http": {"default": srv.url()}}}}}),
+    );
+    p.file("a.case.json", json!({
+        "name": "a",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": "/cookies/set?sid=s3ss10n-abcdef&lang=en"},
+             "expect": {"cookies.lang.value": "en", "cookies.lang.path": "/", "cookies.lang.domain": "127.0.0.1",
+                        "cookies.lang.http_only": false, "cookies.lang.expires": null}},
+            {"keyword": "http.request", "args": {"url": "/echo"},
+             "expect": {"$.body.headers.cookie": {"$contains": "lang=en"}}},
+            {"keyword": "http.request", "args": {"url": "/cookies/attrs"},
+             "expect": {"cookies.theme": {"$contains": {"value": "dark", "domain": "127.0.0.1", "path": "/cookies", "max_age": 3600,
+                                                        "secure": false, "http_only": true, "same_site": "Lax"}},
+                        "cookies.theme.expires": {"$regex": "^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$"},
+                        "cookies.plain.value": "1"}},
+            {"keyword": "http.request", "remark": "a cookie of path /cookies stays there",
+             "args": {"url": "/echo"}, "expect": {"$.body.headers.cookie": {"$not": {"$contains": "theme"}}}},
+            {"keyword": "http.request", "args": {"url": "/cookies/echo"},
+             "expect": {"$.body.headers.cookie": {"$contains": "theme=dark"}}},
+            {"keyword": "http.request", "remark": "a step sets a cookie",
+             "args": {"url": "/echo", "cookies": {"mine": "v1"}},
+             "expect": {"$.body.headers.cookie": {"$contains": "mine=v1"}, "cookies.mine.value": "v1"}},
+            {"keyword": "http.request", "remark": "and clears the jar",
+             "args": {"url": "/echo", "clear_cookies": true},
+             "expect": {"$.body.headers.cookie": {"$exists": false}, "cookies": {}}},
+            {"keyword": "http.request", "remark": "cookies set on a redirect hop go along",
+             "args": {"url": "/cookies/set?hop=1&redirect=/echo"},
+             "expect": {"$.body.headers.cookie": "hop=1"}},
+            {"keyword": "assert", "args": {"value": "s3ss10n-abcdef"}, "expect": {"value": "never"}}
+        ]
+    }));
+    p.file("b.case.json", json!({
+        "name": "b",
+        "steps": [
+            {"keyword": "http.request", "remark": "another case has its own jar", "args": {"url": "/echo"},
+             "expect": {"$.body.headers.cookie": {"$exists": false}}}
+        ]
+    }));
+    let out = p.atf(&["run", "-v"]);
+    let r = p.report();
+    let a = case(&r, "a");
+    let steps = a["steps"].as_array().unwrap();
+    for s in &steps[..steps.len() - 1] {
+        assert_eq!(s["status"], "passed", "{a:#}\n{}", out.stdout);
+    }
+    assert_eq!(case(&r, "b")["status"], "passed", "{:#}", case(&r, "b"));
+    let report = std::fs::read_to_string(p.join("atf-report/report.json")).unwrap();
+    for (name, text) in [("stdout", &out.stdout), ("report.json", &report)] {
+        assert!(
+            !text.contains("s3ss10n-abcdef"),
+            "{name} shows the session cookie:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn atf_follows_redirects_itself_and_shows_the_chain() {
+    let srv = TestServer::start();
+    let port = srv.addr.port();
+    let other = format!("http://localhost:{port}/echo");
+    let p = Project::new();
+    p.file(
+        "atf.json",
+        json!({"default_env": "t", "envs": {"t": {"resources": {"http": {"default": srv.url()}}}}}),
+    );
+    p.file("a.case.json", json!({
+        "name": "a",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": "/redirect/301?to=%2Fredirect%2F302%3Fto%3D%2Fecho"},
+             "expect": {"status": 200, "url": format!("{}/echo", srv.url()),
+                        "redirects": [{"status": 301, "location": "/redirect/302?to=/echo", "url": format!("{}/redirect/302?to=/echo", srv.url())},
+                                      {"status": 302, "location": "/echo", "url": format!("{}/echo", srv.url())}]}},
+            {"keyword": "http.request", "remark": "302 turns POST into GET",
+             "args": {"method": "POST", "url": "/redirect/302?to=/echo", "json": {"a": 1}},
+             "expect": {"$.body.method": "GET", "$.body.body": "", "$.body.headers.content-type": {"$exists": false}}},
+            {"keyword": "http.request", "remark": "303 turns PUT into GET",
+             "args": {"method": "PUT", "url": "/redirect/303?to=/echo", "body": "x"},
+             "expect": {"$.body.method": "GET"}},
+            {"keyword": "http.request", "remark": "307 keeps method and body",
+             "args": {"method": "POST", "url": "/redirect/307?to=/echo", "json": {"a": 1}},
+             "expect": {"$.body.method": "POST", "$.body.json": {"a": 1}, "redirects[0].status": 307}},
+            {"keyword": "http.request", "remark": "308 too",
+             "args": {"method": "PATCH", "url": "/redirect/308?to=/echo", "body": "keep"},
+             "expect": {"$.body.method": "PATCH", "$.body.body": "keep"}},
+            {"keyword": "http.request", "remark": "the same host keeps Authorization",
+             "args": {"url": "/redirect/302?to=/echo", "auth": {"bearer": "t0ken-redirect-1"}},
+             "expect": {"$.body.headers.authorization": {"$exists": true}}},
+            {"keyword": "http.request", "remark": "another host does not get it",
+             "args": {"url": "/redirect/302", "query": {"to": other}, "auth": {"bearer": "t0ken-redirect-1"},
+                      "headers": {"Cookie": "c=1"}},
+             "expect": {"url": other, "$.body.headers.host": format!("localhost:{port}"),
+                        "$.body.headers.authorization": {"$exists": false}, "$.body.headers.cookie": {"$exists": false}}},
+            {"keyword": "http.request", "remark": "unless the location is trusted",
+             "args": {"url": "/redirect/302", "query": {"to": other}, "auth": {"bearer": "t0ken-redirect-1"},
+                      "location_trusted": true},
+             "expect": {"$.body.headers.authorization": {"$exists": true}}},
+            {"keyword": "http.request", "args": {"url": "/redirect/302?to=/echo", "follow_redirects": false},
+             "expect": {"status": 302, "redirects": [], "headers.location": "/echo"}}
+        ]
+    }));
+    p.file("b.case.json", json!({
+        "name": "b",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": "/redirect/301?to=%2Fredirect%2F302%3Fto%3D%2Fecho", "max_redirects": 1}}
+        ]
+    }));
+    let out = p.atf(&["run"]);
+    let r = p.report();
+    assert_eq!(
+        case(&r, "a")["status"],
+        "passed",
+        "{:#}\n{}",
+        case(&r, "a"),
+        out.stdout
+    );
+    let b = case(&r, "b");
+    let err = b["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(err.contains("more than 1 redirects"), "{b:#}");
+}
+
+#[test]
+fn bodies_go_out_as_multipart_forms_xml_and_raw_bytes() {
+    use sha2::Digest as _;
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file(
+        "atf.json",
+        json!({"default_env": "t", "envs": {"t": {"resources": {"http": {"default": srv.url()}}}}}),
+    );
+    p.file("files/note.txt", "a note\n".to_string());
+    let bin: Vec<u8> = vec![0, 1, 2, 255, 254, 10, 13];
+    std::fs::write(p.join("files/blob.bin"), &bin).unwrap();
+    let bin_sha = hex::encode(sha2::Sha256::digest(&bin));
+    let all: Vec<u8> = (0..=255u8).collect();
+    let all_sha = hex::encode(sha2::Sha256::digest(&all));
+    use base64::Engine as _;
+    let all_b64 = base64::engine::general_purpose::STANDARD.encode(&all);
+    p.file("sub/a.case.json", json!({
+        "name": "a",
+        "steps": [
+            {"keyword": "http.request", "args": {"method": "POST", "url": "/multipart", "multipart": {
+                "name": "ann", "tag": ["x", "y"],
+                "note": {"file": "../files/note.txt"},
+                "blob": {"file": "../files/blob.bin", "filename": "b.dat", "content_type": "application/x-thing"},
+                "meta": {"value": "{\"k\":1}", "content_type": "application/json"}}},
+             "expect": {"$.body.parts": {"$len": 6},
+                "$.body.parts[0]": {"$contains": {"name": "name", "filename": null, "content_type": null, "text": "ann"}},
+                "$.body.parts[1]": {"$contains": {"name": "tag", "text": "x"}},
+                "$.body.parts[2]": {"$contains": {"name": "tag", "text": "y"}},
+                "$.body.parts[3]": {"$contains": {"name": "note", "filename": "note.txt", "content_type": "text/plain", "text": "a note\n"}},
+                "$.body.parts[4]": {"$contains": {"name": "blob", "filename": "b.dat", "content_type": "application/x-thing", "size": 7, "sha256": bin_sha}},
+                "$.body.parts[5]": {"$contains": {"name": "meta", "content_type": "application/json", "text": "{\"k\":1}"}}}},
+            {"keyword": "http.request", "args": {"method": "POST", "url": "/echo", "form": {"a": ["1", "2"], "b": "x y"}},
+             "expect": {"$.body.body": "a=1&a=2&b=x+y"}},
+            {"keyword": "http.request", "args": {"method": "POST", "url": "/echo", "xml": "<a>1</a>"},
+             "expect": {"$.body.body": "<a>1</a>", "$.body.headers.content-type": "application/xml"}},
+            {"keyword": "http.request", "args": {"method": "POST", "url": "/echo", "xml": "<a/>", "headers": {"Content-Type": "text/xml"}},
+             "expect": {"$.body.headers.content-type": "text/xml"}},
+            {"keyword": "http.request", "args": {"method": "POST", "url": "/sha256", "body_base64": "AAEC//4KDQ=="},
+             "expect": {"$.body.sha256": bin_sha, "$.body.content_type": "application/octet-stream"}},
+            {"keyword": "http.request", "args": {"method": "POST", "url": "/sha256", "body_hex": "000102 fffe0a0d"},
+             "expect": {"$.body.sha256": bin_sha}},
+            {"keyword": "http.request", "args": {"method": "POST", "url": "/sha256", "body_file": "../files/blob.bin"},
+             "expect": {"$.body.sha256": bin_sha, "$.body.size": 7}},
+            {"keyword": "http.request", "remark": "a binary response is kept whole",
+             "args": {"url": "/bytes"},
+             "expect": {"body": null, "body_base64": all_b64, "size": 256, "sha256": all_sha}},
+            {"keyword": "http.request", "args": {"url": "/text"},
+             "expect": {"body": "hello", "size": 5, "body_base64": {"$exists": false},
+                        "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}}
+        ]
+    }));
+    p.file("b.case.json", json!({
+        "name": "b",
+        "steps": [ {"keyword": "http.request", "args": {"method": "POST", "url": "/echo", "xml": "<a/>", "json": {}}} ]
+    }));
+    let out = p.atf(&["run"]);
+    let r = p.report();
+    assert_eq!(
+        case(&r, "a")["status"],
+        "passed",
+        "{:#}\n{}",
+        case(&r, "a"),
+        out.stdout
+    );
+    let b = case(&r, "b");
+    let err = b["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("give only one body") && err.contains("`xml`"),
+        "{b:#}"
+    );
+}
+
+#[test]
+fn results_carry_every_header_value_the_version_and_the_duration() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file("a.case.json", json!({
+        "name": "a",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": format!("{}/multi-header", srv.url())},
+             "expect": {"headers.x-multi": "a, b", "header_list.x-multi": ["a", "b"],
+                        "header_list.content-type": ["text/plain; charset=utf-8"],
+                        "http_version": "HTTP/1.1", "duration_ms": {"$type": "integer"}, "elapsed_ms": {"$type": "integer"}}}
+        ]
+    }));
+    let out = p.atf(&["run"]);
+    let r = p.report();
+    assert_eq!(
+        case(&r, "a")["status"],
+        "passed",
+        "{:#}\n{}",
+        case(&r, "a"),
+        out.stdout
+    );
+}
+
+#[test]
+fn transport_options_choose_the_version_the_proxy_and_limits() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file("a.case.json", json!({
+        "name": "a",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()), "http_version": "2"},
+             "expect": {"http_version": "HTTP/2", "$.body.version": "HTTP/2.0"}},
+            {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()), "http_version": "1.0"},
+             "expect": {"$.body.version": "HTTP/1.0"}},
+            {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()), "http_version": "1.1", "connect_timeout": "5s"},
+             "expect": {"http_version": "HTTP/1.1", "$.body.version": "HTTP/1.1"}},
+            {"keyword": "http.request", "remark": "a name only the proxy can reach",
+             "args": {"url": "http://atf-proxy-test.invalid/echo", "proxy": srv.url()},
+             "expect": {"status": 200, "$.body.headers.host": "atf-proxy-test.invalid"}}
+        ]
+    }));
+    p.file("b.case.json", json!({
+        "name": "b",
+        "steps": [ {"keyword": "http.request", "args": {"url": "http://atf-proxy-test.invalid/echo"}} ]
+    }));
+    let out = p.atf(&["run"]);
+    let r = p.report();
+    assert_eq!(
+        case(&r, "a")["status"],
+        "passed",
+        "{:#}\n{}",
+        case(&r, "a"),
+        out.stdout
+    );
+    assert_eq!(case(&r, "b")["status"], "error", "{:#}", case(&r, "b"));
+}
+
+#[test]
+fn digest_auth_answers_the_challenge_and_keeps_the_password_secret() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file("a.case.json", json!({
+        "name": "a",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": format!("{}/digest", srv.url()),
+                "auth": {"digest": {"user": "ada", "password": "d1gest-pa55"}}},
+             "expect": {"status": 200, "$.body.user": "ada", "$.body.uri": "/digest"}},
+            {"keyword": "http.request", "args": {"url": format!("{}/digest", srv.url()),
+                "auth": {"digest": {"user": "ada", "password": "wr0ng-pa55"}}},
+             "expect": {"status": 401}},
+            {"keyword": "assert", "args": {"value": "d1gest-pa55"}, "expect": {"value": "never"}}
+        ]
+    }));
+    let out = p.atf(&["run", "-v"]);
+    let r = p.report();
+    let a = case(&r, "a");
+    assert_eq!(a["steps"][0]["status"], "passed", "{a:#}\n{}", out.stdout);
+    assert_eq!(a["steps"][1]["status"], "passed", "{a:#}");
+    let report = std::fs::read_to_string(p.join("atf-report/report.json")).unwrap();
+    for text in [&out.stdout, &report] {
+        assert!(!text.contains("d1gest-pa55"), "{text}");
+    }
+}
+
+#[test]
+fn header_names_may_hold_placeholders_and_check_knows_them() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file("a.case.json", json!({
+        "name": "a",
+        "vars": {"tenant": "acme", "auth": "Authorization"},
+        "steps": [
+            {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()),
+                "headers": {"X-${tenant}-Id": "7", "${auth}": "Bearer n4me-made-t0ken", "X-Plain": "1"}},
+             "expect": {"$.body.headers.x-acme-id": "7", "$.body.headers.x-plain": "1",
+                        "$.body.headers.authorization": "Bearer n4me-made-t0ken"}}
+        ]
+    }));
+    let out = p.atf(&["run", "-v"]);
+    let r = p.report();
+    assert_eq!(
+        case(&r, "a")["status"],
+        "passed",
+        "{:#}\n{}",
+        case(&r, "a"),
+        out.stdout
+    );
+    let report = std::fs::read_to_string(p.join("atf-report/report.json")).unwrap();
+    assert!(!report.contains("n4me-made-t0ken"), "{report}");
+
+    let q = Project::new();
+    q.file("b.case.json", json!({
+        "name": "b",
+        "steps": [ {"keyword": "http.request", "args": {"url": "http://127.0.0.1:9/x", "headers": {"X-${nope}": "1"}}} ]
+    }));
+    let out = q.atf(&["check"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("nope") || out.stderr.contains("nope"),
+        "{out:?}"
+    );
+    q.file("b.case.json", json!({
+        "name": "b",
+        "steps": [ {"keyword": "http.request", "args": {"url": "http://127.0.0.1:9/x", "headers": {"X-${": "1"}}} ]
+    }));
+    let out = q.atf(&["check"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("header name") && text.contains("b.case.json:"),
+        "{text}"
+    );
+}

@@ -12,6 +12,17 @@
 //! - `POST /events` (body text) and `GET /events` → an ordered list
 //! - `GET /redirect` → 302 to /echo; `GET /text` → text/plain
 //! - `GET /whoami` → echoes the Authorization header in the body
+//! - `ANY /redirect/{code}?to=URL` → that status with `Location: URL`
+//! - `GET /cookies/set?name=value&...[&redirect=URL]` → a `Set-Cookie` (path
+//!   `/`) per pair; with `redirect`, a 302 to it
+//! - `GET /cookies/attrs` → cookies with every attribute; `ANY
+//!   /cookies/echo` → as `/echo` (a path under `/cookies`)
+//! - `GET /digest` → 200 `{"user": ...}` for a valid digest answer (user
+//!   `ada`, password `d1gest-pa55`, realm `atf`), else 401 with a challenge
+//! - `POST /multipart` → the parts: name, file name, content type, text, size
+//! - `ANY /sha256` → `{"size", "sha256", "content_type"}` of the request body
+//! - `GET /bytes` → the 256 bytes 0..=255 as application/octet-stream
+//! - `GET /multi-header` → `x-multi: a` and `x-multi: b`
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +32,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
 use serde_json::{Value, json};
@@ -80,6 +91,41 @@ impl TestServer {
                 }),
             )
             .route("/whoami", get(whoami))
+            .route("/redirect/{code}", any(redirect_to))
+            .route("/cookies/set", get(cookies_set))
+            .route(
+                "/cookies/attrs",
+                get(|| async {
+                    let mut h = HeaderMap::new();
+                    for c in [
+                        "theme=dark; Path=/cookies; Max-Age=3600; HttpOnly; SameSite=Lax",
+                        "plain=1; Path=/",
+                    ] {
+                        h.append("set-cookie", c.parse().unwrap());
+                    }
+                    (h, "ok")
+                }),
+            )
+            .route("/cookies/echo", any(echo))
+            .route("/digest", get(digest))
+            .route("/multipart", post(multipart))
+            .route("/sha256", any(sha256))
+            .route(
+                "/bytes",
+                get(|| async {
+                    let bytes: Vec<u8> = (0..=255u8).collect();
+                    ([("content-type", "application/octet-stream")], bytes)
+                }),
+            )
+            .route(
+                "/multi-header",
+                get(|| async {
+                    let mut h = HeaderMap::new();
+                    h.append("x-multi", "a".parse().unwrap());
+                    h.append("x-multi", "b".parse().unwrap());
+                    (h, "two")
+                }),
+            )
             .with_state(inner.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -125,6 +171,7 @@ impl TestServer {
 
 async fn echo(
     method: Method,
+    version: Version,
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -148,6 +195,7 @@ async fn echo(
     let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     axum::Json(json!({
         "method": method.as_str(),
+        "version": format!("{version:?}"),
         "path": uri.path(),
         "query": q,
         "raw_query": uri.query().unwrap_or(""),
@@ -267,4 +315,106 @@ async fn whoami(headers: HeaderMap) -> Response {
         .unwrap_or("")
         .to_string();
     axum::Json(json!({"you_sent": auth, "note": format!("token={auth}")})).into_response()
+}
+
+async fn redirect_to(Path(code): Path<u16>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
+    let to = q.get("to").cloned().unwrap_or_else(|| "/echo".into());
+    (code, [("location", to)], "").into_response()
+}
+
+async fn cookies_set(uri: Uri) -> Response {
+    let mut h = HeaderMap::new();
+    let mut redirect = None;
+    for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        if k == "redirect" {
+            redirect = Some(v.into_owned());
+            continue;
+        }
+        h.append(
+            "set-cookie",
+            format!("{k}={v}; Path=/").parse().expect("cookie"),
+        );
+    }
+    match redirect {
+        Some(to) => {
+            h.insert("location", to.parse().expect("location"));
+            (StatusCode::FOUND, h, "").into_response()
+        }
+        None => (h, "set").into_response(),
+    }
+}
+
+/// RFC 7616 digest (MD5, qop=auth), checked independently of the client.
+async fn digest(headers: HeaderMap) -> Response {
+    use md5::{Digest as _, Md5};
+    let md5 = |s: String| hex::encode(Md5::digest(s.as_bytes()));
+    let challenge = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(
+                "www-authenticate",
+                r#"Digest realm="atf", qop="auth", nonce="n0nce-4711", opaque="0paque""#,
+            )],
+            "who are you?",
+        )
+            .into_response()
+    };
+    let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return challenge();
+    };
+    let Some(params) = auth.strip_prefix("Digest ") else {
+        return challenge();
+    };
+    let mut p = HashMap::new();
+    for part in params.split(',') {
+        if let Some((k, v)) = part.split_once('=') {
+            p.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
+        }
+    }
+    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+    let ha1 = md5(format!("{}:atf:d1gest-pa55", get("username")));
+    let ha2 = md5(format!("GET:{}", get("uri")));
+    let expected = md5(format!(
+        "{ha1}:{}:{}:{}:{}:{ha2}",
+        get("nonce"),
+        get("nc"),
+        get("cnonce"),
+        get("qop")
+    ));
+    if get("username") == "ada" && get("nonce") == "n0nce-4711" && get("response") == expected {
+        axum::Json(json!({"user": get("username"), "uri": get("uri")})).into_response()
+    } else {
+        challenge()
+    }
+}
+
+async fn multipart(mut form: axum::extract::Multipart) -> Response {
+    use sha2::Digest as _;
+    let mut parts = Vec::new();
+    while let Ok(Some(field)) = form.next_field().await {
+        let name = field.name().map(str::to_string);
+        let file_name = field.file_name().map(str::to_string);
+        let content_type = field.content_type().map(str::to_string);
+        let bytes = field.bytes().await.unwrap_or_default();
+        parts.push(json!({
+            "name": name,
+            "filename": file_name,
+            "content_type": content_type,
+            "text": String::from_utf8_lossy(&bytes),
+            "size": bytes.len(),
+            "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+        }));
+    }
+    axum::Json(json!({"parts": parts})).into_response()
+}
+
+async fn sha256(headers: HeaderMap, body: Bytes) -> Response {
+    use sha2::Digest as _;
+    axum::Json(json!({
+        "size": body.len(),
+        "sha256": hex::encode(sha2::Sha256::digest(&body)),
+        "content_type": headers.get("content-type").and_then(|v| v.to_str().ok()),
+    }))
+    .into_response()
 }
