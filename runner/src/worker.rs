@@ -66,6 +66,7 @@ pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
 }
 
 struct Client {
+    name: String,
     base: String,
     token: Option<String>,
     http: reqwest::blocking::Client,
@@ -76,6 +77,7 @@ impl Client {
         let url = format!("{}{path}", self.base);
         check(
             request(&self.http, self.token.as_deref(), &url)
+                .header(atf_server::api::WORKER_HEADER, &self.name)
                 .json(body)
                 .send(),
         )
@@ -87,6 +89,7 @@ impl Client {
         check(
             request(&self.http, self.token.as_deref(), &url)
                 .header("content-type", "application/x-ndjson")
+                .header(atf_server::api::WORKER_HEADER, &self.name)
                 .body(body)
                 .send(),
         )
@@ -108,6 +111,7 @@ pub fn run(opts: WorkerOptions) -> i32 {
         }
     };
     let client = Client {
+        name: opts.name.clone(),
         base: opts.server.trim_end_matches('/').to_string(),
         token: opts.token.clone(),
         http,

@@ -408,6 +408,26 @@ async fn push_start(State(app): S, Json(selection): Json<Value>) -> ApiResult<Re
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 
+/// The header an `atf worker` names itself with on its pushes.
+pub const WORKER_HEADER: &str = "x-atf-worker";
+
+/// A push from a worker is refused (409) unless that worker still runs
+/// the run: one dropped for silence must not mix its events into the
+/// attempt of the worker that took the run next.
+fn check_worker(app: &App, headers: &HeaderMap, id: i64) -> ApiResult<()> {
+    let Some(name) = headers.get(WORKER_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    if app.hub.workers.owns(name, id) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("worker `{name}` no longer runs run {id}: it was queued again"),
+        ))
+    }
+}
+
 fn not_pushed(id: i64) -> ApiError {
     ApiError(
         StatusCode::CONFLICT,
@@ -417,7 +437,13 @@ fn not_pushed(id: i64) -> ApiError {
 
 #[utoipa::path(post, path = "/api/runs/{id}/push", tag = "push", params(("id" = i64, Path, description = "The run")), request_body(content = String, description = "Event lines, JSON Lines as in events.jsonl", content_type = "application/x-ndjson"), responses((status = 204, description = "Stored"), (status = 409, description = "Not a pushed run in progress")))]
 /// `POST /api/runs/{id}/push`: event lines (JSON Lines, as in events.jsonl).
-async fn push_events(State(app): S, Path(id): Path<i64>, body: String) -> ApiResult<StatusCode> {
+async fn push_events(
+    State(app): S,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: String,
+) -> ApiResult<StatusCode> {
+    check_worker(&app, &headers, id)?;
     match runs::push_lines(&app, id, &body).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(not_pushed(id)),
@@ -435,8 +461,10 @@ struct Finish {
 async fn push_finish(
     State(app): S,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     Json(f): Json<Finish>,
 ) -> ApiResult<StatusCode> {
+    check_worker(&app, &headers, id)?;
     match runs::finish_pushed(&app, id, f.exit_code).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(not_pushed(id)),

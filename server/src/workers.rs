@@ -154,6 +154,14 @@ impl Workers {
         }
     }
 
+    /// Whether worker `name` is (still) the one running run `id`.
+    pub fn owns(&self, name: &str, id: i64) -> bool {
+        self.lock()
+            .workers
+            .get(name)
+            .is_some_and(|w| w.run == Some(id))
+    }
+
     /// Run `id` was not started after all: its worker is free.
     fn release(&self, id: i64) {
         for w in self.lock().workers.values_mut() {
