@@ -231,6 +231,24 @@ fn execute(
         }
         cmd.stdout(log);
     }
+    // A worker that is killed takes its run with it (Linux): the run was
+    // queued again for another worker, so nothing should keep hitting the
+    // services under test on its behalf.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the forked child before exec and
+        // only calls prctl(2), which is async-signal-safe; the signal is
+        // sent when this (main, long-lived) thread's process dies.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
