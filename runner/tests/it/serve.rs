@@ -889,3 +889,51 @@ fn a_run_whose_worker_was_killed_is_queued_again_and_another_worker_finishes_it(
         .collect();
     assert_eq!(names, ["second"], "the silent worker was dropped");
 }
+
+#[test]
+fn only_the_worker_holding_a_run_may_push_to_it() {
+    let srv = TestServer::start();
+    let p = project(&srv);
+    let c = client();
+    // The default timeout (30 s): the worker below stays live.
+    let s = Serve::start(&p, &[], &[("ATF_SERVE_TOKEN", WORKER_TOKEN)]);
+    let post = |path: &str, worker: &str, body: String| {
+        c.post(s.api(path))
+            .bearer_auth(WORKER_TOKEN)
+            .header("x-atf-worker", worker)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+            .status()
+    };
+    let reg = json!({"name": "holder", "labels": {}}).to_string();
+    assert_eq!(post("/api/workers", "holder", reg), StatusCode::OK);
+    let id = post_run(&c, &s, json!({"paths": ["api/ok.case.json"]}));
+    let res = c
+        .post(s.api("/api/workers/holder/poll"))
+        .bearer_auth(WORKER_TOKEN)
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(res["run"]["id"], id, "{res}");
+    assert_eq!(res["run"]["request"]["paths"][0], "api/ok.case.json");
+    let push = format!("/api/runs/{id}/push");
+    assert_eq!(post(&push, "other", String::new()), StatusCode::CONFLICT);
+    assert_eq!(post(&push, "holder", String::new()), StatusCode::NO_CONTENT);
+    let finish = format!("/api/runs/{id}/finish");
+    let code = json!({"exit_code": 0}).to_string();
+    assert_eq!(post(&finish, "other", code.clone()), StatusCode::CONFLICT);
+    assert_eq!(post(&finish, "holder", code), StatusCode::NO_CONTENT);
+    let run = authed_get(&c, &s.api(&format!("/api/runs/{id}")));
+    assert_eq!(run["worker"], "holder");
+    assert_eq!(run["status"], "passed");
+    // An unknown worker is told to register again.
+    let res = c
+        .post(s.api("/api/workers/nobody/poll"))
+        .bearer_auth(WORKER_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
