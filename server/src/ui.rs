@@ -244,8 +244,13 @@ fn run_row(r: &crate::store::Run) -> String {
         })
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "(all)".into());
+    let on = if r.worker.is_empty() {
+        String::new()
+    } else {
+        format!(" <small>on worker {}</small>", esc(&r.worker))
+    };
     format!(
-        "<tr><td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td>{2}</td>\
+        "<tr><td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td>{2}{on}</td>\
          <td>{3}/{4} passed, {5} failed, {6} error, {7} skipped</td><td>{8}</td></tr>",
         r.id,
         status_badge(Some(&r.status)),

@@ -791,7 +791,14 @@ fn a_worker_takes_a_queued_run_and_streams_its_events_back() {
         .unwrap()
         .text()
         .unwrap();
-    assert!(page.contains("w1"), "the runs page shows the worker");
+    assert!(
+        page.contains("id=\"workers\""),
+        "the runs page lists the workers"
+    );
+    assert!(
+        page.contains("on worker w1"),
+        "the runs page says which worker ran the run"
+    );
     for out in [w.stdout(), w.stderr()] {
         assert!(!out.contains(WORKER_TOKEN), "the worker printed its token");
         assert!(!out.contains(SECRET));
