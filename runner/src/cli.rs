@@ -52,6 +52,30 @@ enum Command {
     /// Serve the project's web pages and JSON API: browse and edit cases,
     /// start runs and follow them live, keep the run history.
     Serve(ServeArgs),
+    /// Run queued runs of an `atf serve` in this project folder: connect
+    /// out to the server, take the runs whose labels this worker has, and
+    /// stream their events back.
+    Worker(WorkerArgs),
+}
+
+#[derive(Args, Debug)]
+struct WorkerArgs {
+    /// The project folder the runs run in (the one with atf.json).
+    #[arg(default_value = ".")]
+    project: PathBuf,
+    /// The `atf serve` to work for: http://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// The server's API token (default: ATF_SERVE_TOKEN). Never printed.
+    #[arg(long, value_name = "T")]
+    token: Option<String>,
+    /// This worker's labels, KEY=VALUE,...: it takes the runs that ask for
+    /// none or only for labels it has.
+    #[arg(long, value_name = "K=V,...", default_value = "")]
+    labels: String,
+    /// Its name on the server (default: HOSTNAME-PID).
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -363,6 +387,7 @@ pub fn main() -> i32 {
         Command::Keywords(a) => keywords(a),
         Command::Schema(a) => schema(a),
         Command::Serve(a) => serve(a),
+        Command::Worker(a) => worker(a),
         Command::Report(ReportCommand::Rebuild { dir }) => crate::merge::rebuild(&dir),
         Command::Report(ReportCommand::Merge { dirs, out, allure }) => {
             if !dirs.is_empty() && dirs.iter().all(|d| crate::loadtest::merge::is_load_dir(d)) {
@@ -1016,6 +1041,35 @@ fn serve(args: ServeArgs) -> i32 {
         Ok(()) => EXIT_OK,
         Err(e) => usage_error(e),
     }
+}
+
+/// `atf worker`: the working directory becomes the project folder, as
+/// for `atf serve`.
+fn worker(args: WorkerArgs) -> i32 {
+    let root = match args.project.canonicalize() {
+        Ok(r) if r.is_dir() => r,
+        Ok(r) => return usage_error(format!("{}: not a folder", r.display())),
+        Err(e) => return usage_error(format!("{}: {e}", args.project.display())),
+    };
+    let labels = match crate::worker::parse_labels(&args.labels) {
+        Ok(l) => l,
+        Err(e) => return usage_error(e),
+    };
+    if let Err(e) = std::env::set_current_dir(&root) {
+        return usage_error(format!("{}: {e}", root.display()));
+    }
+    let token = args.token.filter(|t| !t.trim().is_empty()).or_else(|| {
+        std::env::var("ATF_SERVE_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+    });
+    crate::worker::run(crate::worker::WorkerOptions {
+        server: args.server,
+        token,
+        name: args.name.unwrap_or_else(crate::worker::default_name),
+        labels,
+        root,
+    })
 }
 
 fn serve_import(dirs: &[PathBuf], project: &std::path::Path, db: Option<&str>) -> i32 {

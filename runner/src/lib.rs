@@ -30,6 +30,7 @@ pub mod serve;
 pub mod shard;
 pub mod walk;
 pub mod watch;
+pub mod worker;
 
 /// Expectations and JSONPath selection (crate `atf-expect`).
 pub use atf_expect as expect;

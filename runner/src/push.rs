@@ -21,7 +21,7 @@ pub struct Push {
     thread: Option<JoinHandle<bool>>,
 }
 
-fn request(
+pub(crate) fn request(
     client: &reqwest::blocking::Client,
     token: Option<&str>,
     url: &str,
@@ -33,7 +33,7 @@ fn request(
     }
 }
 
-fn check(res: reqwest::Result<reqwest::blocking::Response>) -> Result<Value, String> {
+pub(crate) fn check(res: reqwest::Result<reqwest::blocking::Response>) -> Result<Value, String> {
     let res = res.map_err(|e| e.to_string())?;
     let status = res.status();
     let text = res.text().unwrap_or_default();

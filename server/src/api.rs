@@ -67,6 +67,8 @@ pub fn routes() -> axum::Router<Arc<App>> {
         .route("/api/runs/{id}/push", axum::routing::post(push_events))
         .route("/api/runs/{id}/finish", axum::routing::post(push_finish))
         .route("/api/history/{*path}", get(history))
+        .route("/api/workers", get(list_workers).post(register_worker))
+        .route("/api/workers/{name}/poll", axum::routing::post(poll_worker))
         .route("/api/openapi.json", get(openapi))
 }
 
@@ -90,7 +92,10 @@ pub fn routes() -> axum::Router<Arc<App>> {
         report,
         push_start,
         push_events,
-        push_finish
+        push_finish,
+        list_workers,
+        register_worker,
+        poll_worker
     ),
     components(schemas(
         crate::RunRequest,
@@ -98,7 +103,8 @@ pub fn routes() -> axum::Router<Arc<App>> {
         crate::Diagnostic,
         crate::store::Run,
         crate::store::Counts,
-        crate::store::CaseResult
+        crate::store::CaseResult,
+        crate::workers::WorkerInfo
     ))
 )]
 pub struct ApiDoc;
@@ -315,7 +321,12 @@ async fn create_run(State(app): S, body: axum::body::Bytes) -> ApiResult<Respons
     }
     let selection = stored_selection(&req);
     let id = app.store.create_run(&selection).await?;
-    runs::spawn(app.clone(), id, req);
+    if app.hub.workers.any_live() {
+        // Queued until a worker with its labels polls.
+        app.hub.workers.enqueue(id, req);
+    } else {
+        runs::spawn(app.clone(), id, req);
+    }
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/runs/{id}"))],
@@ -397,6 +408,26 @@ async fn push_start(State(app): S, Json(selection): Json<Value>) -> ApiResult<Re
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 
+/// The header an `atf worker` names itself with on its pushes.
+pub const WORKER_HEADER: &str = "x-atf-worker";
+
+/// A push from a worker is refused (409) unless that worker still runs
+/// the run: one dropped for silence must not mix its events into the
+/// attempt of the worker that took the run next.
+fn check_worker(app: &App, headers: &HeaderMap, id: i64) -> ApiResult<()> {
+    let Some(name) = headers.get(WORKER_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    if app.hub.workers.owns(name, id) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("worker `{name}` no longer runs run {id}: it was queued again"),
+        ))
+    }
+}
+
 fn not_pushed(id: i64) -> ApiError {
     ApiError(
         StatusCode::CONFLICT,
@@ -406,7 +437,13 @@ fn not_pushed(id: i64) -> ApiError {
 
 #[utoipa::path(post, path = "/api/runs/{id}/push", tag = "push", params(("id" = i64, Path, description = "The run")), request_body(content = String, description = "Event lines, JSON Lines as in events.jsonl", content_type = "application/x-ndjson"), responses((status = 204, description = "Stored"), (status = 409, description = "Not a pushed run in progress")))]
 /// `POST /api/runs/{id}/push`: event lines (JSON Lines, as in events.jsonl).
-async fn push_events(State(app): S, Path(id): Path<i64>, body: String) -> ApiResult<StatusCode> {
+async fn push_events(
+    State(app): S,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: String,
+) -> ApiResult<StatusCode> {
+    check_worker(&app, &headers, id)?;
     match runs::push_lines(&app, id, &body).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(not_pushed(id)),
@@ -424,11 +461,61 @@ struct Finish {
 async fn push_finish(
     State(app): S,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     Json(f): Json<Finish>,
 ) -> ApiResult<StatusCode> {
+    check_worker(&app, &headers, id)?;
     match runs::finish_pushed(&app, id, f.exit_code).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(not_pushed(id)),
+        Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    }
+}
+
+#[utoipa::path(get, path = "/api/workers", tag = "workers", responses((status = 200, description = "The registered `atf worker`s: name, labels, last_seen, run (the one it runs), capacity, done", body = [crate::workers::WorkerInfo])))]
+async fn list_workers(State(app): S) -> Json<Value> {
+    Json(serde_json::to_value(app.hub.workers.list()).unwrap_or(Value::Null))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Register {
+    name: String,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+#[utoipa::path(post, path = "/api/workers", tag = "workers", request_body(content = Object, description = "`{name, labels}` of an `atf worker`"), responses((status = 200, description = "`{poll_ms, timeout_ms}`: poll at least this often", body = Object), (status = 400, description = "No name")))]
+/// `POST /api/workers`: an `atf worker` registers (again).
+async fn register_worker(State(app): S, Json(r): Json<Register>) -> ApiResult<Json<Value>> {
+    let name = r.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "a worker needs a name (1 to 200 characters)".into(),
+        ));
+    }
+    app.hub.workers.register(name, r.labels);
+    eprintln!("worker {name} registered");
+    Ok(Json(json!({
+        "timeout_ms": app.hub.workers.timeout.as_millis() as u64,
+    })))
+}
+
+#[utoipa::path(post, path = "/api/workers/{name}/poll", tag = "workers", params(("name" = String, Path, description = "The worker")), responses((status = 200, description = "`{run: null}`, or `{run: {id, request}}`: the run it takes, to run and push", body = Object), (status = 404, description = "Unknown worker (dropped, or the server restarted): register again")))]
+/// `POST /api/workers/{name}/poll`: the worker's heartbeat; an idle
+/// worker takes the oldest queued run whose labels it has.
+async fn poll_worker(State(app): S, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    match crate::workers::poll(&app, &name).await {
+        Ok(None) => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no worker `{name}`: register again"),
+        )),
+        Ok(Some(None)) => Ok(Json(json!({ "run": null }))),
+        Ok(Some(Some((id, req)))) => {
+            eprintln!("worker {name} takes run {id}");
+            Ok(Json(json!({ "run": { "id": id, "request": req } })))
+        }
         Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e)),
     }
 }

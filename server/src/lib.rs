@@ -17,6 +17,7 @@ pub mod paths;
 pub mod runs;
 pub mod store;
 pub mod ui;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,10 @@ pub struct RunRequest {
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     #[schema(value_type = Object)]
     pub vars: Map<String, Value>,
+    /// Labels a worker must have to take the run (`{"net": "idc-a"}`);
+    /// none: any worker, or the server itself when no worker is live.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What the runner gives the server. Every method may block (it loads
@@ -249,6 +254,7 @@ pub async fn serve(opts: Options, host: Arc<dyn Host>) -> Result<(), StartError>
         .map_err(|e| StartError::Bind(opts.addr, e))?;
     println!("listening on http://{local}");
     println!("project {}", app.root.display());
+    workers::spawn_reaper(app.clone());
     let stopping = app.hub.stopping();
     let served = axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(async move {

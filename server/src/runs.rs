@@ -28,6 +28,8 @@ pub struct Hub {
     live: Mutex<HashMap<i64, broadcast::Sender<Live>>>,
     pushed: tokio::sync::Mutex<HashMap<i64, Follow>>,
     stop: tokio::sync::watch::Sender<bool>,
+    /// The `atf worker`s and the runs queued for them.
+    pub workers: crate::workers::Workers,
 }
 
 impl Default for Hub {
@@ -36,6 +38,7 @@ impl Default for Hub {
             live: Mutex::default(),
             pushed: tokio::sync::Mutex::default(),
             stop: tokio::sync::watch::channel(false).0,
+            workers: crate::workers::Workers::default(),
         }
     }
 }
@@ -51,7 +54,7 @@ impl Hub {
         self.stop.subscribe()
     }
 
-    async fn pushed_lock(&self) -> tokio::sync::MutexGuard<'_, HashMap<i64, Follow>> {
+    pub(crate) async fn pushed_lock(&self) -> tokio::sync::MutexGuard<'_, HashMap<i64, Follow>> {
         self.pushed.lock().await
     }
 
@@ -65,13 +68,13 @@ impl Hub {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn open(&self, id: i64) -> broadcast::Sender<Live> {
+    pub(crate) fn open(&self, id: i64) -> broadcast::Sender<Live> {
         let (tx, _) = broadcast::channel(1024);
         self.lock().insert(id, tx.clone());
         tx
     }
 
-    fn close(&self, id: i64) {
+    pub(crate) fn close(&self, id: i64) {
         self.lock().remove(&id);
     }
 }
@@ -100,14 +103,24 @@ pub fn report_dir(app: &App, id: i64) -> PathBuf {
 }
 
 /// Follows `events.jsonl` from `pos`: the complete lines added since.
-struct Tail {
+pub struct Tail {
     path: PathBuf,
     pos: u64,
     partial: Vec<u8>,
 }
 
 impl Tail {
-    fn read(&mut self) -> std::io::Result<Vec<String>> {
+    /// Follows the file at `path` from its start (it may not exist yet).
+    pub fn new(path: PathBuf) -> Tail {
+        Tail {
+            path,
+            pos: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The complete lines added since the last read.
+    pub fn read(&mut self) -> std::io::Result<Vec<String>> {
         let mut file = match std::fs::File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -301,6 +314,25 @@ pub async fn start_pushed(app: &Arc<App>, selection: &Value) -> Result<i64, Stri
     Ok(id)
 }
 
+/// A run taken by a worker: its events come pushed, as for `atf run
+/// --server`.
+pub async fn start_for_worker(app: &App, id: i64, worker: &str) -> Result<(), String> {
+    app.store
+        .assign_run(id, worker)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tx = app.hub.open(id);
+    let follow = Follow {
+        store: app.store.clone(),
+        id,
+        tx,
+        seq: 0,
+        summary: None,
+    };
+    app.hub.pushed_lock().await.insert(id, follow);
+    Ok(())
+}
+
 /// Event lines pushed for run `id`; `Ok(false)` when it is not a pushed
 /// run in progress.
 pub async fn push_lines(app: &App, id: i64, text: &str) -> Result<bool, String> {
@@ -321,6 +353,7 @@ pub async fn finish_pushed(app: &App, id: i64, exit_code: Option<i32>) -> Result
         return Ok(false);
     };
     let (status, counts) = follow.end(exit_code);
+    app.hub.workers.finished(id);
     app.store
         .finish_run(id, &status, counts)
         .await

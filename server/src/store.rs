@@ -33,7 +33,8 @@ pub enum StoreError {
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// Migrations for SQLite, in order; the index + 1 is the version.
-const SQLITE_MIGRATIONS: &[&str] = &[r#"
+const SQLITE_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     status TEXT NOT NULL,
@@ -66,10 +67,15 @@ CREATE TABLE case_results (
     finished_at TEXT NOT NULL
 );
 CREATE INDEX case_results_file ON case_results (file, run_id);
-"#];
+"#,
+    r#"
+ALTER TABLE runs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+"#,
+];
 
 /// Migrations for PostgreSQL, in order; the index + 1 is the version.
-const POSTGRES_MIGRATIONS: &[&str] = &[r#"
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE runs (
     id BIGSERIAL PRIMARY KEY,
     status TEXT NOT NULL,
@@ -102,7 +108,11 @@ CREATE TABLE case_results (
     finished_at TEXT NOT NULL
 );
 CREATE INDEX case_results_file ON case_results (file, run_id);
-"#];
+"#,
+    r#"
+ALTER TABLE runs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+"#,
+];
 
 /// One stored run.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -122,6 +132,8 @@ pub struct Run {
     pub selection: Value,
     /// The counts of its cases (from its `run_finished` event).
     pub summary: Counts,
+    /// The `atf worker` that ran it (empty: the server itself, or a push).
+    pub worker: String,
 }
 
 /// The counts of a run's cases.
@@ -170,7 +182,7 @@ pub enum Store {
 }
 
 const RUN_COLUMNS: &str = "id, status, created_at, started_at, finished_at, selection, \
-     total, passed, flaky, failed, errored, skipped, duration_ms";
+     total, passed, flaky, failed, errored, skipped, duration_ms, worker";
 
 fn sqlite_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
     let selection: String = r.get(5)?;
@@ -190,6 +202,7 @@ fn sqlite_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
             skipped: r.get(11)?,
             duration_ms: r.get(12)?,
         },
+        worker: r.get(13)?,
     })
 }
 
@@ -211,6 +224,7 @@ fn pg_run(r: &tokio_postgres::Row) -> Run {
             skipped: r.get(11),
             duration_ms: r.get(12),
         },
+        worker: r.get(13),
     }
 }
 
@@ -411,6 +425,59 @@ impl Store {
             }
             Store::Postgres(p) => {
                 Store::pg(p).await?.execute(sql, &[&at, &dir, &id]).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Run `id` was taken by worker `worker`: it is running, with no
+    /// report folder on this machine (its events come pushed).
+    pub async fn assign_run(&self, id: i64, worker: &str) -> Result<()> {
+        let sql = "UPDATE runs SET status = 'running', started_at = $1, report_dir = '', \
+                   worker = $2 WHERE id = $3";
+        let (at, w) = (now(), worker.to_string());
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    c.execute(sql, rusqlite::params![at, w, id]).map(drop)
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                Store::pg(p).await?.execute(sql, &[&at, &w, &id]).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Run `id` goes back to `queued`, its partial events and case results
+    /// deleted: the worker that takes it next runs it from the start.
+    pub async fn requeue_run(&self, id: i64) -> Result<()> {
+        let stmts = [
+            "DELETE FROM events WHERE run_id = $1",
+            "DELETE FROM case_results WHERE run_id = $1",
+            "UPDATE runs SET status = 'queued', started_at = NULL, worker = '', total = 0, \
+             passed = 0, flaky = 0, failed = 0, errored = 0, skipped = 0, duration_ms = 0 \
+             WHERE id = $1",
+        ];
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    let tx = c.transaction()?;
+                    for sql in stmts {
+                        tx.execute(sql, [id])?;
+                    }
+                    tx.commit()
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                let mut client = Store::pg(p).await?;
+                let tx = client.transaction().await?;
+                for sql in stmts {
+                    tx.execute(sql, &[&id]).await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
         }

@@ -244,8 +244,13 @@ fn run_row(r: &crate::store::Run) -> String {
         })
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "(all)".into());
+    let on = if r.worker.is_empty() {
+        String::new()
+    } else {
+        format!(" <small>on worker {}</small>", esc(&r.worker))
+    };
     format!(
-        "<tr><td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td>{2}</td>\
+        "<tr><td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td>{2}{on}</td>\
          <td>{3}/{4} passed, {5} failed, {6} error, {7} skipped</td><td>{8}</td></tr>",
         r.id,
         status_badge(Some(&r.status)),
@@ -271,7 +276,42 @@ async fn runs_page(State(app): S) -> Response {
         body.push_str(&run_row(r));
     }
     body.push_str("</table>");
+    body.push_str(&workers_section(&app));
     page("Runs", &body).into_response()
+}
+
+/// The registered `atf worker`s and their load (none: the server runs
+/// the cases itself).
+fn workers_section(app: &App) -> String {
+    let workers = app.hub.workers.list();
+    let mut out = String::from("<h2>Workers</h2>");
+    if workers.is_empty() {
+        out.push_str(
+            "<p>No <code>atf worker</code> is registered: the server runs the cases itself.</p>",
+        );
+        return out;
+    }
+    out.push_str(
+        "<table class=\"list\" id=\"workers\"><tr><th>Worker</th><th>Labels</th><th>Load</th><th>Running</th><th>Done</th><th>Last seen</th></tr>",
+    );
+    for w in &workers {
+        let labels: Vec<String> = w.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let running = match w.run {
+            Some(id) => format!("<a href=\"/runs/{id}\">#{id}</a>"),
+            None => "idle".into(),
+        };
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}/{}</td><td>{running}</td><td>{}</td><td>{}</td></tr>",
+            esc(&w.name),
+            esc(&labels.join(", ")),
+            u32::from(w.run.is_some()),
+            w.capacity,
+            w.done,
+            esc(&w.last_seen),
+        ));
+    }
+    out.push_str("</table>");
+    out
 }
 
 async fn run_page(State(app): S, Path(id): Path<i64>) -> Response {

@@ -143,7 +143,7 @@ fn api_flow(db: &[&str]) {
 
     let health = get_json(&c, &s.api("/api/health"));
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["schema_version"], 1);
+    assert_eq!(health["schema_version"], 2);
 
     // The API describes itself.
     let doc = get_json(&c, &s.api("/api/openapi.json"));
@@ -172,6 +172,8 @@ fn api_flow(db: &[&str]) {
             "/api/runs/{id}/finish",
             "/api/runs/{id}/push",
             "/api/runs/{id}/report",
+            "/api/workers",
+            "/api/workers/{name}/poll",
         ]
     );
     assert!(doc["components"]["schemas"]["RunRequest"].is_object());
@@ -666,4 +668,279 @@ fn a_run_request_passes_its_env_and_vars_to_the_run() {
     // By tags: no case is tagged `none`, so nothing runs either.
     let run = start(json!({"tags": "none"}));
     assert_eq!(run["status"], "error", "{run:#}");
+}
+
+/// The token of the worker tests' server: it must appear in no output.
+const WORKER_TOKEN: &str = "w0rker-t0ken-9931";
+
+/// A running `atf worker` for `s` in `project`; killed (SIGKILL) when
+/// dropped.
+fn start_worker(s: &Serve, project: &Project, name: &str, labels: &str) -> Running {
+    let mut cmd = std::process::Command::new(atf_bin());
+    cmd.arg("worker")
+        .arg(project.path())
+        .args(["--server", &s.url, "--token", WORKER_TOKEN, "--name", name])
+        .args(["--labels", labels])
+        .env_remove("ATF_PLUGIN_PATH")
+        .env_remove("ATF_SERVE_TOKEN");
+    let w = Running::spawn(cmd);
+    w.wait_for("registered with", 1, Duration::from_secs(60));
+    w
+}
+
+fn authed_get(c: &Client, url: &str) -> Value {
+    let res = c.get(url).bearer_auth(WORKER_TOKEN).send().expect("GET");
+    assert_eq!(res.status(), StatusCode::OK, "GET {url}");
+    let text = res.text().expect("body");
+    assert!(!text.contains(SECRET), "GET {url} shows the secret: {text}");
+    assert!(!text.contains(WORKER_TOKEN), "GET {url} shows the token");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+fn post_run(c: &Client, s: &Serve, body: Value) -> i64 {
+    let res = c
+        .post(s.api("/api/runs"))
+        .bearer_auth(WORKER_TOKEN)
+        .json(&body)
+        .send()
+        .expect("POST /api/runs");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().unwrap()["id"].as_i64().unwrap()
+}
+
+/// Polls run `id` until `done` holds (generous deadline: no timing is
+/// asserted).
+fn wait_run(c: &Client, s: &Serve, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let run = authed_get(c, &s.api(&format!("/api/runs/{id}")));
+        if done(&run) {
+            return run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {id} never got {what}: {run}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn ended(run: &Value) -> bool {
+    !matches!(run["status"].as_str(), Some("queued" | "running"))
+}
+
+fn token_env() -> [(&'static str, &'static str); 2] {
+    [
+        ("ATF_SERVE_TOKEN", WORKER_TOKEN),
+        ("ATF_SERVE_WORKER_TIMEOUT_MS", "1500"),
+    ]
+}
+
+#[test]
+fn a_worker_takes_a_queued_run_and_streams_its_events_back() {
+    let srv = TestServer::start();
+    let server_project = project(&srv);
+    let worker_project = project(&srv);
+    let c = client();
+    let s = Serve::start(&server_project, &[], &token_env());
+    let w = start_worker(&s, &worker_project, "w1", "");
+    let workers = authed_get(&c, &s.api("/api/workers"));
+    assert_eq!(workers[0]["name"], "w1");
+    let id = post_run(&c, &s, json!({"paths": ["api/ok.case.json"]}));
+    let run = wait_run(&c, &s, id, "an end", ended);
+    assert_eq!(run["status"], "passed", "{run}");
+    assert_eq!(run["worker"], "w1");
+    assert_eq!(run["summary"]["passed"], 1);
+    // Its events are in the history and replay.
+    let events = follow(
+        &Client::builder()
+            .default_headers(
+                [(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Bearer {WORKER_TOKEN}").parse().unwrap(),
+                )]
+                .into_iter()
+                .collect(),
+            )
+            .build()
+            .unwrap(),
+        &s.api(&format!("/api/runs/{id}/events")),
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(n, d)| n == "case_finished" && d["report"]["name"] == "ping answers")
+    );
+    let report = authed_get(&c, &s.api(&format!("/api/runs/{id}/report")));
+    assert_eq!(report["summary"]["passed"], 1, "{report}");
+    // The worker ran it in its own project folder.
+    assert!(
+        worker_project
+            .path()
+            .join(format!(".atf/worker-runs/{id}/events.jsonl"))
+            .is_file()
+    );
+    let workers = authed_get(&c, &s.api("/api/workers"));
+    assert_eq!(workers[0]["done"], 1, "{workers}");
+    assert!(workers[0]["run"].is_null());
+    // The page lists it.
+    let page = c
+        .get(s.api("/runs"))
+        .bearer_auth(WORKER_TOKEN)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("id=\"workers\""),
+        "the runs page lists the workers"
+    );
+    assert!(
+        page.contains("on worker w1"),
+        "the runs page says which worker ran the run"
+    );
+    for out in [w.stdout(), w.stderr()] {
+        assert!(!out.contains(WORKER_TOKEN), "the worker printed its token");
+        assert!(!out.contains(SECRET));
+    }
+}
+
+#[test]
+fn a_worker_takes_only_the_runs_whose_labels_it_has() {
+    let srv = TestServer::start();
+    let server_project = project(&srv);
+    let worker_project = project(&srv);
+    let c = client();
+    let s = Serve::start(&server_project, &[], &token_env());
+    let _w = start_worker(&s, &worker_project, "wa", "net=a");
+    let for_b = post_run(
+        &c,
+        &s,
+        json!({"paths": ["api/ok.case.json"], "labels": {"net": "b"}}),
+    );
+    let for_a = post_run(
+        &c,
+        &s,
+        json!({"paths": ["api/ok.case.json"], "labels": {"net": "a"}}),
+    );
+    let run = wait_run(&c, &s, for_a, "an end", ended);
+    assert_eq!(run["status"], "passed", "{run}");
+    assert_eq!(run["worker"], "wa");
+    // The older run for net=b was passed over and still waits.
+    let run = authed_get(&c, &s.api(&format!("/api/runs/{for_b}")));
+    assert_eq!(run["status"], "queued", "{run}");
+    assert_eq!(run["worker"], "");
+}
+
+#[test]
+fn a_run_whose_worker_was_killed_is_queued_again_and_another_worker_finishes_it() {
+    let srv = TestServer::start();
+    let server_project = project(&srv);
+    // The first worker's case waits long; the second's does not.
+    let slow_case = json!({"name": "waits", "steps": [
+        {"keyword": "http.request", "args": {"url": "/delay/${ms}"}}
+    ]});
+    let first = project(&srv);
+    let second = project(&srv);
+    for (p, ms) in [(&server_project, 10), (&first, 20000), (&second, 10)] {
+        p.file("slow/wait.case.json", slow_case.clone());
+        p.file(
+            "atf.json",
+            json!({
+                "default_env": "test",
+                "secrets": ["token"],
+                "envs": {"test": {
+                    "vars": {"token": SECRET, "ms": ms.to_string()},
+                    "resources": {"http": {"default": {"base_url": srv.url()}}}
+                }}
+            }),
+        );
+    }
+    let c = client();
+    let s = Serve::start(&server_project, &[], &token_env());
+    let w1 = start_worker(&s, &first, "first", "");
+    let id = post_run(&c, &s, json!({"paths": ["slow"]}));
+    wait_run(&c, &s, id, "the first worker", |r| {
+        r["worker"] == "first" && r["status"] == "running"
+    });
+    // Wait until its case is under way (its events reached the server).
+    let res = c
+        .get(s.api(&format!("/api/runs/{id}/events")))
+        .bearer_auth(WORKER_TOKEN)
+        .send()
+        .unwrap();
+    let mut lines = BufReader::new(res).lines();
+    loop {
+        let line = lines.next().expect("the stream ended early").unwrap();
+        if line == "event: case_started" {
+            break;
+        }
+    }
+    drop(lines);
+    drop(w1); // SIGKILL
+    wait_run(&c, &s, id, "queued again", |r| r["status"] == "queued");
+    let _w2 = start_worker(&s, &second, "second", "");
+    let run = wait_run(&c, &s, id, "an end", ended);
+    assert_eq!(run["status"], "passed", "{run}");
+    assert_eq!(run["worker"], "second");
+    assert_eq!(
+        run["summary"]["total"], 1,
+        "the first attempt's events were dropped"
+    );
+    let workers = authed_get(&c, &s.api("/api/workers"));
+    let names: Vec<&str> = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    assert_eq!(names, ["second"], "the silent worker was dropped");
+}
+
+#[test]
+fn only_the_worker_holding_a_run_may_push_to_it() {
+    let srv = TestServer::start();
+    let p = project(&srv);
+    let c = client();
+    // The default timeout (30 s): the worker below stays live.
+    let s = Serve::start(&p, &[], &[("ATF_SERVE_TOKEN", WORKER_TOKEN)]);
+    let post = |path: &str, worker: &str, body: String| {
+        c.post(s.api(path))
+            .bearer_auth(WORKER_TOKEN)
+            .header("x-atf-worker", worker)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+            .status()
+    };
+    let reg = json!({"name": "holder", "labels": {}}).to_string();
+    assert_eq!(post("/api/workers", "holder", reg), StatusCode::OK);
+    let id = post_run(&c, &s, json!({"paths": ["api/ok.case.json"]}));
+    let res = c
+        .post(s.api("/api/workers/holder/poll"))
+        .bearer_auth(WORKER_TOKEN)
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(res["run"]["id"], id, "{res}");
+    assert_eq!(res["run"]["request"]["paths"][0], "api/ok.case.json");
+    let push = format!("/api/runs/{id}/push");
+    assert_eq!(post(&push, "other", String::new()), StatusCode::CONFLICT);
+    assert_eq!(post(&push, "holder", String::new()), StatusCode::NO_CONTENT);
+    let finish = format!("/api/runs/{id}/finish");
+    let code = json!({"exit_code": 0}).to_string();
+    assert_eq!(post(&finish, "other", code.clone()), StatusCode::CONFLICT);
+    assert_eq!(post(&finish, "holder", code), StatusCode::NO_CONTENT);
+    let run = authed_get(&c, &s.api(&format!("/api/runs/{id}")));
+    assert_eq!(run["worker"], "holder");
+    assert_eq!(run["status"], "passed");
+    // An unknown worker is told to register again.
+    let res = c
+        .post(s.api("/api/workers/nobody/poll"))
+        .bearer_auth(WORKER_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
