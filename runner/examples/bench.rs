@@ -164,6 +164,48 @@ fn start_server() -> String {
     format!("http://{}", rx.recv().expect("server address"))
 }
 
+/// The same workload as the `http` cases, as Hurl files (request, status,
+/// one JSONPath assert and a capture, then a request using it), run by
+/// `hurl --test` sequentially and with `jobs` workers, when `hurl` is on
+/// the PATH (`cargo install hurl` builds it; it needs libxml2-dev).
+fn compare_hurl(dir: &Path, url: &str, n: usize, jobs: usize, repeat: usize) {
+    if Command::new("hurl").arg("--version").output().is_err() {
+        println!("hurl: not on the PATH, no comparison (cargo install hurl)");
+        return;
+    }
+    let hurl_dir = dir.join("hurl");
+    std::fs::create_dir_all(&hurl_dir).expect("mkdir");
+    let mut files = Vec::with_capacity(n);
+    for i in 0..n {
+        let file = hurl_dir.join(format!("c{i:05}.hurl"));
+        std::fs::write(
+            &file,
+            format!(
+                "POST {url}/echo\n{{\"n\": {i}, \"sku\": \"A-1\"}}\nHTTP 200\n[Captures]\nsku: jsonpath \"$.echo.sku\"\n[Asserts]\njsonpath \"$.echo.n\" == {i}\n\nGET {url}/echo?sku={{{{sku}}}}\nHTTP 200\n"
+            ),
+        )
+        .expect("write hurl file");
+        files.push(file);
+    }
+    let run = |workers: usize| {
+        let mut cmd = Command::new("hurl");
+        cmd.args(["--test", "--jobs", &workers.to_string()])
+            .args(&files);
+        measure(cmd)
+    };
+    let m1 = best_of(repeat, || run(1));
+    report("hurl --test, --jobs 1", n, 2, &m1);
+    let mj = best_of(repeat, || run(jobs));
+    report(&format!("hurl --test, --jobs {jobs}"), n, 2, &mj);
+    let atf1 = best_of(repeat, || run_atf(dir, 1, "cases"));
+    println!(
+        "sequential wall time, atf / hurl: {:.2} ({:.3} s / {:.3} s)",
+        atf1.wall_s / m1.wall_s,
+        atf1.wall_s,
+        m1.wall_s
+    );
+}
+
 fn write_cases(dir: &Path, n: usize, project: Value, case: impl Fn(usize) -> Value) {
     std::fs::create_dir_all(dir.join("cases")).expect("mkdir");
     std::fs::write(dir.join("atf.json"), project.to_string()).expect("write project");
@@ -423,6 +465,7 @@ fn main() {
                 2,
                 &best_of(repeat, || run_atf(dir, jobs, "cases")),
             );
+            compare_hurl(dir, &url, n, jobs, repeat);
         }
         "check" => {
             // `atf check` on N generated cases (default 10,000): loading,
