@@ -3,14 +3,16 @@
 //! A resource of kind `http` is either a base URL string or an object with
 //! `base_url`, `headers` (sent with every request of that resource),
 //! `timeout`, `connect_timeout`, `insecure` (accept any TLS certificate),
-//! `ca`, `cert`, `key` (PEM files) and `proxy`. Clients are built on first
+//! `ca`, `cert`, `key` (PEM files), `proxy` and `cookie_jar`. Clients are built on first
 //! use, one per set of transport options, and shared by all cases;
 //! connections are kept alive between steps.
 //!
 //! atf follows redirects itself (not reqwest) so that each hop is recorded,
 //! the case's cookie jar is applied at each hop and credentials are dropped
 //! when the host changes. Each case has its own cookie jar (keyed by
-//! [`Call::case_id`], dropped in [`Keyword::case_finished`]).
+//! [`Call::case_id`], dropped in [`Keyword::case_finished`]); with
+//! `cookie_jar: "suite"` a step uses its suite's jar instead (keyed by
+//! [`Call::suite`], kept for the run).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,12 @@ const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OP
 
 /// The HTTP versions `http_version` selects.
 const VERSIONS: [&str; 3] = ["1.0", "1.1", "2"];
+
+/// How a step's headers meet its resource's (`header_mode`).
+const HEADER_MODES: [&str; 2] = ["replace", "append"];
+
+/// Where a step's cookies live (`cookie_jar`).
+const COOKIE_JARS: [&str; 2] = ["case", "suite"];
 
 /// The body arguments; a step gives at most one.
 const BODIES: [&str; 8] = [
@@ -68,6 +76,14 @@ pub fn spec() -> KeywordSpec {
         "request headers, name → value or list of values (sent once per item)",
     )
     .headers()
+    .arg(
+        "header_mode",
+        "string",
+        "how `headers` meet the resource's headers: \"replace\" (default: a step header \
+         replaces every resource header of the same name, names compared without regard to \
+         case) or \"append\" (both are sent, the resource's first)",
+    )
+    .choices(&HEADER_MODES)
     .arg(
         "query",
         "object",
@@ -153,13 +169,21 @@ pub fn spec() -> KeywordSpec {
     .arg(
         "cookies",
         "object",
-        "cookies (name → value) put into the case's cookie jar for the request's host \
+        "cookies (name → value) put into the step's cookie jar for the request's host \
          before it is sent",
     )
     .arg(
+        "cookie_jar",
+        "string",
+        "\"case\" (default: the case's own jar) or \"suite\" (one jar shared by the cases of \
+         the nearest suite and its prepare and cleanup steps; the cases under no suite share \
+         one); a resource's `cookie_jar` sets the default",
+    )
+    .choices(&COOKIE_JARS)
+    .arg(
         "clear_cookies",
         "boolean",
-        "empty the case's cookie jar before the request (default false)",
+        "empty the step's cookie jar (see `cookie_jar`) before the request (default false)",
     )
     .arg(
         "decompress",
@@ -208,11 +232,15 @@ pub fn spec() -> KeywordSpec {
         "`status` (number), `http_version` (\"HTTP/1.1\", \"HTTP/2\"…), `url` (the final URL), \
          `headers` (lower-case names → text, repeated ones joined by \", \"), `header_list` \
          (lower-case names → every value in order), `cookies` (name → {value, domain, path, \
-         expires, max_age, secure, http_only, same_site}: the case's jar after the request), \
+         expires, max_age, secure, http_only, same_site}: the step's jar after the request), \
          `redirects` ([{status, location, url}] followed), `body` (parsed JSON when the \
          response is JSON, text otherwise, null when binary), `body_base64` (a binary body), \
          `size` (body bytes), `sha256` (hex digest of the body), `elapsed_ms` and \
-         `duration_ms` (the same: from sending to the end of the body, redirects included); \
+         `duration_ms` (the same: from sending to the end of the body, redirects included), \
+         `timings` ({dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms}: the last request \
+         sent, in milliseconds with microsecond precision: name lookup, TCP connect and TLS \
+         handshake (0 on a reused connection), time to the response headers and to the end \
+         of the body, both from sending); \
          a body over the project's `limits.body` (16 MiB) is written to a file instead: \
          `body` is null, `body_file` its path, `body_bytes` its size",
     )
@@ -223,6 +251,8 @@ struct Resource {
     base_url: Option<String>,
     headers: HeaderMap,
     timeout: Option<Duration>,
+    /// `cookie_jar: "suite"`: steps use their suite's jar unless they say otherwise.
+    suite_jar: bool,
     transport: Transport,
 }
 
@@ -249,6 +279,9 @@ pub struct Http {
     resources: Mutex<HashMap<String, Arc<Resource>>>,
     clients: Mutex<HashMap<Transport, reqwest::Client>>,
     jars: Mutex<HashMap<u64, Jar>>,
+    /// The jars shared by a suite's cases (`cookie_jar: "suite"`), by suite
+    /// file; "" for the cases under no suite. They live as long as the run.
+    suite_jars: Mutex<HashMap<String, Jar>>,
 }
 
 impl Http {
@@ -259,6 +292,7 @@ impl Http {
             resources: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
             jars: Mutex::new(HashMap::new()),
+            suite_jars: Mutex::new(HashMap::new()),
         }
     }
 
@@ -313,10 +347,17 @@ impl Http {
                         ("cert", Value::String(s)) => r.transport.cert = Some(PathBuf::from(s)),
                         ("key", Value::String(s)) => r.transport.key = Some(PathBuf::from(s)),
                         ("proxy", Value::String(s)) => r.transport.proxy = Some(s.clone()),
+                        ("cookie_jar", Value::String(s)) if s.eq_ignore_ascii_case("suite") => {
+                            r.suite_jar = true
+                        }
+                        ("cookie_jar", Value::String(s)) if s.eq_ignore_ascii_case("case") => {
+                            r.suite_jar = false
+                        }
                         (other, v) => {
                             return Err(KeywordError::new(format!(
                                 "http resource `{name}`: unexpected `{other}` ({}); known: base_url, \
-                                 headers, timeout, connect_timeout, insecure, ca, cert, key, proxy",
+                                 headers, timeout, connect_timeout, insecure, ca, cert, key, proxy, \
+                                 cookie_jar (\"case\" or \"suite\")",
                                 type_name(v)
                             )));
                         }
@@ -353,13 +394,30 @@ impl Http {
             .map_err(|_| KeywordError::new("http cookie jars poisoned"))?;
         Ok(jars.entry(case_id).or_default().clone())
     }
+
+    /// The jar shared by the cases of `suite` (and its prepare and cleanup).
+    fn suite_jar(&self, suite: Option<&str>) -> Result<Jar, KeywordError> {
+        let suite = suite.unwrap_or("");
+        let mut jars = self
+            .suite_jars
+            .lock()
+            .map_err(|_| KeywordError::new("http cookie jars poisoned"))?;
+        if let Some(jar) = jars.get(suite) {
+            return Ok(jar.clone());
+        }
+        let jar = Jar::default();
+        jars.insert(suite.to_string(), jar.clone());
+        Ok(jar)
+    }
 }
 
 fn build_client(t: &Transport) -> Result<reqwest::Client, KeywordError> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("atf/", env!("CARGO_PKG_VERSION")))
-        .tls_danger_accept_invalid_certs(t.insecure)
+        .tls_backend_preconfigured(tls_config(t)?)
+        .dns_resolver(Arc::new(crate::http_timing::TimedResolver))
+        .connector_layer(crate::http_timing::TimedConnect)
         .pool_idle_timeout(Duration::from_secs(60));
     if !t.decompress {
         builder = builder.no_gzip().no_brotli().no_zstd().no_deflate();
@@ -372,44 +430,6 @@ fn build_client(t: &Transport) -> Result<reqwest::Client, KeywordError> {
         2 => builder = builder.http2_prior_knowledge(),
         _ => {}
     }
-    if let Some(ca) = &t.cacert {
-        let pem = read_file(ca, "CA file")?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| KeywordError::new(format!("the CA file `{}`: {e}", ca.display())))?;
-        if certs.is_empty() {
-            return Err(KeywordError::new(format!(
-                "the CA file `{}` holds no PEM certificate",
-                ca.display()
-            )));
-        }
-        builder = builder.tls_certs_merge(certs);
-    }
-    match (&t.cert, &t.key) {
-        (Some(cert), key) => {
-            let mut pem = Vec::new();
-            if let Some(key) = key {
-                pem.extend(read_file(key, "key file")?);
-                pem.push(b'\n');
-            }
-            pem.extend(read_file(cert, "certificate file")?);
-            let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                KeywordError::new(format!(
-                    "the client certificate `{}`{}: {e}",
-                    cert.display(),
-                    key.as_ref()
-                        .map(|k| format!(" with key `{}`", k.display()))
-                        .unwrap_or_default()
-                ))
-            })?;
-            builder = builder.identity(id);
-        }
-        (None, Some(_)) => {
-            return Err(KeywordError::new(
-                "`key` needs `cert`, the client certificate",
-            ));
-        }
-        (None, None) => {}
-    }
     match &t.proxy {
         Some(p) => {
             let proxy = reqwest::Proxy::all(p)
@@ -421,6 +441,95 @@ fn build_client(t: &Transport) -> Result<reqwest::Client, KeywordError> {
     builder
         .build()
         .map_err(|e| KeywordError::new(format!("cannot build the http client: {e}")))
+}
+
+/// The rustls configuration of a client: what reqwest would build from the
+/// same options (the system's roots and `cacert` through the platform
+/// verifier, or any certificate with `insecure`; the client certificate;
+/// ALPN as `http_version` asks), built here so that its session store can
+/// time the TLS handshake (see [`crate::http_timing`]).
+fn tls_config(t: &Transport) -> Result<rustls::ClientConfig, KeywordError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let setup = |e: rustls::Error| KeywordError::new(format!("TLS set-up: {e}"));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(setup)?
+        .dangerous();
+    let builder = if t.insecure {
+        builder.with_custom_certificate_verifier(Arc::new(crate::tls::AnyCertificate(provider)))
+    } else {
+        let mut extra = Vec::new();
+        if let Some(ca) = &t.cacert {
+            let pem = read_file(ca, "CA file")?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                extra.push(cert.map_err(|e| {
+                    KeywordError::new(format!("the CA file `{}`: {e}", ca.display()))
+                })?);
+            }
+            if extra.is_empty() {
+                return Err(KeywordError::new(format!(
+                    "the CA file `{}` holds no PEM certificate",
+                    ca.display()
+                )));
+            }
+        }
+        let verifier = if extra.is_empty() {
+            rustls_platform_verifier::Verifier::new(provider)
+        } else {
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
+        }
+        .map_err(setup)?;
+        builder.with_custom_certificate_verifier(Arc::new(verifier))
+    };
+    let mut config = match (&t.cert, &t.key) {
+        (Some(cert), key) => {
+            let mut pem = read_file(cert, "certificate file")?;
+            if let Some(key) = key {
+                pem.push(b'\n');
+                pem.extend(read_file(key, "key file")?);
+            }
+            let which = || {
+                format!(
+                    "the client certificate `{}`{}",
+                    cert.display(),
+                    key.as_ref()
+                        .map(|k| format!(" with key `{}`", k.display()))
+                        .unwrap_or_default()
+                )
+            };
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| KeywordError::new(format!("{}: {e}", which())))?;
+            if certs.is_empty() {
+                return Err(KeywordError::new(format!(
+                    "{}: no PEM certificate",
+                    which()
+                )));
+            }
+            let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+                KeywordError::new(format!("{}: no private key ({e}); give `key`", which()))
+            })?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| KeywordError::new(format!("{}: {e}", which())))?
+        }
+        (None, Some(_)) => {
+            return Err(KeywordError::new(
+                "`key` needs `cert`, the client certificate",
+            ));
+        }
+        (None, None) => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = match t.version {
+        1 => vec![b"http/1.1".to_vec()],
+        2 => vec![b"h2".to_vec()],
+        _ => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+    };
+    config.resumption =
+        rustls::client::Resumption::store(Arc::new(crate::http_timing::TimedSessions::new()));
+    Ok(config)
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, KeywordError> {
@@ -465,6 +574,18 @@ fn header_map(h: &serde_json::Map<String, Value>) -> Result<HeaderMap, KeywordEr
         }
     }
     Ok(map)
+}
+
+/// The `header_mode` of a step: true for `"append"`.
+fn append_headers(c: &Call<'_>) -> Result<bool, KeywordError> {
+    match c.str_arg("header_mode")? {
+        None => Ok(false),
+        Some(m) if m.eq_ignore_ascii_case("replace") => Ok(false),
+        Some(m) if m.eq_ignore_ascii_case("append") => Ok(true),
+        Some(other) => Err(KeywordError::new(format!(
+            "`header_mode` is \"replace\" or \"append\", not `{other}`"
+        ))),
+    }
 }
 
 /// Joins a path to a base URL with exactly one slash between them.
@@ -698,6 +819,7 @@ struct Plan {
     trusted: bool,
     http10: bool,
     timeout: Duration,
+    connect_timeout: Option<Duration>,
 }
 
 impl Keyword for Http {
@@ -785,10 +907,14 @@ impl Keyword for Http {
             None => {}
             Some(Value::Object(h)) => {
                 // Step headers replace resource headers of the same name
-                // (all their values); a list sends each item, in order.
+                // (all their values, names compared without regard to
+                // case), or with `header_mode: "append"` go after them; a
+                // list sends each item, in order.
                 let step = header_map(h)?;
-                for name in step.keys() {
-                    headers.remove(name);
+                if !append_headers(c)? {
+                    for name in step.keys() {
+                        headers.remove(name);
+                    }
                 }
                 for (name, value) in &step {
                     headers.append(name.clone(), value.clone());
@@ -829,7 +955,21 @@ impl Keyword for Http {
             None => None,
         };
 
-        let jar = self.jar(c.case_id())?;
+        let shared_jar = match c.str_arg("cookie_jar")? {
+            None => resource.suite_jar,
+            Some(j) if j.eq_ignore_ascii_case("case") => false,
+            Some(j) if j.eq_ignore_ascii_case("suite") => true,
+            Some(other) => {
+                return Err(KeywordError::new(format!(
+                    "`cookie_jar` is \"case\" or \"suite\", not `{other}`"
+                )));
+            }
+        };
+        let jar = if shared_jar {
+            self.suite_jar(c.suite())?
+        } else {
+            self.jar(c.case_id())?
+        };
         if c.bool_arg("clear_cookies", false)? {
             lock(&jar)?.clear();
         }
@@ -875,6 +1015,7 @@ impl Keyword for Http {
             trusted: c.bool_arg("location_trusted", false)?,
             http10: version == Some("1.0"),
             timeout,
+            connect_timeout: transport.connect_timeout,
         };
         let policy = self.env.policy.clone();
         let (result, secrets) = crate::run_on(&self.env.runtime, send(client, plan, jar, policy))?;
@@ -941,6 +1082,7 @@ async fn send(
         trusted,
         http10,
         timeout,
+        connect_timeout,
     } = plan;
     let started = Instant::now();
     let deadline = started + timeout;
@@ -948,6 +1090,10 @@ async fn send(
     let mut redirects = Vec::new();
     let mut digest_answer: Option<HeaderValue> = None;
     let mut digest_tried = false;
+    // The phases of the last request sent (the one whose response is returned).
+    let mut hop_started: Instant;
+    let mut first_byte: Duration;
+    let mut timings: crate::http_timing::Timings;
     let resp = loop {
         let mut sent = headers.clone();
         if let Some(answer) = digest_answer.take() {
@@ -984,10 +1130,25 @@ async fn send(
         if let Some(b) = &body {
             req = req.body(b.clone());
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| request_error(url.as_str(), &e))?;
+        hop_started = Instant::now();
+        let (resp, phases) = crate::http_timing::measure(req.send()).await;
+        let resp = resp.map_err(|e| match connect_timeout {
+            // Connecting took longer than `connect_timeout` while the step had
+            // time left: the step did not time out, the connection did.
+            Some(limit) if e.is_connect() && e.is_timeout() && Instant::now() < deadline => {
+                let mut err = request_error(url.as_str(), &e);
+                err.timed_out = false;
+                err.message = format!(
+                    "cannot connect to {url} within `connect_timeout` ({} ms): {}",
+                    limit.as_millis(),
+                    err.message
+                );
+                err
+            }
+            _ => request_error(url.as_str(), &e),
+        })?;
+        first_byte = hop_started.elapsed();
+        timings = phases;
         let set: Vec<RawCookie<'static>> = resp
             .headers()
             .get_all(header::SET_COOKIE)
@@ -1180,10 +1341,21 @@ async fn send(
         }
     };
     let elapsed = started.elapsed().as_millis() as u64;
+    let ms = |d: Duration| (d.as_micros() as f64) / 1000.0;
     if let (Some(out), Value::Object(fields)) = (result.as_object_mut(), fields) {
         out.extend(fields);
         out.insert("elapsed_ms".into(), json!(elapsed));
         out.insert("duration_ms".into(), json!(elapsed));
+        out.insert(
+            "timings".into(),
+            json!({
+                "dns_ms": timings.dns_ms,
+                "connect_ms": timings.connect_ms,
+                "tls_ms": timings.tls_ms,
+                "first_byte_ms": ms(first_byte),
+                "total_ms": ms(hop_started.elapsed()),
+            }),
+        );
     }
     Ok((result, secrets))
 }

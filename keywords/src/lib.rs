@@ -10,6 +10,7 @@ pub mod amqp;
 pub mod core;
 pub mod grpc;
 pub mod http;
+mod http_timing;
 mod inbox;
 pub mod kafka;
 pub mod mqtt;

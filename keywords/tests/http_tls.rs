@@ -1,10 +1,11 @@
 //! `http.request` over TLS: a server of this test binary with a certificate
-//! of a private CA, which asks for (and checks) a client certificate, tried
-//! with `insecure`, `cacert`, `cert` and `key`.
+//! of the test CA, which asks for (and checks) a client certificate, tried
+//! with `insecure`, `cacert`, `cert` and `key`; HTTP/2 chosen by ALPN; the
+//! timings of a TLS connection.
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use atf_sdk::{Keyword, json};
@@ -13,79 +14,22 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// PEM files: the CA, the server's certificate and key, a client's
-/// certificate and key, and the client's certificate and key in one file.
-struct Files {
-    ca: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
-    client_both: PathBuf,
-}
-
-fn files() -> &'static Files {
-    static FILES: OnceLock<Files> = OnceLock::new();
-    FILES.get_or_init(|| {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "atf http test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-            .expect("CA certificate");
-        let server_key = KeyPair::generate().expect("server key");
-        let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-            .expect("server params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
-        let server = params.signed_by(&server_key, &ca).expect("server cert");
-        let client_key = KeyPair::generate().expect("client key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "atf-client");
-        let client = params.signed_by(&client_key, &ca).expect("client cert");
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("http-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("folder");
-        let f = Files {
-            ca: dir.join("ca.pem"),
-            server_cert: dir.join("server.crt"),
-            server_key: dir.join("server.key"),
-            client_cert: dir.join("client.crt"),
-            client_key: dir.join("client.key"),
-            client_both: dir.join("client.pem"),
-        };
-        std::fs::write(&f.ca, ca.pem()).expect("write");
-        std::fs::write(&f.server_cert, server.pem()).expect("write");
-        std::fs::write(&f.server_key, server_key.serialize_pem()).expect("write");
-        std::fs::write(&f.client_cert, client.pem()).expect("write");
-        std::fs::write(&f.client_key, client_key.serialize_pem()).expect("write");
-        std::fs::write(
-            &f.client_both,
-            format!("{}{}", client_key.serialize_pem(), client.pem()),
-        )
-        .expect("write");
-        f
-    })
-}
-
-/// An HTTPS server (HTTP/1.1, one response per connection) whose body says
-/// whether the client showed a certificate of the CA.
+/// An HTTPS server with a certificate of the test CA (see [`common::pki`])
+/// that asks for (and checks) a client certificate and offers HTTP/2 and
+/// HTTP/1.1 by ALPN; its body says whether the client showed a certificate
+/// of the CA and which version it spoke. HTTP/1.1 answers one request per
+/// connection.
 fn server() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
-        let f = files();
-        let certs = CertificateDer::pem_file_iter(&f.server_cert)
+        let pki = common::pki();
+        let certs = CertificateDer::pem_file_iter(&pki.cert)
             .expect("cert file")
             .collect::<Result<Vec<_>, _>>()
             .expect("cert");
-        let key = PrivateKeyDer::from_pem_file(&f.server_key).expect("key");
+        let key = PrivateKeyDer::from_pem_file(&pki.key).expect("key");
         let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_file_iter(&f.ca).expect("CA file") {
+        for ca in CertificateDer::pem_file_iter(&pki.ca).expect("CA file") {
             roots.add(ca.expect("CA")).expect("add CA");
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -94,12 +38,13 @@ fn server() -> u16 {
                 .allow_unauthenticated()
                 .build()
                 .expect("client verifier");
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
             .with_client_cert_verifier(verifier)
             .with_single_cert(certs, key)
             .expect("server TLS config");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = runtime()
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -113,6 +58,23 @@ fn server() -> u16 {
                         return;
                     };
                     let client = tls.get_ref().1.peer_certificates().is_some();
+                    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let Ok(mut h2) = h2::server::handshake(tls).await else {
+                            return;
+                        };
+                        while let Some(Ok((_request, mut respond))) = h2.accept().await {
+                            let body = json!({"client_cert": client, "version": "HTTP/2"}).to_string();
+                            let response = http::Response::builder()
+                                .status(200)
+                                .header("content-type", "application/json")
+                                .body(())
+                                .expect("response");
+                            if let Ok(mut send) = respond.send_response(response, false) {
+                                let _ = send.send_data(bytes::Bytes::from(body), true);
+                            }
+                        }
+                        return;
+                    }
                     let mut seen = Vec::new();
                     let mut buf = [0u8; 4096];
                     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -121,7 +83,7 @@ fn server() -> u16 {
                             Ok(n) => seen.extend_from_slice(&buf[..n]),
                         }
                     }
-                    let body = json!({"client_cert": client}).to_string();
+                    let body = json!({"client_cert": client, "version": "HTTP/1.1"}).to_string();
                     let reply = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
@@ -153,8 +115,12 @@ fn a_private_ca_is_refused_until_trusted_or_insecure() {
     let r = call(&kw, json!({"url": url, "insecure": true})).expect("insecure");
     assert_eq!(r["status"], 200, "{r:#}");
     assert_eq!(r["body"]["client_cert"], false, "{r:#}");
-    let ca = files().ca.to_string_lossy().into_owned();
-    let r = call(&kw, json!({"url": url, "cacert": ca})).expect("cacert");
+    let ca = common::pki().ca.to_string_lossy().into_owned();
+    let r = call(
+        &kw,
+        json!({"url": url, "cacert": ca, "http_version": "1.1"}),
+    )
+    .expect("cacert");
     assert_eq!(r["body"]["client_cert"], false, "{r:#}");
     assert_eq!(r["http_version"], "HTTP/1.1", "{r:#}");
 }
@@ -163,9 +129,9 @@ fn a_private_ca_is_refused_until_trusted_or_insecure() {
 fn a_client_certificate_goes_with_its_key_or_in_one_file() {
     let port = server();
     let kw = http();
-    let f = files();
+    let f = common::pki();
     let url = format!("https://127.0.0.1:{port}/");
-    let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+    let path = |p: &Path| p.to_string_lossy().into_owned();
     let r = call(
         &kw,
         json!({"url": url, "cacert": path(&f.ca), "cert": path(&f.client_cert), "key": path(&f.client_key)}),
@@ -202,4 +168,46 @@ fn a_client_certificate_goes_with_its_key_or_in_one_file() {
     let r = call(&kw, json!({"url": url, "cacert": path(&f.ca)})).expect("cacert");
     assert_eq!(r["status"], 200);
     let _ = kw.spec();
+}
+
+#[test]
+fn http2_is_chosen_by_alpn_and_the_tls_handshake_is_timed() {
+    let port = server();
+    let kw = http();
+    let ca = common::pki().ca.to_string_lossy().into_owned();
+    let url = format!("https://localhost:{port}/");
+    let r = call(&kw, json!({"url": url, "cacert": ca})).expect("h2");
+    assert_eq!(r["http_version"], "HTTP/2", "{r:#}");
+    assert_eq!(r["body"]["version"], "HTTP/2", "{r:#}");
+    let t = &r["timings"];
+    let ms = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{k}: {t:#}"));
+    // A new connection: a name to look up, a TCP connection, a handshake.
+    for k in [
+        "dns_ms",
+        "connect_ms",
+        "tls_ms",
+        "first_byte_ms",
+        "total_ms",
+    ] {
+        assert!(ms(k) > 0.0, "{k}: {t:#}");
+    }
+    assert!(ms("first_byte_ms") <= ms("total_ms"), "{t:#}");
+    assert!(
+        ms("dns_ms") + ms("connect_ms") + ms("tls_ms") <= ms("first_byte_ms"),
+        "the phases come before the first byte: {t:#}"
+    );
+    // The HTTP/2 connection is kept: nothing to open the second time.
+    let r = call(&kw, json!({"url": url, "cacert": ca})).expect("h2 again");
+    assert_eq!(r["http_version"], "HTTP/2", "{r:#}");
+    for k in ["dns_ms", "connect_ms", "tls_ms"] {
+        assert_eq!(r["timings"][k], 0.0, "{k}: {r:#}");
+    }
+    // HTTP/1.1 asked for: ALPN offers only it.
+    let r = call(
+        &kw,
+        json!({"url": url, "cacert": ca, "http_version": "1.1"}),
+    )
+    .expect("1.1");
+    assert_eq!(r["http_version"], "HTTP/1.1", "{r:#}");
+    assert_eq!(r["body"]["version"], "HTTP/1.1", "{r:#}");
 }

@@ -574,7 +574,15 @@ pub fn prescan(
                 .filter_map(|field| args.get(field).and_then(Value::as_object))
                 .flatten()
             {
-                if !is_secret_header(k) {
+                // A name may be made of vars too (`"${auth}": "Bearer ..."`).
+                let secret_name = is_secret_header(k)
+                    || (k.contains("${")
+                        && crate::resolve::resolve(&Value::String(k.clone()), &resolver)
+                            .ok()
+                            .as_ref()
+                            .and_then(Value::as_str)
+                            .is_some_and(is_secret_header));
+                if !secret_name {
                     continue;
                 }
                 // Only names: a header made with functions (a signature of
@@ -836,6 +844,36 @@ mod tests {
         assert_eq!(
             m.text("cookie-from-var-1 literal-token-7 key-from-vars-9"),
             "*** *** ***"
+        );
+    }
+
+    #[test]
+    fn prescan_finds_a_secret_header_whose_name_is_a_var() {
+        let m = Masker::new();
+        let vars = json!({"auth": "Authorization", "tenant": "acme"});
+        let args = json!({"headers": {
+            "${auth}": "Bearer name-made-token-1",
+            "X-${tenant}": "not-a-secret-2"
+        }});
+        let headers = ["headers".to_string()];
+        let var_list: Vec<(&str, &Value)> = vars
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        prescan(
+            &m,
+            &[ScanInput {
+                vars: var_list,
+                args: vec![(&args, &headers)],
+            }],
+            &[],
+            &Map::new(),
+        );
+        assert_eq!(
+            m.text("name-made-token-1 not-a-secret-2"),
+            "*** not-a-secret-2"
         );
     }
 

@@ -150,9 +150,9 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// A test PKI made once per test binary: a CA, and a server certificate it
-/// signed for `localhost` and 127.0.0.1, as PEM files in a folder of the
-/// target directory.
+/// A test PKI made once per test binary: a CA, a server certificate it
+/// signed for `localhost` and 127.0.0.1 and a client certificate, as PEM
+/// files in a folder of the target directory.
 pub struct Pki {
     /// The CA certificate (what a client is told to trust).
     pub ca: std::path::PathBuf,
@@ -160,6 +160,12 @@ pub struct Pki {
     pub cert: std::path::PathBuf,
     /// The server's private key.
     pub key: std::path::PathBuf,
+    /// A client's certificate, signed by the CA.
+    pub client_cert: std::path::PathBuf,
+    /// The client's private key.
+    pub client_key: std::path::PathBuf,
+    /// The client's key and certificate in one file.
+    pub client_both: std::path::PathBuf,
 }
 
 /// The test PKI of this test binary.
@@ -181,6 +187,14 @@ pub fn pki() -> &'static Pki {
             .distinguished_name
             .push(DnType::CommonName, "localhost");
         let cert = params.signed_by(&key, &ca).expect("server certificate");
+        let client_key = KeyPair::generate().expect("client key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "atf-client");
+        let client = params
+            .signed_by(&client_key, &ca)
+            .expect("client certificate");
         let dir =
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pki-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("PKI folder");
@@ -188,10 +202,20 @@ pub fn pki() -> &'static Pki {
             ca: dir.join("ca.pem"),
             cert: dir.join("server.crt"),
             key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
+            client_both: dir.join("client.pem"),
         };
         std::fs::write(&pki.ca, ca.pem()).expect("write CA");
         std::fs::write(&pki.cert, cert.pem()).expect("write certificate");
         std::fs::write(&pki.key, key.serialize_pem()).expect("write key");
+        std::fs::write(&pki.client_cert, client.pem()).expect("write client certificate");
+        std::fs::write(&pki.client_key, client_key.serialize_pem()).expect("write client key");
+        std::fs::write(
+            &pki.client_both,
+            format!("{}{}", client_key.serialize_pem(), client.pem()),
+        )
+        .expect("write client file");
         pki
     })
 }

@@ -238,6 +238,14 @@ pub trait Host: Sync {
         0
     }
 
+    /// The suite this call belongs to: the file (as reports show it) of the
+    /// nearest suite above the case, or the suite itself in its prepare and
+    /// cleanup; `None` for a case under no suite. Keywords key state shared
+    /// by a suite's cases (such as a shared cookie jar) by it.
+    fn suite(&self) -> Option<&str> {
+        None
+    }
+
     /// Declares a value the keyword met as a secret (a session cookie a
     /// response sets, a token it minted): it is masked in every output from
     /// now on. Plugins declare theirs in their answer (`"secrets"`).
@@ -316,6 +324,11 @@ impl Call<'_> {
     /// The case run this call belongs to (see [`Host::case_id`]); 0 outside a case.
     pub fn case_id(&self) -> u64 {
         self.host.case_id()
+    }
+
+    /// The suite this call belongs to (see [`Host::suite`]).
+    pub fn suite(&self) -> Option<&str> {
+        self.host.suite()
     }
 
     /// The `resource` argument: which connection of the project file to use.

@@ -135,6 +135,8 @@ pub fn run_case(
     let index_in_run = index;
     let started = Instant::now();
     let case_id = next_case_id();
+    // The nearest suite above the case, as keywords see it (`Host::suite`).
+    let suite: Option<Arc<str>> = case.suites.last().map(|s| Arc::from(s.file.as_str()));
     let case_start_ms = chrono::Utc::now().timestamp_millis();
     let timeout = case.timeout.unwrap_or(shared.case_timeout);
     let deadline = started + timeout;
@@ -206,6 +208,7 @@ pub fn run_case(
         case_deadline: Some(deadline),
         case_start_ms,
         case_id,
+        suite: suite.clone(),
     };
 
     let serial = |steps: &[Step], phase: Phase, set: Option<usize>| {
@@ -289,6 +292,7 @@ pub fn run_case(
             case_deadline: None,
             case_start_ms,
             case_id,
+            suite: suite.clone(),
         };
         let out = run_step(shared, step, &scope, &ctx, base_dir, &p);
         let done = emit_step(shared, &ctx, p.at, out.report);
@@ -301,6 +305,7 @@ pub fn run_case(
             case_deadline: None,
             case_start_ms,
             case_id,
+            suite: suite.clone(),
         };
         let out = run_step(shared, step, &scope, &ctx, base_dir, &p);
         let done = emit_step(shared, &ctx, p.at, out.report);

@@ -36,6 +36,8 @@ pub struct StepHost<'a> {
     pub(crate) honor_cancel: bool,
     /// The case run the step belongs to (0: a suite step).
     pub(crate) case_id: u64,
+    /// The nearest suite above the step (see `atf_sdk::Host::suite`).
+    pub(crate) suite: Option<&'a str>,
 }
 
 impl Host for StepHost<'_> {
@@ -49,6 +51,10 @@ impl Host for StepHost<'_> {
 
     fn case_id(&self) -> u64 {
         self.case_id
+    }
+
+    fn suite(&self) -> Option<&str> {
+        self.suite
     }
 
     fn secret(&self, value: &str) {
@@ -68,6 +74,9 @@ pub struct StepPlace {
     pub case_start_ms: i64,
     /// The case run, unique in the process (0: a suite step); see `atf_sdk::Host::case_id`.
     pub case_id: u64,
+    /// The file of the nearest suite above the step (the suite's own for its
+    /// prepare and cleanup); see `atf_sdk::Host::suite`.
+    pub suite: Option<Arc<str>>,
 }
 
 impl StepPlace {
@@ -97,6 +106,7 @@ impl StepPlace {
             case_deadline,
             case_start_ms,
             case_id,
+            suite: None,
         }
     }
 
@@ -119,6 +129,7 @@ impl StepPlace {
             case_deadline: None,
             case_start_ms: start_ms,
             case_id: 0,
+            suite: Some(Arc::from(suite)),
         }
     }
 }
@@ -177,6 +188,7 @@ pub fn run_step(
         shared,
         honor_cancel: place.honor_cancel,
         case_id: place.case_id,
+        suite: place.suite.as_deref(),
     };
     let resolver = Resolver { lookup, base_dir };
     let times = step.retry.map_or(1, |r| r.times.max(1));

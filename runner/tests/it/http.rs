@@ -566,10 +566,12 @@ fn header_names_may_hold_placeholders_and_check_knows_them() {
     let p = Project::new();
     p.file("a.case.json", json!({
         "name": "a",
-        "vars": {"tenant": "acme", "auth": "Authorization"},
+        "vars": {"tenant": "acme", "auth": "Authorization", "token": "n4me-made-t0ken"},
         "steps": [
+            {"keyword": "log", "remark": "shows the token before the step that sends it runs",
+             "args": {"message": "about to send ${token}"}},
             {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()),
-                "headers": {"X-${tenant}-Id": "7", "${auth}": "Bearer n4me-made-t0ken", "X-Plain": "1"}},
+                "headers": {"X-${tenant}-Id": "7", "${auth}": "Bearer ${token}", "X-Plain": "1"}},
              "expect": {"$.body.headers.x-acme-id": "7", "$.body.headers.x-plain": "1",
                         "$.body.headers.authorization": "Bearer n4me-made-t0ken"}}
         ]
@@ -583,8 +585,18 @@ fn header_names_may_hold_placeholders_and_check_knows_them() {
         case(&r, "a"),
         out.stdout
     );
+    // Masked like a literal `Authorization`, from before the run starts: in
+    // the live event stream and the console too.
     let report = std::fs::read_to_string(p.join("atf-report/report.json")).unwrap();
-    assert!(!report.contains("n4me-made-t0ken"), "{report}");
+    let events = std::fs::read_to_string(p.join("atf-report/events.jsonl")).unwrap();
+    for (name, text) in [
+        ("report.json", &report),
+        ("events.jsonl", &events),
+        ("stdout", &out.stdout),
+    ] {
+        assert!(!text.contains("n4me-made-t0ken"), "{name}: {text}");
+    }
+    assert!(events.contains("about to send ***"), "{events}");
 
     let q = Project::new();
     q.file("b.case.json", json!({
@@ -608,4 +620,253 @@ fn header_names_may_hold_placeholders_and_check_knows_them() {
         text.contains("header name") && text.contains("b.case.json:"),
         "{text}"
     );
+}
+
+#[test]
+fn step_headers_replace_the_resources_by_default_or_go_after_them() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file(
+        "atf.json",
+        json!({
+            "default_env": "t",
+            "envs": {"t": {"resources": {"http": {
+                "default": {"base_url": srv.url(), "headers": {"X-Team": "orders", "X-Keep": "k"}}
+            }}}}
+        }),
+    );
+    p.file("a.case.json", json!({
+        "name": "a",
+        "steps": [
+            {"keyword": "http.request", "remark": "replace: the name is compared without regard to case",
+             "args": {"url": "/echo", "headers": {"x-team": "payments"}},
+             "expect": {"$.body.headers.x-team": "payments", "$.body.headers.x-keep": "k"}},
+            {"keyword": "http.request", "remark": "append: the resource's value first, then the step's",
+             "args": {"url": "/echo", "header_mode": "append", "headers": {"X-TEAM": ["payments", "audit"]}},
+             "expect": {"$.body.headers.x-team": "orders, payments, audit", "$.body.headers.x-keep": "k"}},
+            {"keyword": "http.request", "remark": "no step headers: the resource's alone",
+             "args": {"url": "/echo", "header_mode": "append"},
+             "expect": {"$.body.headers.x-team": "orders"}}
+        ]
+    }));
+    let out = p.atf(&["run"]);
+    let r = p.report();
+    assert_eq!(
+        case(&r, "a")["status"],
+        "passed",
+        "{:#}\n{}",
+        case(&r, "a"),
+        out.stdout
+    );
+
+    let q = Project::new();
+    q.file("b.case.json", json!({
+        "name": "b",
+        "steps": [ {"keyword": "http.request", "args": {"url": "http://127.0.0.1:9/x", "header_mode": "prepend"}} ]
+    }));
+    let out = q.atf(&["check"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("prepend") && text.contains("b.case.json:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_suite_cookie_jar_is_shared_by_its_cases_only_when_asked() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    p.file(
+        "atf.json",
+        json!({"default_env": "t", "envs": {"t": {"resources": {"http": {
+            "default": srv.url(),
+            "shared": {"base_url": srv.url(), "cookie_jar": "suite"}
+        }}}}}),
+    );
+    p.file("shop/suite.json", json!({
+        "prepare": [ {"keyword": "http.request", "args": {"url": "/cookies/set?prep=p1", "cookie_jar": "suite"}} ]
+    }));
+    p.file("shop/a1.case.json", json!({
+        "name": "a1 sets",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": "/cookies/set?sid=s1", "cookie_jar": "suite"},
+             "expect": {"cookies.sid.value": "s1", "cookies.prep.value": "p1"}},
+            {"keyword": "http.request", "args": {"url": "/cookies/set?own=o1"}}
+        ]
+    }));
+    p.file("shop/a2.case.json", json!({
+        "name": "a2 asks",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": "/echo", "cookie_jar": "suite"},
+             "expect": {"$.body.headers.cookie": {"$contains": "sid=s1"}}},
+            {"keyword": "http.request", "remark": "and through a resource whose default is the suite's jar",
+             "args": {"url": "/echo", "resource": "shared"},
+             "expect": {"$.body.headers.cookie": {"$contains": "prep=p1"}}},
+            {"keyword": "http.request", "remark": "the other case's own jar stayed its own",
+             "args": {"url": "/echo", "cookie_jar": "suite"},
+             "expect": {"$.body.headers.cookie": {"$not": {"$contains": "own="}}}}
+        ]
+    }));
+    p.file("shop/a3.case.json", json!({
+        "name": "a3 does not ask",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": "/echo"},
+             "expect": {"$.body.headers.cookie": {"$exists": false}}},
+            {"keyword": "http.request", "args": {"url": "/echo", "resource": "shared", "cookie_jar": "case"},
+             "expect": {"$.body.headers.cookie": {"$exists": false}}}
+        ]
+    }));
+    p.file(
+        "z.case.json",
+        json!({
+            "name": "z under no suite",
+            "steps": [
+                {"keyword": "http.request", "args": {"url": "/echo", "cookie_jar": "suite"},
+                 "expect": {"$.body.headers.cookie": {"$exists": false}}}
+            ]
+        }),
+    );
+    let out = p.atf(&["run", "--jobs", "1"]);
+    let r = p.report();
+    for name in ["a1 sets", "a2 asks", "a3 does not ask", "z under no suite"] {
+        assert_eq!(
+            case(&r, name)["status"],
+            "passed",
+            "{name}: {:#}\n{}",
+            case(&r, name),
+            out.stdout
+        );
+    }
+
+    let q = Project::new();
+    q.file("b.case.json", json!({
+        "name": "b",
+        "steps": [ {"keyword": "http.request", "args": {"url": "http://127.0.0.1:9/x", "cookie_jar": "run"}} ]
+    }));
+    let out = q.atf(&["check"]);
+    assert_ne!(out.code, 0, "{out:?}");
+}
+
+#[test]
+fn results_carry_timings_and_a_reused_connection_reports_no_connect() {
+    let srv = TestServer::start();
+    let p = Project::new();
+    // `localhost`, so that the name is looked up.
+    let url = format!("http://localhost:{}/echo", srv.addr.port());
+    p.file("a.case.json", json!({
+        "name": "a",
+        "steps": [
+            {"keyword": "http.request", "remark": "a new connection",
+             "args": {"url": url},
+             "expect": {"timings.dns_ms": {"$gt": 0}, "timings.connect_ms": {"$gt": 0}, "timings.tls_ms": 0,
+                        "timings.first_byte_ms": {"$gt": 0}, "timings.total_ms": {"$gt": 0}}},
+            {"keyword": "http.request", "remark": "the same connection, kept alive",
+             "args": {"url": url},
+             "expect": {"timings.dns_ms": 0, "timings.connect_ms": 0, "timings.tls_ms": 0,
+                        "timings.first_byte_ms": {"$gt": 0}, "timings.total_ms": {"$type": "number"}}}
+        ]
+    }));
+    let out = p.atf(&["run"]);
+    let r = p.report();
+    assert_eq!(
+        case(&r, "a")["status"],
+        "passed",
+        "{:#}\n{}",
+        case(&r, "a"),
+        out.stdout
+    );
+    // Every new argument and the new result field are documented.
+    let keywords = p.atf(&["keywords"]);
+    for word in [
+        "- header_mode (string)",
+        "- cookie_jar (string)",
+        "`timings`",
+    ] {
+        assert!(
+            keywords.stdout.contains(word),
+            "{word}: {}",
+            keywords.stdout
+        );
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(&p.atf(&["schema"]).stdout).expect("schema is JSON");
+    let args = &schema["$defs"]["args:http.request"]["properties"];
+    for arg in ["header_mode", "cookie_jar"] {
+        assert!(args.get(arg).is_some(), "{arg}: {args:#}");
+    }
+}
+
+#[test]
+fn a_forward_proxy_carries_the_request_and_digest_auth_speaks_sha_256() {
+    let srv = TestServer::start();
+    let proxy = crate::server::start_proxy();
+    let p = Project::new();
+    p.file("a.case.json", json!({
+        "name": "a",
+        "steps": [
+            {"keyword": "http.request", "args": {"url": format!("{}/echo", srv.url()), "proxy": format!("http://{proxy}")},
+             "expect": {"status": 200, "$.body.headers.via": "1.1 atf-test-proxy"}},
+            {"keyword": "http.request", "remark": "without the proxy",
+             "args": {"url": format!("{}/echo", srv.url())},
+             "expect": {"$.body.headers.via": {"$exists": false}}},
+            {"keyword": "http.request", "args": {"url": format!("{}/digest/sha-256", srv.url()),
+                "auth": {"digest": {"user": "ada", "password": "d1gest-pa55"}}},
+             "expect": {"status": 200, "$.body.user": "ada", "$.body.algorithm": "SHA-256"}}
+        ]
+    }));
+    let out = p.atf(&["run", "-v"]);
+    let r = p.report();
+    assert_eq!(
+        case(&r, "a")["status"],
+        "passed",
+        "{:#}\n{}",
+        case(&r, "a"),
+        out.stdout
+    );
+    let report = std::fs::read_to_string(p.join("atf-report/report.json")).unwrap();
+    assert!(!report.contains("d1gest-pa55"), "{report}");
+}
+
+/// A listener nobody accepts from, its accept queue filled: the kernel drops
+/// the next connection's SYN, so connecting to it hangs. The listener and
+/// the connections that filled it (keep them until the test ends).
+fn full_listener() -> (std::net::TcpListener, Vec<std::net::TcpStream>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let mut held = Vec::new();
+    for _ in 0..5000 {
+        match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300)) {
+            Ok(s) => held.push(s),
+            Err(_) => return (listener, held),
+        }
+    }
+    panic!("the accept queue of {addr} never filled");
+}
+
+#[test]
+fn connect_timeout_fails_a_connection_that_never_completes_and_points_at_the_step() {
+    let (listener, _held) = full_listener();
+    let port = listener.local_addr().unwrap().port();
+    let p = Project::new();
+    p.file(
+        "c.case.json",
+        format!(
+            "{{\n  \"name\": \"c\",\n  \"steps\": [\n    {{\"keyword\": \"http.request\",\n     \"args\": {{\"url\": \"http://127.0.0.1:{port}/\", \"connect_timeout\": \"300ms\"}},\n     \"timeout\": \"30s\"}}\n  ]\n}}\n"
+        ),
+    );
+    let out = p.atf(&["run"]);
+    let r = p.report();
+    let step = &case(&r, "c")["steps"][0];
+    assert_eq!(step["status"], "error", "{step:#}\n{}", out.stdout);
+    let error = step["error"].as_str().unwrap_or_default().to_string()
+        + case(&r, "c")["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "cannot connect to http://127.0.0.1:{port}/ within `connect_timeout` (300 ms)"
+        )),
+        "{step:#}"
+    );
+    // The connection timed out, not the step: the error points at the keyword.
+    assert_eq!(step["location"]["line"], 4, "{step:#}");
 }

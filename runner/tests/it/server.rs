@@ -18,11 +18,14 @@
 //! - `GET /cookies/attrs` → cookies with every attribute; `ANY
 //!   /cookies/echo` → as `/echo` (a path under `/cookies`)
 //! - `GET /digest` → 200 `{"user": ...}` for a valid digest answer (user
-//!   `ada`, password `d1gest-pa55`, realm `atf`), else 401 with a challenge
+//!   `ada`, password `d1gest-pa55`, realm `atf`), else 401 with a challenge;
+//!   `GET /digest/sha-256` the same with SHA-256 (RFC 7616)
 //! - `POST /multipart` → the parts: name, file name, content type, text, size
 //! - `ANY /sha256` → `{"size", "sha256", "content_type"}` of the request body
 //! - `GET /bytes` → the 256 bytes 0..=255 as application/octet-stream
 //! - `GET /multi-header` → `x-multi: a` and `x-multi: b`
+//!
+//! [`start_proxy`] starts a small forward proxy that marks what it forwards.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -108,6 +111,7 @@ impl TestServer {
             )
             .route("/cookies/echo", any(echo))
             .route("/digest", get(digest))
+            .route("/digest/sha-256", get(digest_sha256))
             .route("/multipart", post(multipart))
             .route("/sha256", any(sha256))
             .route(
@@ -167,6 +171,75 @@ impl TestServer {
     pub fn counter(&self, name: &str) -> u64 {
         *self.inner.counters.lock().unwrap().get(name).unwrap_or(&0)
     }
+}
+
+/// A small forward proxy for plain HTTP: it takes a request in absolute
+/// form (`GET http://host:port/path HTTP/1.1`), adds `Via: 1.1
+/// atf-test-proxy`, sends it in origin form to `host:port` and relays the
+/// bytes both ways (one upstream per client connection). Its address.
+pub fn start_proxy() -> SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("proxy runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind proxy");
+            tx.send(listener.local_addr().expect("addr"))
+                .expect("send addr");
+            while let Ok((mut client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match client.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let Some((line, rest)) = text.split_once("\r\n") else {
+                        return;
+                    };
+                    let mut parts = line.splitn(3, ' ');
+                    let (Some(method), Some(target), Some(version)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
+                        return;
+                    };
+                    let Ok(uri) = target.parse::<Uri>() else {
+                        return;
+                    };
+                    let (Some(authority), Some(path)) = (uri.authority(), uri.path_and_query())
+                    else {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    };
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(authority.as_str()).await
+                    else {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    };
+                    let forwarded =
+                        format!("{method} {path} {version}\r\nVia: 1.1 atf-test-proxy\r\n{rest}");
+                    if upstream.write_all(forwarded.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+            }
+        });
+    });
+    rx.recv().expect("the proxy did not start")
 }
 
 async fn echo(
@@ -347,18 +420,41 @@ async fn cookies_set(uri: Uri) -> Response {
 
 /// RFC 7616 digest (MD5, qop=auth), checked independently of the client.
 async fn digest(headers: HeaderMap) -> Response {
+    digest_with(false, headers)
+}
+
+/// RFC 7616 digest with SHA-256: the challenge offers SHA-256 first and MD5
+/// second, as RFC 7616 section 3.9.2 shows; only a SHA-256 answer is taken.
+async fn digest_sha256(headers: HeaderMap) -> Response {
+    digest_with(true, headers)
+}
+
+fn digest_with(sha256: bool, headers: HeaderMap) -> Response {
     use md5::{Digest as _, Md5};
-    let md5 = |s: String| hex::encode(Md5::digest(s.as_bytes()));
+    let md5 = |s: String| {
+        if sha256 {
+            hex::encode(sha2::Sha256::digest(s.as_bytes()))
+        } else {
+            hex::encode(Md5::digest(s.as_bytes()))
+        }
+    };
     let challenge = || {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(
+        let mut h = HeaderMap::new();
+        if sha256 {
+            h.append(
                 "www-authenticate",
-                r#"Digest realm="atf", qop="auth", nonce="n0nce-4711", opaque="0paque""#,
-            )],
-            "who are you?",
-        )
-            .into_response()
+                r#"Digest realm="atf", qop="auth", algorithm=SHA-256, nonce="n0nce-4711", opaque="0paque""#
+                    .parse()
+                    .unwrap(),
+            );
+        }
+        h.append(
+            "www-authenticate",
+            r#"Digest realm="atf", qop="auth", nonce="n0nce-4711", opaque="0paque""#
+                .parse()
+                .unwrap(),
+        );
+        (StatusCode::UNAUTHORIZED, h, "who are you?").into_response()
     };
     let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return challenge();
@@ -382,8 +478,16 @@ async fn digest(headers: HeaderMap) -> Response {
         get("cnonce"),
         get("qop")
     ));
-    if get("username") == "ada" && get("nonce") == "n0nce-4711" && get("response") == expected {
-        axum::Json(json!({"user": get("username"), "uri": get("uri")})).into_response()
+    let algorithm_ok = !sha256 || get("algorithm").eq_ignore_ascii_case("SHA-256");
+    if algorithm_ok
+        && get("username") == "ada"
+        && get("nonce") == "n0nce-4711"
+        && get("response") == expected
+    {
+        axum::Json(
+            json!({"user": get("username"), "uri": get("uri"), "algorithm": get("algorithm")}),
+        )
+        .into_response()
     } else {
         challenge()
     }
