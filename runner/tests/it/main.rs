@@ -3,6 +3,7 @@
 
 mod cli;
 mod console;
+mod editor;
 mod events;
 mod extract;
 mod flow;
