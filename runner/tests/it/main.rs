@@ -1,6 +1,7 @@
 //! Integration tests: the real `atf` binary on case files, against a real
 //! HTTP server started by the test.
 
+mod browser;
 mod cli;
 mod console;
 mod editor;
