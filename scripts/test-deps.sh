@@ -76,6 +76,19 @@ if [ ! -x "$NODE_DIR/node_modules/.bin/allure" ]; then
   npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "allure-commandline@$ALLURE_VERSION" >/dev/null
 fi
 
+# --- playwright-core: the browser tests of `atf serve` ----------------------
+# From tests/browser/package.json and its package-lock.json, with `npm ci`,
+# into .tools/browser; it drives Debian's chromium (below), no browser
+# download. Installed again only when the lock file changed.
+BROWSER_DIR="$TOOLS/browser"
+if ! cmp -s tests/browser/package-lock.json "$BROWSER_DIR/package-lock.json" \
+  || [ ! -f "$BROWSER_DIR/node_modules/playwright-core/package.json" ]; then
+  log "installing playwright-core (tests/browser/package-lock.json) into $BROWSER_DIR"
+  mkdir -p "$BROWSER_DIR"
+  cp tests/browser/package.json tests/browser/package-lock.json "$BROWSER_DIR/"
+  (cd "$BROWSER_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent >/dev/null)
+fi
+
 # --- Debian packages ------------------------------------------------------
 if [ ! -x /usr/bin/chromium ]; then
   log "installing Debian's chromium (once, a few minutes)"

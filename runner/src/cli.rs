@@ -7,7 +7,7 @@
 //! was breached (`atf load`); 130 interrupted.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
@@ -584,7 +584,20 @@ type Phases = Vec<(Option<crate::matrix::Cell>, Vec<crate::model::CaseRun>)>;
 
 /// Loads and selects the case runs of a config, per matrix cell.
 fn load_selected(cfg: &RunConfig, catalog: &Catalog) -> Result<Phases, i32> {
-    let files = crate::load::discover(&cfg.paths).map_err(usage_error)?;
+    load_selected_with(cfg, catalog, None)
+}
+
+/// [`load_selected`], with one file's text given (see [`crate::load::load_with`]).
+fn load_selected_with(
+    cfg: &RunConfig,
+    catalog: &Catalog,
+    unsaved: Option<(&Path, &str)>,
+) -> Result<Phases, i32> {
+    let files = match unsaved {
+        // The file may not be on disk yet.
+        Some((p, _)) => vec![p.to_path_buf()],
+        None => crate::load::discover(&cfg.paths).map_err(usage_error)?,
+    };
     let mut boundaries: Vec<PathBuf> = cfg
         .paths
         .iter()
@@ -601,7 +614,12 @@ fn load_selected(cfg: &RunConfig, catalog: &Catalog) -> Result<Phases, i32> {
         boundaries.push(cfg.project.root.clone());
     }
     let selector = crate::select::Selector::new(&cfg.selection).map_err(usage_error)?;
-    let runs = selector.select(crate::load::load(&files, &boundaries, catalog));
+    let runs = selector.select(crate::load::load_with(
+        &files,
+        &boundaries,
+        catalog,
+        unsaved,
+    ));
     let phases = crate::matrix::expand(&cfg.matrix.cells(), runs);
     Ok(selector.shard(selector.keep_only(phases)))
 }
@@ -885,10 +903,19 @@ impl CommonArgs {
 }
 
 pub(crate) fn load_for(args: &CommonArgs) -> Result<(RunConfig, Vec<crate::model::CaseRun>), i32> {
+    load_for_with(args, None)
+}
+
+/// [`load_for`] with one case file's text given, not read from disk:
+/// `atf check` on what `atf serve`'s editor holds.
+pub(crate) fn load_for_with(
+    args: &CommonArgs,
+    unsaved: Option<(&Path, &str)>,
+) -> Result<(RunConfig, Vec<crate::model::CaseRun>), i32> {
     let mut cfg = build_config(args, None)?;
     let plugins = load_plugins(&cfg.plugin_dirs, &cfg.project.in_process_plugins)?;
     let catalog = catalog(&plugins)?;
-    let phases = load_selected(&cfg, &catalog)?;
+    let phases = load_selected_with(&cfg, &catalog, unsaved)?;
     // Matrix dimensions are defined names for `atf check`, like `--var`.
     if let Some((Some(cell), _)) = phases.first() {
         for (k, v) in cell {
@@ -944,6 +971,14 @@ fn list(args: CommonArgs) -> i32 {
         let _ = writeln!(out, "{}  ({}){tags}{broken}", r.name, r.file());
     }
     if runs.is_empty() { EXIT_USAGE } else { EXIT_OK }
+}
+
+/// The keywords of the project at `root`, its plugins' included (what
+/// `atf keywords` there lists).
+pub(crate) fn project_catalog(root: &Path) -> Result<Catalog, i32> {
+    let project = project_for(None, &[root.to_path_buf()])?;
+    let plugins = load_plugins(&plugin_dirs(&project, &[]), &project.in_process_plugins)?;
+    catalog(&plugins)
 }
 
 fn keyword_catalog(config: Option<&PathBuf>, extra: &[PathBuf]) -> Result<Catalog, i32> {

@@ -8,7 +8,7 @@ use std::process::Command;
 use atf_server::{CaseEntry, Diagnostic, Host, RunRequest};
 use serde_json::Value;
 
-use crate::cli::{CommonArgs, load_for};
+use crate::cli::{CommonArgs, load_for, load_for_with};
 
 /// The runner's side of the server, for the project at `root` (the
 /// working directory of the server process).
@@ -36,24 +36,12 @@ fn split_location(loc: &str) -> (String, Option<usize>, Option<usize>) {
     }
 }
 
-impl Host for RunnerHost {
-    fn cases(&self) -> Result<Vec<CaseEntry>, String> {
-        let args = CommonArgs::for_paths(vec![self.root.clone()]);
-        let (_, runs) = load_for(&args).map_err(|_| NOT_LOADED.to_string())?;
-        Ok(runs
-            .iter()
-            .map(|r| CaseEntry {
-                path: slashes(r.file()),
-                name: r.name.clone(),
-                tags: r.tags().to_vec(),
-                broken: r.case.is_err(),
-            })
-            .collect())
-    }
-
-    fn check(&self, file: &str) -> Vec<Diagnostic> {
-        let args = CommonArgs::for_paths(vec![self.root.join(file)]);
-        let (cfg, runs) = match load_for(&args) {
+impl RunnerHost {
+    /// `atf check` on case file `file`, its text read from disk or given.
+    fn diagnostics(&self, file: &str, text: Option<&str>) -> Vec<Diagnostic> {
+        let path = self.root.join(file);
+        let args = CommonArgs::for_paths(vec![path.clone()]);
+        let (cfg, runs) = match load_for_with(&args, text.map(|t| (path.as_path(), t))) {
             Ok(x) => x,
             Err(_) => {
                 return vec![Diagnostic {
@@ -100,6 +88,43 @@ impl Host for RunnerHost {
         }
         out
     }
+}
+
+impl Host for RunnerHost {
+    fn cases(&self) -> Result<Vec<CaseEntry>, String> {
+        let args = CommonArgs::for_paths(vec![self.root.clone()]);
+        let (_, runs) = load_for(&args).map_err(|_| NOT_LOADED.to_string())?;
+        Ok(runs
+            .iter()
+            .map(|r| CaseEntry {
+                path: slashes(r.file()),
+                name: r.name.clone(),
+                tags: r.tags().to_vec(),
+                broken: r.case.is_err(),
+            })
+            .collect())
+    }
+
+    fn check(&self, file: &str) -> Vec<Diagnostic> {
+        self.diagnostics(file, None)
+    }
+
+    fn check_text(&self, file: &str, text: &str) -> Vec<Diagnostic> {
+        self.diagnostics(file, Some(text))
+    }
+
+    fn case_schema(&self) -> Result<Value, String> {
+        let catalog =
+            crate::cli::project_catalog(&self.root).map_err(|_| NOT_LOADED.to_string())?;
+        Ok(crate::schema::case_schema(&catalog))
+    }
+
+    fn keywords(&self) -> Result<Value, String> {
+        let catalog =
+            crate::cli::project_catalog(&self.root).map_err(|_| NOT_LOADED.to_string())?;
+        let specs: Vec<&atf_sdk::KeywordSpec> = catalog.specs().collect();
+        serde_json::to_value(specs).map_err(|e| e.to_string())
+    }
 
     fn run_command(&self, req: &RunRequest, report_dir: &Path) -> Command {
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("atf"));
@@ -114,6 +139,10 @@ impl Host for RunnerHost {
         }
         if let Some(tags) = &req.tags {
             cmd.arg("--tags").arg(tags);
+        }
+        for dim in &req.matrix {
+            // One argument: a value starting with `-` stays a value.
+            cmd.arg(format!("--matrix={dim}"));
         }
         for (name, value) in &req.vars {
             let text = match value {

@@ -77,6 +77,21 @@ function followRun(table) {
     src.close();
     const run = JSON.parse(e.data);
     if (run) document.getElementById("status").replaceChildren(badge(run.status));
+    if (run && (run.status === "queued" || run.status === "running")) {
+      // Not over: it waits for a worker, or went back to the queue because
+      // its worker stopped answering. Follow its next attempt from scratch.
+      if (rows.size > 0) {
+        for (const tr of rows.values()) tr.remove();
+        let note = document.getElementById("requeued");
+        if (!note) {
+          note = document.createElement("p");
+          note.id = "requeued";
+          table.before(note);
+        }
+        note.textContent = "The run was queued again (its worker stopped answering): following its next attempt.";
+      }
+      setTimeout(() => followRun(table), 1000);
+    }
   });
 }
 

@@ -111,7 +111,9 @@ pub struct ApiDoc;
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     use utoipa::OpenApi as _;
-    Json(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::editor::EditorDoc::openapi());
+    Json(doc)
 }
 
 /// With a token configured, every request but `/api/health` needs
@@ -305,7 +307,7 @@ async fn create_run(State(app): S, body: axum::body::Bytes) -> ApiResult<Respons
         serde_json::from_slice(&body).map_err(|e| {
             ApiError(
                 StatusCode::BAD_REQUEST,
-                format!("the run request: {e} (expected {{\"paths\": [...], \"env\": \"...\", \"tags\": \"...\", \"vars\": {{...}}}})"),
+                format!("the run request: {e} (expected {{\"paths\": [...], \"env\": \"...\", \"tags\": \"...\", \"vars\": {{...}}, \"matrix\": [\"NAME=V1,V2\"]}})"),
             )
         })?
     };

@@ -12,6 +12,7 @@
 //! worker will later stream the very same events.
 
 pub mod api;
+pub mod editor;
 pub mod import;
 pub mod paths;
 pub mod runs;
@@ -75,6 +76,10 @@ pub struct RunRequest {
     /// none: any worker, or the server itself when no worker is live.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Matrix dimensions (`--matrix NAME=V1,V2`): the selection runs once
+    /// per cell.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matrix: Vec<String>,
 }
 
 /// What the runner gives the server. Every method may block (it loads
@@ -87,6 +92,23 @@ pub trait Host: Send + Sync + 'static {
     /// The command that runs `req` with its reports (and `events.jsonl`)
     /// in `report_dir`, its working directory the project folder.
     fn run_command(&self, req: &RunRequest, report_dir: &Path) -> std::process::Command;
+    /// `atf check` on `text` as the content of case file `file` (relative
+    /// to the project; it need not be saved, nor exist): the editor's
+    /// diagnostics as you type.
+    fn check_text(&self, file: &str, text: &str) -> Vec<Diagnostic> {
+        let _ = text;
+        self.check(file)
+    }
+    /// The JSON Schema of case files with the project's keywords (`atf
+    /// schema --file case`).
+    fn case_schema(&self) -> Result<Value, String> {
+        Err("this server cannot describe case files".into())
+    }
+    /// The keyword catalogue, plugin keywords included (`atf keywords
+    /// --json`).
+    fn keywords(&self) -> Result<Value, String> {
+        Err("this server cannot list keywords".into())
+    }
 }
 
 /// How `atf serve` was started.
@@ -235,6 +257,7 @@ pub fn redact_url(url: &str) -> String {
 pub fn router(app: Arc<App>) -> axum::Router {
     api::routes()
         .merge(ui::routes())
+        .merge(editor::routes())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             api::require_token,

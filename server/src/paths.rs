@@ -59,12 +59,17 @@ pub fn case_file(root: &Path, rel: &str) -> Result<(String, PathBuf), Refused> {
     let real = match path.canonicalize() {
         Ok(r) => r,
         Err(_) => {
-            // A new file: its folder must exist and be inside.
-            let parent = path.parent().unwrap_or(root);
-            let name = path.file_name().unwrap_or_default();
-            match parent.canonicalize() {
-                Ok(p) => p.join(name),
-                Err(_) => return Ok((norm, path)),
+            // A new file (perhaps in new folders): its nearest existing
+            // folder, links followed, must be inside.
+            let mut existing = path.parent().unwrap_or(root);
+            loop {
+                if let Ok(p) = existing.canonicalize() {
+                    break p;
+                }
+                match existing.parent() {
+                    Some(up) => existing = up,
+                    None => return Err(Refused::Outside(rel.to_string())),
+                }
             }
         }
     };
@@ -109,5 +114,11 @@ mod tests {
             case_file(&root, "out/x.case.json"),
             Err(Refused::Outside(_))
         ));
+        // Nor may a new file in new folders below such a link.
+        assert!(matches!(
+            case_file(&root, "out/new/dir/y.case.json"),
+            Err(Refused::Outside(_))
+        ));
+        assert!(case_file(&root, "in/new/dir/y.case.json").is_ok());
     }
 }

@@ -106,6 +106,7 @@ async fn index(State(app): S) -> Response {
          <input id=\"search\" type=\"search\" placeholder=\"Search names, files, tags\" autofocus>",
         cases.len()
     );
+    body.push_str(&crate::editor::index_forms_html());
     for (folder, files) in &tree {
         let label = if folder.is_empty() { "." } else { folder };
         let _ = write!(body, "<section class=\"suite\"><h2>{}</h2><ul>", esc(label));
@@ -165,11 +166,11 @@ async fn case_page(State(app): S, Path(rel): Path<String>) -> Response {
         esc(&path)
     );
     if diags.is_empty() {
-        body.push_str("<p class=\"ok\">atf check: no problems found</p>");
+        body.push_str("<p class=\"ok\" id=\"check-summary\">atf check: no problems found</p>");
     } else {
         let _ = write!(
             body,
-            "<p class=\"error\">atf check: {} problem(s)</p>",
+            "<p class=\"error\" id=\"check-summary\">atf check: {} problem(s)</p>",
             diags.len()
         );
     }
@@ -180,6 +181,7 @@ async fn case_page(State(app): S, Path(rel): Path<String>) -> Response {
             esc(d["message"].as_str().unwrap_or_default())
         );
     }
+    body.push_str(&crate::editor::editor_html(&doc));
     body.push_str("<table class=\"src\">");
     for (i, line) in content.lines().enumerate() {
         let n = i + 1;

@@ -38,8 +38,15 @@ pub struct JsonFile {
 /// ("the suite file"). The error is a diagnostic naming the file.
 pub fn read(path: &Path, what: &str) -> Result<JsonFile, Diagnostic> {
     let shown = crate::diag::display_path(path);
-    let mut text = std::fs::read_to_string(path)
+    let text = std::fs::read_to_string(path)
         .map_err(|e| Diagnostic::at(&shown, None, None, format!("cannot read {what}: {e}")))?;
+    parse(path, text)
+}
+
+/// Parses `text` as the JSON file at `path` (read from disk by [`read`],
+/// or the unsaved text of an editor).
+pub fn parse(path: &Path, mut text: String) -> Result<JsonFile, Diagnostic> {
+    let shown = crate::diag::display_path(path);
     // Editors on Windows save a UTF-8 byte-order mark; JSON has no use for it.
     if text.starts_with('\u{feff}') {
         text.drain(..'\u{feff}'.len_utf8());

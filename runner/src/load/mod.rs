@@ -89,6 +89,18 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 /// Loads the case files and their suites. `boundary` is the highest folder
 /// whose `suite.json` applies (the project root, or the folder given).
 pub fn load(files: &[PathBuf], boundaries: &[PathBuf], catalog: &Catalog) -> Vec<CaseRun> {
+    load_with(files, boundaries, catalog, None)
+}
+
+/// [`load`], with the text of one file given instead of read from disk
+/// (`atf serve`'s editor checks a case before it is saved).
+pub fn load_with(
+    files: &[PathBuf],
+    boundaries: &[PathBuf],
+    catalog: &Catalog,
+    unsaved: Option<(&Path, &str)>,
+) -> Vec<CaseRun> {
+    let unsaved = unsaved.map(|(p, t)| (std::path::absolute(p).unwrap_or_else(|_| p.into()), t));
     let mut suites: HashMap<PathBuf, Result<Arc<Suite>, Vec<Diagnostic>>> = HashMap::new();
     let mut runs = Vec::new();
     for file in files {
@@ -142,7 +154,10 @@ pub fn load(files: &[PathBuf], boundaries: &[PathBuf], catalog: &Catalog) -> Vec
         };
         let fields::JsonFile {
             text, value, pos, ..
-        } = match fields::read(&abs, "the case file") {
+        } = match unsaved.as_ref().filter(|(p, _)| *p == abs).map_or_else(
+            || fields::read(&abs, "the case file"),
+            |(_, t)| fields::parse(&abs, t.to_string()),
+        ) {
             Ok(f) => f,
             Err(d) => {
                 runs.push(broken(vec![d], Vec::new()));

@@ -1,8 +1,10 @@
 //! Integration tests: the real `atf` binary on case files, against a real
 //! HTTP server started by the test.
 
+mod browser;
 mod cli;
 mod console;
+mod editor;
 mod events;
 mod extract;
 mod flow;

@@ -14,16 +14,16 @@ use crate::server::TestServer;
 use crate::util::{Project, Running, atf_bin};
 
 /// The secret of the test project: it must appear in no API answer.
-const SECRET: &str = "s3cr3t-t0ken-4711";
+pub(crate) const SECRET: &str = "s3cr3t-t0ken-4711";
 
 /// A running `atf serve`; killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     _proc: Running,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Serve {
-    fn start(project: &Project, extra: &[&str], env: &[(&str, &str)]) -> Serve {
+    pub(crate) fn start(project: &Project, extra: &[&str], env: &[(&str, &str)]) -> Serve {
         let mut cmd = std::process::Command::new(atf_bin());
         cmd.arg("serve")
             .arg(project.path())
@@ -101,7 +101,7 @@ fn follow(c: &Client, url: &str) -> Vec<(String, Value)> {
 
 /// A project: `api/ok.case.json` passes against `srv`, sending the secret
 /// in a header; `api/broken.case.json` names a keyword that does not exist.
-fn project(srv: &TestServer) -> Project {
+pub(crate) fn project(srv: &TestServer) -> Project {
     let p = Project::new();
     p.file(
         "atf.json",
@@ -163,8 +163,10 @@ fn api_flow(db: &[&str]) {
         [
             "/api/cases",
             "/api/cases/{path}",
+            "/api/check",
             "/api/health",
             "/api/history/{path}",
+            "/api/keywords",
             "/api/runs",
             "/api/runs/push",
             "/api/runs/{id}",
@@ -172,6 +174,8 @@ fn api_flow(db: &[&str]) {
             "/api/runs/{id}/finish",
             "/api/runs/{id}/push",
             "/api/runs/{id}/report",
+            "/api/schema/case",
+            "/api/templates",
             "/api/workers",
             "/api/workers/{name}/poll",
         ]
@@ -671,11 +675,11 @@ fn a_run_request_passes_its_env_and_vars_to_the_run() {
 }
 
 /// The token of the worker tests' server: it must appear in no output.
-const WORKER_TOKEN: &str = "w0rker-t0ken-9931";
+pub(crate) const WORKER_TOKEN: &str = "w0rker-t0ken-9931";
 
 /// A running `atf worker` for `s` in `project`; killed (SIGKILL) when
 /// dropped.
-fn start_worker(s: &Serve, project: &Project, name: &str, labels: &str) -> Running {
+pub(crate) fn start_worker(s: &Serve, project: &Project, name: &str, labels: &str) -> Running {
     let mut cmd = std::process::Command::new(atf_bin());
     cmd.arg("worker")
         .arg(project.path())
