@@ -1,7 +1,7 @@
 //! `http.request` over TLS: a server of this test binary with a certificate
 //! of the test CA, which asks for (and checks) a client certificate, tried
 //! with `insecure`, `cacert`, `cert` and `key`; HTTP/2 chosen by ALPN; the
-//! timings of a TLS connection.
+//! timings of a TLS connection; HTTPS through a tunnelling proxy.
 
 mod common;
 
@@ -210,4 +210,111 @@ fn http2_is_chosen_by_alpn_and_the_tls_handshake_is_timed() {
     .expect("1.1");
     assert_eq!(r["http_version"], "HTTP/1.1", "{r:#}");
     assert_eq!(r["body"]["version"], "HTTP/1.1", "{r:#}");
+}
+
+/// A forward proxy of this test binary that only tunnels: `CONNECT
+/// host:port` with `Proxy-Authorization: Basic dTpw` (`u:p`) gets `200` and
+/// the bytes relayed both ways; without the credentials, `407`. Every
+/// request line it reads goes into the list it returns.
+fn tunnel_proxy() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = runtime()
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind proxy");
+    let port = listener.local_addr().expect("address").port();
+    let log = seen.clone();
+    runtime().spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match client.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let line = text.lines().next().unwrap_or_default().to_string();
+                log.lock().expect("proxy log").push(line.clone());
+                let authorized = text
+                    .lines()
+                    .any(|l| l.eq_ignore_ascii_case("proxy-authorization: basic dTpw"));
+                let target = match line.strip_prefix("CONNECT ") {
+                    Some(rest) => rest.split(' ').next().unwrap_or_default().to_string(),
+                    None => {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                };
+                if !authorized {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nproxy-authenticate: Basic realm=\"t\"\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target.as_str()).await else {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                };
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn https_goes_through_a_proxy_tunnel_with_the_proxy_credentials() {
+    let port = server();
+    let (proxy, seen) = tunnel_proxy();
+    let kw = http();
+    let ca = common::pki().ca.to_string_lossy().into_owned();
+    let url = format!("https://localhost:{port}/");
+    let r = call(
+        &kw,
+        json!({"url": url, "cacert": ca, "proxy": format!("http://u:p@127.0.0.1:{proxy}")}),
+    )
+    .expect("through the tunnel");
+    assert_eq!(r["status"], 200, "{r:#}");
+    assert_eq!(r["http_version"], "HTTP/2", "{r:#}");
+    assert_eq!(
+        seen.lock().expect("proxy log").as_slice(),
+        [format!("CONNECT localhost:{port} HTTP/1.1")],
+        "the proxy saw one tunnel to the server's name and port, and nothing in clear"
+    );
+    // The server's certificate is still checked end to end through the tunnel.
+    let err = call(
+        &kw,
+        json!({"url": url, "proxy": format!("http://u:p@127.0.0.1:{proxy}")}),
+    )
+    .expect_err("an untrusted certificate behind a proxy");
+    assert!(
+        err.message.contains("certificate") || err.message.contains("issuer"),
+        "{}",
+        err.message
+    );
+    // A proxy that wants credentials and gets none: the step fails and says so.
+    let err = call(
+        &kw,
+        json!({"url": url, "cacert": ca, "proxy": format!("http://127.0.0.1:{proxy}")}),
+    )
+    .expect_err("no proxy credentials");
+    assert!(
+        err.message.contains("407") || err.message.to_lowercase().contains("proxy"),
+        "{}",
+        err.message
+    );
 }
