@@ -2,6 +2,15 @@
 // No build step; every text from the server goes in through textContent.
 "use strict";
 
+// With a token the server keeps a browser's session in a cookie, and a
+// request that changes something must send the page's CSRF token too.
+function csrfHeaders(extra) {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  const h = Object.assign({}, extra || {});
+  if (meta) h["x-csrf-token"] = meta.content;
+  return h;
+}
+
 function filterCases(q) {
   q = q.trim().toLowerCase();
   for (const li of document.querySelectorAll("li.case")) {
@@ -103,7 +112,7 @@ document.addEventListener("DOMContentLoaded", () => {
     run.disabled = true;
     const res = await fetch("/api/runs", {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: csrfHeaders({ "content-type": "application/json", "x-atf-source": "ui" }),
       body: JSON.stringify({ paths: [run.dataset.path] }),
     });
     const body = await res.json();

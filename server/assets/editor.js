@@ -15,6 +15,11 @@
 
   async function call(method, url, body, headers) {
     const init = { method, headers: Object.assign({}, headers || {}) };
+    // A session (a server with a token) needs the page's CSRF token on
+    // every request that changes something; runs started here are the UI's.
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta && method !== "GET") init.headers["x-csrf-token"] = meta.content;
+    if (method === "POST" && url === "/api/runs") init.headers["x-atf-source"] = "ui";
     if (body !== undefined) {
       init.body = typeof body === "string" ? body : JSON.stringify(body);
       init.headers["content-type"] = "application/json";

@@ -4,9 +4,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -67,6 +66,8 @@ pub fn routes() -> axum::Router<Arc<App>> {
         .route("/api/runs/{id}/push", axum::routing::post(push_events))
         .route("/api/runs/{id}/finish", axum::routing::post(push_finish))
         .route("/api/history/{*path}", get(history))
+        .route("/api/stats/slowest", get(stats_slowest))
+        .route("/api/stats/flaky", get(stats_flaky))
         .route("/api/workers", get(list_workers).post(register_worker))
         .route("/api/workers/{name}/poll", axum::routing::post(poll_worker))
         .route("/api/openapi.json", get(openapi))
@@ -77,7 +78,7 @@ pub fn routes() -> axum::Router<Arc<App>> {
 #[openapi(
     info(
         title = "atf serve",
-        description = "The JSON API of `atf serve`. When the server has a token, every request but /api/health needs `Authorization: Bearer TOKEN`."
+        description = "The JSON API of `atf serve`. When the server has a token, every request but /api/health needs `Authorization: Bearer TOKEN` (or the session cookie of a browser logged in at /login, whose state-changing requests then also need `X-CSRF-Token`)."
     ),
     paths(
         health,
@@ -95,7 +96,9 @@ pub fn routes() -> axum::Router<Arc<App>> {
         push_finish,
         list_workers,
         register_worker,
-        poll_worker
+        poll_worker,
+        stats_slowest,
+        stats_flaky
     ),
     components(schemas(
         crate::RunRequest,
@@ -104,7 +107,9 @@ pub fn routes() -> axum::Router<Arc<App>> {
         crate::store::Run,
         crate::store::Counts,
         crate::store::CaseResult,
-        crate::workers::WorkerInfo
+        crate::workers::WorkerInfo,
+        crate::stats::Slow,
+        crate::stats::Flaky
     ))
 )]
 pub struct ApiDoc;
@@ -114,34 +119,6 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::editor::EditorDoc::openapi());
     Json(doc)
-}
-
-/// With a token configured, every request but `/api/health` needs
-/// `Authorization: Bearer TOKEN`.
-pub async fn require_token(State(app): S, req: Request, next: Next) -> Response {
-    let Some(token) = &app.token else {
-        return next.run(req).await;
-    };
-    if req.uri().path() == "/api/health" {
-        return next.run(req).await;
-    }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    // Compare hashes: equal time whatever the prefix in common.
-    let ok = given.is_some_and(|g| Sha256::digest(g.trim()) == Sha256::digest(token.as_str()));
-    if ok {
-        next.run(req).await
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(json!({"error": "this server needs `Authorization: Bearer TOKEN`"})),
-        )
-            .into_response()
-    }
 }
 
 #[utoipa::path(get, path = "/api/health", tag = "server", responses((status = 200, description = "`{status, version, schema_version}`", body = Object)))]
@@ -164,7 +141,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// The cases with their last status.
 pub async fn case_list(app: &Arc<App>) -> ApiResult<Vec<Value>> {
     let host = app.host.clone();
-    let list = blocking(move || host.cases())
+    let app2 = app.clone();
+    let list = blocking(move || app2.cases_cache.get(&app2.root, || host.cases()))
         .await?
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let last: std::collections::HashMap<(String, String), String> = app
@@ -175,7 +153,7 @@ pub async fn case_list(app: &Arc<App>) -> ApiResult<Vec<Value>> {
         .map(|(f, n, s)| ((f, n), s))
         .collect();
     Ok(list
-        .into_iter()
+        .iter()
         .map(|c| {
             let status = last.get(&(c.path.clone(), c.name.clone())).cloned();
             json!({
@@ -300,7 +278,11 @@ async fn put_case(
 }
 
 #[utoipa::path(post, path = "/api/runs", tag = "runs", request_body = RunRequest, responses((status = 201, description = "`{id}`: the run is queued and starts at once", body = Object), (status = 400, description = "A bad request or path")))]
-async fn create_run(State(app): S, body: axum::body::Bytes) -> ApiResult<Response> {
+async fn create_run(
+    State(app): S,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
     let req: RunRequest = if body.is_empty() {
         RunRequest::default()
     } else {
@@ -322,7 +304,12 @@ async fn create_run(State(app): S, body: axum::body::Bytes) -> ApiResult<Respons
         }
     }
     let selection = stored_selection(&req);
-    let id = app.store.create_run(&selection).await?;
+    // The pages send `X-ATF-Source: ui`; anything else is an API client.
+    let source = match headers.get(SOURCE_HEADER).and_then(|v| v.to_str().ok()) {
+        Some("ui") => "ui",
+        _ => "api",
+    };
+    let id = app.store.create_run(&selection, source).await?;
     if app.hub.workers.any_live() {
         // Queued until a worker with its labels polls.
         app.hub.workers.enqueue(id, req);
@@ -350,17 +337,107 @@ fn stored_selection(req: &RunRequest) -> Value {
     selection
 }
 
-#[derive(Deserialize)]
-struct RunsQuery {
-    status: Option<String>,
-    limit: Option<i64>,
+/// The runs list's query: filters and paging (`GET /api/runs`, `/runs`).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunsQuery {
+    /// queued, running, passed, failed, error or interrupted.
+    pub status: Option<String>,
+    /// ui, api, cli, import, or worker (the runs a worker ran).
+    pub source: Option<String>,
+    /// A substring of a case file the run ran (or of its selection).
+    pub case: Option<String>,
+    /// A label `key=value` the run asked for.
+    pub label: Option<String>,
+    /// Created on or after this date (`YYYY-MM-DD`) or time (RFC 3339).
+    pub from: Option<String>,
+    /// Created on or before this date (`YYYY-MM-DD`; the whole day), or
+    /// before this time (RFC 3339).
+    pub to: Option<String>,
+    /// The page, from 1 (default 1).
+    pub page: Option<i64>,
+    /// Runs per page (default 50, at most 1000).
+    pub limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/runs", tag = "runs", params(("status" = Option<String>, Query, description = "queued, running, passed, failed, error or interrupted"), ("limit" = Option<i64>, Query, description = "At most this many (default 50)")), responses((status = 200, description = "The newest runs first", body = [Run])))]
-async fn list_runs(State(app): S, Query(q): Query<RunsQuery>) -> ApiResult<Json<Value>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let runs = app.store.runs(q.status, limit).await?;
-    Ok(Json(serde_json::to_value(runs).unwrap_or(Value::Null)))
+/// A date or time bound as the store compares it: RFC 3339 in UTC with
+/// milliseconds; a date alone is its midnight (`end`: the next one).
+fn time_bound(s: &str, end: bool) -> Result<String, ApiError> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`{s}`: give a date (YYYY-MM-DD) or an RFC 3339 time"),
+        )
+    })?;
+    let d = if end { d.succ_opt().unwrap_or(d) } else { d };
+    Ok(format!("{}T00:00:00.000Z", d.format("%Y-%m-%d")))
+}
+
+impl RunsQuery {
+    /// The store's filter, the page's limit and offset.
+    pub fn resolve(&self) -> Result<(crate::store::RunFilter, i64, i64), ApiError> {
+        let opt = |o: &Option<String>| o.clone().filter(|s| !s.trim().is_empty());
+        let filter = crate::store::RunFilter {
+            status: opt(&self.status),
+            source: opt(&self.source),
+            case: opt(&self.case),
+            label: opt(&self.label),
+            from: opt(&self.from).map(|f| time_bound(&f, false)).transpose()?,
+            to: opt(&self.to).map(|t| time_bound(&t, true)).transpose()?,
+        };
+        let limit = self.limit.unwrap_or(50).clamp(1, 1000);
+        let page = self.page.unwrap_or(1).clamp(1, 1_000_000);
+        Ok((filter, limit, (page - 1) * limit))
+    }
+}
+
+#[utoipa::path(get, path = "/api/runs", tag = "runs", params(RunsQuery), responses((status = 200, description = "The runs the filters let through, newest first, one page; the header `X-Total-Count` has how many there are in all", body = [Run], headers(("X-Total-Count" = i64, description = "Runs matching the filters, all pages"))), (status = 400, description = "A bad date")))]
+async fn list_runs(State(app): S, Query(q): Query<RunsQuery>) -> ApiResult<Response> {
+    let (filter, limit, offset) = q.resolve()?;
+    let (runs, total) = app.store.runs_page(&filter, limit, offset).await?;
+    Ok((
+        [("x-total-count", total.to_string())],
+        Json(serde_json::to_value(runs).unwrap_or(Value::Null)),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct StatsQuery {
+    /// Over the newest this many runs (default 100, at most 10000).
+    runs: Option<i64>,
+    /// At most this many cases (default 20, at most 1000).
+    limit: Option<usize>,
+}
+
+impl StatsQuery {
+    fn resolve(&self) -> (i64, usize) {
+        (
+            self.runs.unwrap_or(100).clamp(1, 10_000),
+            self.limit.unwrap_or(20).clamp(1, 1000),
+        )
+    }
+}
+
+#[utoipa::path(get, path = "/api/stats/slowest", tag = "stats", params(StatsQuery), responses((status = 200, description = "The slowest cases over the newest runs: per case its mean, 95th percentile (nearest rank) and longest duration, the slowest mean first", body = [crate::stats::Slow])))]
+async fn stats_slowest(State(app): S, Query(q): Query<StatsQuery>) -> ApiResult<Json<Value>> {
+    let (runs, limit) = q.resolve();
+    let rows = crate::stats::slowest(&app.store, runs, limit).await?;
+    Ok(Json(serde_json::to_value(rows).unwrap_or(Value::Null)))
+}
+
+#[utoipa::path(get, path = "/api/stats/flaky", tag = "stats", params(StatsQuery), responses((status = 200, description = "The flakiest cases over the newest runs: flaky = passed only after a retry; a flip = passed in one run, failed or error in the next that ran it (or the other way); score = (flaky + flips) / results; the highest first, cases with neither left out", body = [crate::stats::Flaky])))]
+async fn stats_flaky(State(app): S, Query(q): Query<StatsQuery>) -> ApiResult<Json<Value>> {
+    let (runs, limit) = q.resolve();
+    let rows = crate::stats::flakiest(&app.store, runs, limit).await?;
+    Ok(Json(serde_json::to_value(rows).unwrap_or(Value::Null)))
 }
 
 fn not_found(id: i64) -> ApiError {
@@ -409,6 +486,9 @@ async fn push_start(State(app): S, Json(selection): Json<Value>) -> ApiResult<Re
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
+
+/// The header the pages send with the runs they start (`ui`).
+pub const SOURCE_HEADER: &str = "x-atf-source";
 
 /// The header an `atf worker` names itself with on its pushes.
 pub const WORKER_HEADER: &str = "x-atf-worker";
@@ -474,9 +554,10 @@ async fn push_finish(
     }
 }
 
-#[utoipa::path(get, path = "/api/workers", tag = "workers", responses((status = 200, description = "The registered `atf worker`s: name, labels, last_seen, run (the one it runs), capacity, done", body = [crate::workers::WorkerInfo])))]
-async fn list_workers(State(app): S) -> Json<Value> {
-    Json(serde_json::to_value(app.hub.workers.list()).unwrap_or(Value::Null))
+#[utoipa::path(get, path = "/api/workers", tag = "workers", responses((status = 200, description = "The `atf worker`s: the live ones (state idle or busy) by name, then the gone ones the history remembers, last seen first: name, labels, state, last_seen, run (the one it runs), capacity, done (runs finished, all time)", body = [crate::workers::WorkerInfo])))]
+async fn list_workers(State(app): S) -> ApiResult<Json<Value>> {
+    let list = crate::workers::overview(&app).await?;
+    Ok(Json(serde_json::to_value(list).unwrap_or(Value::Null)))
 }
 
 #[derive(Deserialize)]
@@ -497,7 +578,16 @@ async fn register_worker(State(app): S, Json(r): Json<Register>) -> ApiResult<Js
             "a worker needs a name (1 to 200 characters)".into(),
         ));
     }
-    app.hub.workers.register(name, r.labels);
+    app.hub.workers.register(name, r.labels.clone());
+    let run = app
+        .hub
+        .workers
+        .list()
+        .into_iter()
+        .find(|w| w.name == name)
+        .and_then(|w| w.run);
+    let state = if run.is_some() { "busy" } else { "idle" };
+    crate::workers::record(&app, name, &r.labels, state, run).await;
     eprintln!("worker {name} registered");
     Ok(Json(json!({
         "timeout_ms": app.hub.workers.timeout.as_millis() as u64,

@@ -37,7 +37,7 @@ pub async fn import(store: &Store, runs_dir: &Path, dir: &Path) -> Result<i64, S
     let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let selection = json!({ "imported_from": shown.display().to_string() });
     let err = |e: crate::store::StoreError| e.to_string();
-    let id = store.create_run(&selection).await.map_err(err)?;
+    let id = store.create_run(&selection, "import").await.map_err(err)?;
     let target = runs_dir.join(id.to_string());
     std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
     for name in COPIED {

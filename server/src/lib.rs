@@ -12,10 +12,13 @@
 //! worker will later stream the very same events.
 
 pub mod api;
+pub mod auth;
+pub mod cases_cache;
 pub mod editor;
 pub mod import;
 pub mod paths;
 pub mod runs;
+pub mod stats;
 pub mod store;
 pub mod ui;
 pub mod workers;
@@ -154,6 +157,10 @@ pub struct App {
     pub runs_dir: PathBuf,
     /// The API token, when one is required.
     pub token: Option<String>,
+    /// The logged-in browsers (with a token).
+    pub sessions: auth::Sessions,
+    /// The case list, kept while the project's files do not change.
+    pub cases_cache: cases_cache::CasesCache,
 }
 
 /// Why the server could not start.
@@ -201,6 +208,11 @@ pub async fn prepare(opts: &Options, host: Arc<dyn Host>) -> Result<Arc<App>, St
     store
         .interrupt_unfinished()
         .await
+        .map_err(|e| StartError::Store(shown.clone(), e))?;
+    // Workers are live again when they poll.
+    store
+        .workers_gone()
+        .await
         .map_err(|e| StartError::Store(shown, e))?;
     Ok(Arc::new(App {
         runs_dir: root.join(".atf").join("runs"),
@@ -209,6 +221,8 @@ pub async fn prepare(opts: &Options, host: Arc<dyn Host>) -> Result<Arc<App>, St
         store,
         hub: runs::Hub::default(),
         token: opts.token.clone(),
+        sessions: auth::Sessions::default(),
+        cases_cache: cases_cache::CasesCache::default(),
     }))
 }
 
@@ -258,9 +272,10 @@ pub fn router(app: Arc<App>) -> axum::Router {
     api::routes()
         .merge(ui::routes())
         .merge(editor::routes())
+        .merge(auth::routes())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            api::require_token,
+            auth::require_auth,
         ))
         .with_state(app)
 }

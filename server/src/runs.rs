@@ -295,7 +295,7 @@ impl Follow {
 pub async fn start_pushed(app: &Arc<App>, selection: &Value) -> Result<i64, String> {
     let id = app
         .store
-        .create_run(selection)
+        .create_run(selection, "cli")
         .await
         .map_err(|e| e.to_string())?;
     app.store
@@ -353,7 +353,9 @@ pub async fn finish_pushed(app: &App, id: i64, exit_code: Option<i32>) -> Result
         return Ok(false);
     };
     let (status, counts) = follow.end(exit_code);
-    app.hub.workers.finished(id);
+    if let Some((name, labels)) = app.hub.workers.finished(id) {
+        crate::workers::record(app, &name, &labels, "idle", None).await;
+    }
     app.store
         .finish_run(id, &status, counts)
         .await

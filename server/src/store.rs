@@ -71,6 +71,39 @@ CREATE INDEX case_results_file ON case_results (file, run_id);
     r#"
 ALTER TABLE runs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
 "#,
+    // 3: history filters and stats (indexes, the last status of each
+    // case), persisted workers.
+    r#"
+ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'api';
+ALTER TABLE runs ADD COLUMN labels TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX runs_source ON runs (source, id);
+CREATE INDEX runs_worker ON runs (worker, status);
+CREATE INDEX case_results_run ON case_results (run_id);
+CREATE INDEX case_results_case ON case_results (file, name, run_id);
+CREATE TABLE case_last (
+    file TEXT NOT NULL,
+    name TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (file, name)
+);
+INSERT INTO case_last (file, name, run_id, status)
+SELECT c.file, c.name, c.run_id, c.status FROM case_results c
+JOIN (SELECT file, name, MAX(run_id) AS run_id FROM case_results GROUP BY file, name) l
+  ON c.file = l.file AND c.name = l.name AND c.run_id = l.run_id
+WHERE true
+ON CONFLICT (file, name) DO NOTHING;
+CREATE TABLE workers (
+    name TEXT PRIMARY KEY,
+    labels TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    run_id INTEGER,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+CREATE INDEX workers_last_seen ON workers (last_seen);
+"#,
 ];
 
 /// Migrations for PostgreSQL, in order; the index + 1 is the version.
@@ -112,6 +145,39 @@ CREATE INDEX case_results_file ON case_results (file, run_id);
     r#"
 ALTER TABLE runs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
 "#,
+    // 3: history filters and stats (indexes, the last status of each
+    // case), persisted workers.
+    r#"
+ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'api';
+ALTER TABLE runs ADD COLUMN labels TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX runs_source ON runs (source, id);
+CREATE INDEX runs_worker ON runs (worker, status);
+CREATE INDEX case_results_run ON case_results (run_id);
+CREATE INDEX case_results_case ON case_results (file, name, run_id);
+CREATE TABLE case_last (
+    file TEXT NOT NULL,
+    name TEXT NOT NULL,
+    run_id BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (file, name)
+);
+INSERT INTO case_last (file, name, run_id, status)
+SELECT c.file, c.name, c.run_id, c.status FROM case_results c
+JOIN (SELECT file, name, MAX(run_id) AS run_id FROM case_results GROUP BY file, name) l
+  ON c.file = l.file AND c.name = l.name AND c.run_id = l.run_id
+WHERE true
+ON CONFLICT (file, name) DO NOTHING;
+CREATE TABLE workers (
+    name TEXT PRIMARY KEY,
+    labels TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    run_id BIGINT,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+CREATE INDEX workers_last_seen ON workers (last_seen);
+"#,
 ];
 
 /// One stored run.
@@ -134,6 +200,9 @@ pub struct Run {
     pub summary: Counts,
     /// The `atf worker` that ran it (empty: the server itself, or a push).
     pub worker: String,
+    /// Where it came from: `ui`, `api`, `cli` (`atf run --server`) or
+    /// `import`.
+    pub source: String,
 }
 
 /// The counts of a run's cases.
@@ -182,7 +251,7 @@ pub enum Store {
 }
 
 const RUN_COLUMNS: &str = "id, status, created_at, started_at, finished_at, selection, \
-     total, passed, flaky, failed, errored, skipped, duration_ms, worker";
+     total, passed, flaky, failed, errored, skipped, duration_ms, worker, source";
 
 fn sqlite_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
     let selection: String = r.get(5)?;
@@ -203,6 +272,7 @@ fn sqlite_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
             duration_ms: r.get(12)?,
         },
         worker: r.get(13)?,
+        source: r.get(14)?,
     })
 }
 
@@ -225,6 +295,7 @@ fn pg_run(r: &tokio_postgres::Row) -> Run {
             duration_ms: r.get(12),
         },
         worker: r.get(13),
+        source: r.get(14),
     }
 }
 
@@ -390,22 +461,28 @@ impl Store {
         }
     }
 
-    /// Records a new queued run; returns its id.
-    pub async fn create_run(&self, selection: &Value) -> Result<i64> {
+    /// Records a new queued run from `source` (`ui`, `api`, `cli`,
+    /// `import`); returns its id. The labels of its selection are kept
+    /// apart too, for the runs list's label filter.
+    pub async fn create_run(&self, selection: &Value, source: &str) -> Result<i64> {
         let sel = selection.to_string();
         let at = now();
-        let sql = "INSERT INTO runs (status, created_at, selection) VALUES ('queued', $1, $2) \
-                   RETURNING id";
+        let labels = label_text(selection);
+        let source = source.to_string();
+        let sql = "INSERT INTO runs (status, created_at, selection, source, labels) \
+                   VALUES ('queued', $1, $2, $3, $4) RETURNING id";
         match self {
             Store::Sqlite(c) => {
                 Store::sqlite(c, move |c| {
-                    c.query_row(sql, rusqlite::params![at, sel], |r| r.get(0))
+                    c.query_row(sql, rusqlite::params![at, sel, source, labels], |r| {
+                        r.get(0)
+                    })
                 })
                 .await
             }
             Store::Postgres(p) => Ok(Store::pg(p)
                 .await?
-                .query_one(sql, &[&at, &sel])
+                .query_one(sql, &[&at, &sel, &source, &labels])
                 .await?
                 .get(0)),
         }
@@ -456,6 +533,7 @@ impl Store {
         let stmts = [
             "DELETE FROM events WHERE run_id = $1",
             "DELETE FROM case_results WHERE run_id = $1",
+            "DELETE FROM case_last WHERE run_id = $1",
             "UPDATE runs SET status = 'queued', started_at = NULL, worker = '', total = 0, \
              passed = 0, flaky = 0, failed = 0, errored = 0, skipped = 0, duration_ms = 0 \
              WHERE id = $1",
@@ -495,6 +573,7 @@ impl Store {
         let ev = "INSERT INTO events (run_id, seq, body) VALUES ($1, $2, $3)";
         let cr = "INSERT INTO case_results (run_id, file, name, status, duration_ms, finished_at) \
                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let last = CASE_LAST_UPSERT;
         let body = body.to_string();
         match self {
             Store::Sqlite(c) => {
@@ -513,6 +592,7 @@ impl Store {
                                 r.finished_at
                             ],
                         )?;
+                        tx.execute(last, rusqlite::params![r.file, r.name, id, r.status])?;
                     }
                     tx.commit()
                 })
@@ -535,6 +615,8 @@ impl Store {
                         ],
                     )
                     .await?;
+                    tx.execute(last, &[&r.file, &r.name, &id, &r.status])
+                        .await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -545,31 +627,46 @@ impl Store {
     /// Stores a case result without an event (an imported run whose
     /// folder has only report.json).
     pub async fn add_case_result(&self, r: CaseResult) -> Result<()> {
+        self.add_case_results(vec![r]).await
+    }
+
+    /// Stores case results in one transaction (an import, or the
+    /// generated history of `just bench serve`).
+    pub async fn add_case_results(&self, rows: Vec<CaseResult>) -> Result<()> {
         let sql = "INSERT INTO case_results (run_id, file, name, status, duration_ms, finished_at) \
                    VALUES ($1, $2, $3, $4, $5, $6)";
+        let last = CASE_LAST_UPSERT;
         match self {
             Store::Sqlite(c) => {
                 Store::sqlite(c, move |c| {
-                    c.execute(
-                        sql,
-                        rusqlite::params![
-                            r.run_id,
-                            r.file,
-                            r.name,
-                            r.status,
-                            r.duration_ms,
-                            r.finished_at
-                        ],
-                    )
-                    .map(drop)
+                    let tx = c.transaction()?;
+                    {
+                        let mut ins = tx.prepare_cached(sql)?;
+                        let mut up = tx.prepare_cached(last)?;
+                        for r in &rows {
+                            ins.execute(rusqlite::params![
+                                r.run_id,
+                                r.file,
+                                r.name,
+                                r.status,
+                                r.duration_ms,
+                                r.finished_at
+                            ])?;
+                            up.execute(rusqlite::params![r.file, r.name, r.run_id, r.status])?;
+                        }
+                    }
+                    tx.commit()
                 })
                 .await
             }
             Store::Postgres(p) => {
-                Store::pg(p)
-                    .await?
-                    .execute(
-                        sql,
+                let mut client = Store::pg(p).await?;
+                let tx = client.transaction().await?;
+                let ins = tx.prepare(sql).await?;
+                let up = tx.prepare(last).await?;
+                for r in &rows {
+                    tx.execute(
+                        &ins,
                         &[
                             &r.run_id,
                             &r.file,
@@ -580,6 +677,10 @@ impl Store {
                         ],
                     )
                     .await?;
+                    tx.execute(&up, &[&r.file, &r.name, &r.run_id, &r.status])
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
         }
@@ -725,29 +826,16 @@ impl Store {
     }
 
     /// The latest result of every case file and name: `(file, name) →
-    /// status`, from the newest run that ran it.
+    /// status`, from the newest run that ran it (kept up to date in
+    /// `case_last` as results come, so this does not scan the history).
     pub async fn last_statuses(&self) -> Result<Vec<(String, String, String)>> {
-        let sql = "SELECT c.file, c.name, c.status FROM case_results c \
-                   JOIN (SELECT file, name, MAX(run_id) AS run_id FROM case_results \
-                         GROUP BY file, name) l \
-                   ON c.file = l.file AND c.name = l.name AND c.run_id = l.run_id";
-        match self {
-            Store::Sqlite(c) => {
-                Store::sqlite(c, move |c| {
-                    let mut st = c.prepare(sql)?;
-                    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                    rows.collect()
-                })
-                .await
-            }
-            Store::Postgres(p) => Ok(Store::pg(p)
-                .await?
-                .query(sql, &[])
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect()),
-        }
+        let rows = self
+            .rows("SELECT file, name, status FROM case_last", vec![])
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.text(0), r.text(1), r.text(2)))
+            .collect())
     }
 
     /// The last `limit` results of the cases of `file`, newest first.
@@ -788,5 +876,466 @@ impl Store {
                 })
                 .collect()),
         }
+    }
+}
+
+/// Keeps `case_last` (the newest result of each case) up to date: `$1`
+/// file, `$2` name, `$3` run, `$4` status.
+const CASE_LAST_UPSERT: &str = "INSERT INTO case_last (file, name, run_id, status) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (file, name) DO UPDATE \
+     SET run_id = excluded.run_id, status = excluded.status \
+     WHERE excluded.run_id >= case_last.run_id";
+
+/// The labels of a selection as the runs table keeps them for its filter:
+/// `,k=v,k2=v2,` (empty without labels).
+fn label_text(selection: &Value) -> String {
+    match selection.get("labels").and_then(Value::as_object) {
+        Some(m) if !m.is_empty() => {
+            let mut out = String::from(",");
+            for (k, v) in m {
+                let v = v
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string());
+                out.push_str(&format!("{k}={v},"));
+            }
+            out
+        }
+        _ => String::new(),
+    }
+}
+
+/// A value in or out of a query both backends run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    /// An integer.
+    I(i64),
+    /// Text.
+    T(String),
+    /// NULL (or a type this store does not read).
+    Null,
+}
+
+fn sqlite_vals(params: &[Val]) -> Vec<rusqlite::types::Value> {
+    params
+        .iter()
+        .map(|v| match v {
+            Val::I(i) => rusqlite::types::Value::Integer(*i),
+            Val::T(s) => rusqlite::types::Value::Text(s.clone()),
+            Val::Null => rusqlite::types::Value::Null,
+        })
+        .collect()
+}
+
+type PgParam = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
+
+fn pg_params(params: Vec<Val>) -> Vec<PgParam> {
+    params
+        .into_iter()
+        .map(|v| -> PgParam {
+            match v {
+                Val::I(i) => Box::new(i),
+                Val::T(s) => Box::new(s),
+                // The only NULL parameter is a run id.
+                Val::Null => Box::new(None::<i64>),
+            }
+        })
+        .collect()
+}
+
+fn pg_refs(boxed: &[PgParam]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    boxed
+        .iter()
+        .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
+
+/// One row of [`Store::rows`].
+pub struct Row(Vec<Val>);
+
+impl Row {
+    /// Column `i` as text (`""` for NULL).
+    pub fn text(&self, i: usize) -> String {
+        match self.0.get(i) {
+            Some(Val::T(s)) => s.clone(),
+            Some(Val::I(n)) => n.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// Column `i` as an integer (0 for NULL).
+    pub fn int(&self, i: usize) -> i64 {
+        self.opt_int(i).unwrap_or(0)
+    }
+
+    /// Column `i` as an integer, `None` for NULL.
+    pub fn opt_int(&self, i: usize) -> Option<i64> {
+        match self.0.get(i) {
+            Some(Val::I(n)) => Some(*n),
+            Some(Val::T(s)) => s.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// The runs list's filters (every one optional).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    /// queued, running, passed, failed, error or interrupted.
+    pub status: Option<String>,
+    /// ui, api, cli, import, or worker (any run a worker ran).
+    pub source: Option<String>,
+    /// A substring of a case file the run ran (or of its selection).
+    pub case: Option<String>,
+    /// A label `k=v` the run asked for.
+    pub label: Option<String>,
+    /// Created at or after this (RFC 3339, or a prefix such as a date).
+    pub from: Option<String>,
+    /// Created before this (RFC 3339).
+    pub to: Option<String>,
+}
+
+/// `s` for a LIKE pattern with `\` as its escape character.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl RunFilter {
+    /// The WHERE clause (empty, or starting with ` WHERE`) and its
+    /// parameters, numbered from `$1` in order of appearance.
+    fn clause(&self) -> (String, Vec<Val>) {
+        let mut conds: Vec<String> = Vec::new();
+        let mut params: Vec<Val> = Vec::new();
+        // The parameter's number.
+        let mut param = |v: Val| {
+            params.push(v);
+            params.len()
+        };
+        let given = |o: &Option<String>| {
+            o.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        if let Some(s) = given(&self.status) {
+            conds.push(format!("status = ${}", param(Val::T(s))));
+        }
+        match given(&self.source).as_deref() {
+            Some("worker") => conds.push("worker <> ''".into()),
+            Some(s) => conds.push(format!("source = ${}", param(Val::T(s.to_string())))),
+            None => {}
+        }
+        if let Some(c) = given(&self.case) {
+            let n = param(Val::T(format!("%{}%", like_escape(&c))));
+            conds.push(format!(
+                "(selection LIKE ${n} ESCAPE '\\' OR EXISTS (SELECT 1 FROM case_results c \
+                 WHERE c.run_id = runs.id AND c.file LIKE ${n} ESCAPE '\\'))"
+            ));
+        }
+        if let Some(l) = given(&self.label) {
+            let n = param(Val::T(format!("%,{},%", like_escape(&l))));
+            conds.push(format!("labels LIKE ${n} ESCAPE '\\'"));
+        }
+        if let Some(f) = given(&self.from) {
+            conds.push(format!("created_at >= ${}", param(Val::T(f))));
+        }
+        if let Some(t) = given(&self.to) {
+            conds.push(format!("created_at < ${}", param(Val::T(t))));
+        }
+        if conds.is_empty() {
+            (String::new(), params)
+        } else {
+            (format!(" WHERE {}", conds.join(" AND ")), params)
+        }
+    }
+}
+
+/// A worker as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredWorker {
+    /// Its name.
+    pub name: String,
+    /// Its labels (a JSON object).
+    pub labels: Value,
+    /// idle, busy or gone.
+    pub state: String,
+    /// The run it was running.
+    pub run: Option<i64>,
+    /// When it first registered.
+    pub first_seen: String,
+    /// When it was last heard from.
+    pub last_seen: String,
+    /// Runs it finished (all time).
+    pub done: i64,
+}
+
+impl Store {
+    /// Runs `sql` with `params` on either backend: its rows.
+    pub async fn rows(&self, sql: impl Into<String>, params: Vec<Val>) -> Result<Vec<Row>> {
+        let sql = sql.into();
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    let mut st = c.prepare_cached(&sql)?;
+                    let n = st.column_count();
+                    let mut rows = st.query(rusqlite::params_from_iter(sqlite_vals(&params)))?;
+                    let mut out = Vec::new();
+                    while let Some(r) = rows.next()? {
+                        let mut row = Vec::with_capacity(n);
+                        for i in 0..n {
+                            row.push(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Integer(n) => Val::I(n),
+                                rusqlite::types::ValueRef::Real(f) => Val::I(f as i64),
+                                rusqlite::types::ValueRef::Text(t) => {
+                                    Val::T(String::from_utf8_lossy(t).into_owned())
+                                }
+                                _ => Val::Null,
+                            });
+                        }
+                        out.push(Row(row));
+                    }
+                    Ok(out)
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                use tokio_postgres::types::Type;
+                let boxed = pg_params(params);
+                let refs = pg_refs(&boxed);
+                let client = Store::pg(p).await?;
+                let st = client.prepare_cached(&sql).await?;
+                let rows = client.query(&st, &refs).await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        Row(r
+                            .columns()
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| {
+                                let t = c.type_();
+                                if *t == Type::INT8 {
+                                    r.get::<_, Option<i64>>(i).map_or(Val::Null, Val::I)
+                                } else if *t == Type::INT4 {
+                                    r.get::<_, Option<i32>>(i)
+                                        .map_or(Val::Null, |n| Val::I(n.into()))
+                                } else if *t == Type::TEXT
+                                    || *t == Type::VARCHAR
+                                    || *t == Type::NAME
+                                {
+                                    r.get::<_, Option<String>>(i).map_or(Val::Null, Val::T)
+                                } else {
+                                    Val::Null
+                                }
+                            })
+                            .collect())
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Runs a statement on either backend: how many rows it changed.
+    pub async fn exec(&self, sql: impl Into<String>, params: Vec<Val>) -> Result<u64> {
+        let sql = sql.into();
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    c.execute(&sql, rusqlite::params_from_iter(sqlite_vals(&params)))
+                        .map(|n| n as u64)
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                let boxed = pg_params(params);
+                let refs = pg_refs(&boxed);
+                Ok(Store::pg(p).await?.execute(&sql, &refs).await?)
+            }
+        }
+    }
+
+    /// Runs `statements` in one transaction (a bulk load: the generated
+    /// history of `just bench serve`).
+    pub async fn bulk(&self, statements: Vec<(String, Vec<Val>)>) -> Result<()> {
+        match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    let tx = c.transaction()?;
+                    for (sql, params) in &statements {
+                        tx.prepare_cached(sql)?
+                            .execute(rusqlite::params_from_iter(sqlite_vals(params)))?;
+                    }
+                    tx.commit()
+                })
+                .await
+            }
+            Store::Postgres(p) => {
+                let mut client = Store::pg(p).await?;
+                let tx = client.transaction().await?;
+                for (sql, params) in statements {
+                    let boxed = pg_params(params);
+                    tx.execute(sql.as_str(), &pg_refs(&boxed)).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// A page of the runs `filter` lets through, newest first: `limit` runs
+    /// after skipping `offset`, and how many there are in all.
+    pub async fn runs_page(
+        &self,
+        filter: &RunFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Run>, i64)> {
+        let (clause, mut params) = filter.clause();
+        let total = self
+            .rows(format!("SELECT COUNT(*) FROM runs{clause}"), params.clone())
+            .await?
+            .first()
+            .map_or(0, |r| r.int(0));
+        let n = params.len();
+        params.push(Val::I(limit));
+        params.push(Val::I(offset));
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs{clause} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let runs = match self {
+            Store::Sqlite(c) => {
+                Store::sqlite(c, move |c| {
+                    let mut st = c.prepare_cached(&sql)?;
+                    let rows =
+                        st.query_map(rusqlite::params_from_iter(sqlite_vals(&params)), sqlite_run)?;
+                    rows.collect()
+                })
+                .await?
+            }
+            Store::Postgres(p) => {
+                let boxed = pg_params(params);
+                let refs = pg_refs(&boxed);
+                Store::pg(p)
+                    .await?
+                    .query(&sql, &refs)
+                    .await?
+                    .iter()
+                    .map(pg_run)
+                    .collect()
+            }
+        };
+        Ok((runs, total))
+    }
+
+    /// The case results of the newest `runs` runs: `(run, file, name,
+    /// status, duration_ms)`, oldest run first.
+    pub async fn recent_results(
+        &self,
+        runs: i64,
+    ) -> Result<Vec<(i64, String, String, String, i64)>> {
+        // The id of the oldest of those runs: a range on the index after.
+        let first = self
+            .rows(
+                "SELECT MIN(id) FROM (SELECT id FROM runs ORDER BY id DESC LIMIT $1) r",
+                vec![Val::I(runs.max(1))],
+            )
+            .await?
+            .first()
+            .and_then(|r| r.opt_int(0));
+        let Some(first) = first else {
+            return Ok(Vec::new());
+        };
+        let rows = self
+            .rows(
+                "SELECT run_id, file, name, status, duration_ms FROM case_results \
+                 WHERE run_id >= $1 ORDER BY run_id",
+                vec![Val::I(first)],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.int(0), r.text(1), r.text(2), r.text(3), r.int(4)))
+            .collect())
+    }
+
+    /// Worker `name` registered or changed state (`idle`, `busy`, `gone`).
+    pub async fn save_worker(
+        &self,
+        name: &str,
+        labels: &Value,
+        state: &str,
+        run: Option<i64>,
+    ) -> Result<()> {
+        let at = now();
+        self.exec(
+            "INSERT INTO workers (name, labels, state, run_id, first_seen, last_seen) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO UPDATE \
+             SET labels = excluded.labels, state = excluded.state, run_id = excluded.run_id, \
+             last_seen = excluded.last_seen",
+            vec![
+                Val::T(name.to_string()),
+                Val::T(labels.to_string()),
+                Val::T(state.to_string()),
+                run.map_or(Val::Null, Val::I),
+                Val::T(at),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Marks worker `name` as heard from now.
+    pub async fn touch_worker(&self, name: &str) -> Result<()> {
+        self.exec(
+            "UPDATE workers SET last_seen = $1 WHERE name = $2",
+            vec![Val::T(now()), Val::T(name.to_string())],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Workers a stopped server knew are gone until they poll again.
+    pub async fn workers_gone(&self) -> Result<()> {
+        self.exec(
+            "UPDATE workers SET state = 'gone', run_id = NULL WHERE state <> 'gone'",
+            vec![],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The workers seen last, newest first (at most `limit`), with the runs
+    /// each finished.
+    pub async fn workers(&self, limit: i64) -> Result<Vec<StoredWorker>> {
+        let rows = self
+            .rows(
+                "SELECT w.name, w.labels, w.state, w.run_id, w.first_seen, w.last_seen, \
+                 (SELECT COUNT(*) FROM runs r WHERE r.worker = w.name \
+                  AND r.status NOT IN ('queued', 'running')) \
+                 FROM workers w ORDER BY w.last_seen DESC LIMIT $1",
+                vec![Val::I(limit)],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredWorker {
+                name: r.text(0),
+                labels: serde_json::from_str(&r.text(1)).unwrap_or(Value::Null),
+                state: r.text(2),
+                run: r.opt_int(3),
+                first_seen: r.text(4),
+                last_seen: r.text(5),
+                done: r.int(6),
+            })
+            .collect())
     }
 }

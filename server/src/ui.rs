@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
 
 use crate::App;
-use crate::api::{ApiError, case_list, read_case};
+use crate::api::{ApiError, RunsQuery, case_list, read_case};
 
 type S = State<Arc<App>>;
 
@@ -27,6 +27,8 @@ pub fn routes() -> axum::Router<Arc<App>> {
         .route("/cases/{*path}", get(case_page))
         .route("/runs", get(runs_page))
         .route("/runs/{id}", get(run_page))
+        .route("/stats", get(stats_page))
+        .route("/workers", get(workers_page))
         .route(
             "/assets/style.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE) }),
@@ -59,15 +61,36 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
+/// A whole page: `body` in the frame every page shares. With a session
+/// (a server with a token) the page carries its CSRF token in `<meta
+/// name="csrf-token">` for the scripts, and a "Log out" button.
+pub fn page_html(title: &str, body: &str) -> String {
+    let csrf = crate::auth::csrf_token();
+    let (meta, logout) = match &csrf {
+        Some(t) => (
+            format!("<meta name=\"csrf-token\" content=\"{}\">", esc(t)),
+            format!(
+                "<form method=\"post\" action=\"/logout\" class=\"logout\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <button type=\"submit\" id=\"logout\">Log out</button></form>",
+                esc(t)
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
+    format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{meta}\
          <title>{} · atf</title><link rel=\"stylesheet\" href=\"/assets/style.css\">\
          <script src=\"/assets/app.js\" defer></script></head><body>\
-         <nav><a href=\"/\">Cases</a> <a href=\"/runs\">Runs</a></nav><main>{body}</main></body></html>",
+         <nav><a href=\"/\">Cases</a> <a href=\"/runs\">Runs</a> <a href=\"/stats\">Stats</a> \
+         <a href=\"/workers\">Workers</a>{logout}</nav><main>{body}</main></body></html>",
         esc(title)
-    ))
+    )
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(page_html(title, body))
 }
 
 fn error_page(e: ApiError) -> Response {
@@ -144,7 +167,77 @@ async fn index(State(app): S) -> Response {
     page("Cases", &body).into_response()
 }
 
-async fn case_page(State(app): S, Path(rel): Path<String>) -> Response {
+#[derive(serde::Deserialize)]
+struct CasePageQuery {
+    /// How many results of each case to show (default 30).
+    n: Option<i64>,
+}
+
+/// A case file's history: per case, its last `n` results as a strip and a
+/// duration trend chart, then the results as a table.
+fn history_html(rows: &[crate::store::CaseResult], n: usize) -> String {
+    let mut out = String::from("<h2>History</h2>");
+    if rows.is_empty() {
+        out.push_str("<p>Never run.</p>");
+        return out;
+    }
+    // Per case name, newest first as they come.
+    let mut names: Vec<&str> = Vec::new();
+    let mut by_name: BTreeMap<&str, Vec<&crate::store::CaseResult>> = BTreeMap::new();
+    for r in rows {
+        let list = by_name.entry(r.name.as_str()).or_default();
+        if list.is_empty() {
+            names.push(r.name.as_str());
+        }
+        if list.len() < n {
+            list.push(r);
+        }
+    }
+    for name in names {
+        let list = &by_name[name];
+        let oldest_first: Vec<&&crate::store::CaseResult> = list.iter().rev().collect();
+        let _ = write!(
+            out,
+            "<section class=\"case-history\"><h3>{}</h3><p>last {} results, oldest first: {}</p>{}</section>",
+            esc(name),
+            list.len(),
+            strip(
+                oldest_first
+                    .iter()
+                    .map(|r| (r.status.as_str(), Some(r.run_id)))
+            ),
+            trend_svg(
+                &oldest_first
+                    .iter()
+                    .map(|r| (r.run_id, r.duration_ms, r.status.as_str()))
+                    .collect::<Vec<_>>()
+            )
+        );
+    }
+    out.push_str(
+        "<table class=\"list\"><tr><th>Run</th><th>Case</th><th>Status</th><th>Duration</th><th>Finished</th></tr>",
+    );
+    for r in rows.iter().take(n) {
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td>{2}</td><td>{3} ms</td><td>{4}</td></tr>",
+            r.run_id,
+            esc(&r.name),
+            status_badge(Some(&r.status)),
+            r.duration_ms,
+            esc(&r.finished_at)
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
+async fn case_page(
+    State(app): S,
+    Path(rel): Path<String>,
+    Query(q): Query<CasePageQuery>,
+) -> Response {
+    let history_n = q.n.unwrap_or(30).clamp(1, 500);
     let doc = match read_case(&app, &rel).await {
         Ok(d) => d,
         Err(e) => return error_page(e),
@@ -210,26 +303,9 @@ async fn case_page(State(app): S, Path(rel): Path<String>) -> Response {
             }
         }
     }
-    body.push_str("</table><h2>History</h2>");
-    match app.store.case_history(&path, 20).await {
-        Ok(rows) if rows.is_empty() => body.push_str("<p>Never run.</p>"),
-        Ok(rows) => {
-            body.push_str(
-                "<table class=\"list\"><tr><th>Run</th><th>Case</th><th>Status</th><th>Duration</th><th>Finished</th></tr>",
-            );
-            for r in rows {
-                let _ = write!(
-                    body,
-                    "<tr><td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td>{2}</td><td>{3} ms</td><td>{4}</td></tr>",
-                    r.run_id,
-                    esc(&r.name),
-                    status_badge(Some(&r.status)),
-                    r.duration_ms,
-                    esc(&r.finished_at)
-                );
-            }
-            body.push_str("</table>");
-        }
+    body.push_str("</table>");
+    match app.store.case_history(&path, history_n * 20).await {
+        Ok(rows) => body.push_str(&history_html(&rows, history_n as usize)),
         Err(e) => return error_page(e.into()),
     }
     page(&path, &body).into_response()
@@ -247,9 +323,13 @@ fn run_row(r: &crate::store::Run) -> String {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "(all)".into());
     let on = if r.worker.is_empty() {
-        String::new()
+        format!(" <small class=\"source\">from {}</small>", esc(&r.source))
     } else {
-        format!(" <small>on worker {}</small>", esc(&r.worker))
+        format!(
+            " <small class=\"source\">from {} on worker {}</small>",
+            esc(&r.source),
+            esc(&r.worker)
+        )
     };
     format!(
         "<tr><td><a href=\"/runs/{0}\">#{0}</a></td><td>{1}</td><td>{2}{on}</td>\
@@ -266,53 +346,310 @@ fn run_row(r: &crate::store::Run) -> String {
     )
 }
 
-async fn runs_page(State(app): S) -> Response {
-    let runs = match app.store.runs(None, 100).await {
+/// `q` as a query string (without `page`), for the paging links.
+fn runs_query_string(q: &RunsQuery) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in [
+        ("status", &q.status),
+        ("source", &q.source),
+        ("case", &q.case),
+        ("label", &q.label),
+        ("from", &q.from),
+        ("to", &q.to),
+    ] {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            parts.push(format!("{k}={}", url_encode(v)));
+        }
+    }
+    if let Some(l) = q.limit {
+        parts.push(format!("limit={l}"));
+    }
+    parts.join("&")
+}
+
+/// `s` percent-encoded for a query value.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn select(name: &str, options: &[&str], current: Option<&str>) -> String {
+    let mut out =
+        format!("<select name=\"{name}\" id=\"f-{name}\"><option value=\"\">any {name}</option>");
+    for o in options {
+        let sel = if current == Some(*o) { " selected" } else { "" };
+        let _ = write!(out, "<option{sel}>{o}</option>");
+    }
+    out.push_str("</select>");
+    out
+}
+
+async fn runs_page(State(app): S, Query(q): Query<RunsQuery>) -> Response {
+    let (filter, limit, offset) = match q.resolve() {
+        Ok(x) => x,
+        Err(e) => return error_page(e),
+    };
+    let (runs, total) = match app.store.runs_page(&filter, limit, offset).await {
         Ok(r) => r,
         Err(e) => return error_page(e.into()),
     };
-    let mut body = String::from(
-        "<h1>Runs</h1><table class=\"list\"><tr><th>Run</th><th>Status</th><th>Paths</th><th>Cases</th><th>Created</th></tr>",
+    let val = |o: &Option<String>| esc(o.as_deref().unwrap_or_default());
+    let mut body = format!(
+        "<h1>Runs <small id=\"total\">{total}</small></h1>\
+         <form method=\"get\" action=\"/runs\" class=\"filters\" id=\"filters\">{}{}\
+         <input name=\"case\" placeholder=\"case path contains\" value=\"{}\">\
+         <input name=\"label\" placeholder=\"label k=v\" value=\"{}\">\
+         <label>from <input type=\"date\" name=\"from\" value=\"{}\"></label>\
+         <label>to <input type=\"date\" name=\"to\" value=\"{}\"></label>\
+         <button type=\"submit\">Filter</button> <a href=\"/runs\">clear</a></form>",
+        select(
+            "status",
+            &[
+                "queued",
+                "running",
+                "passed",
+                "failed",
+                "error",
+                "interrupted"
+            ],
+            q.status.as_deref()
+        ),
+        select(
+            "source",
+            &["ui", "api", "cli", "import", "worker"],
+            q.source.as_deref()
+        ),
+        val(&q.case),
+        val(&q.label),
+        val(&q.from),
+        val(&q.to),
     );
-    for r in &runs {
-        body.push_str(&run_row(r));
+    if runs.is_empty() {
+        body.push_str("<p id=\"no-runs\">No runs.</p>");
+    } else {
+        body.push_str(
+            "<table class=\"list\" id=\"runs\"><tr><th>Run</th><th>Status</th><th>Paths</th><th>Cases</th><th>Created</th></tr>",
+        );
+        for r in &runs {
+            body.push_str(&run_row(r));
+        }
+        body.push_str("</table>");
     }
-    body.push_str("</table>");
-    body.push_str(&workers_section(&app));
-    page("Runs", &body).into_response()
+    let page = offset / limit + 1;
+    let pages = ((total + limit - 1) / limit).max(1);
+    let qs = runs_query_string(&q);
+    let link = |p: i64| {
+        if qs.is_empty() {
+            format!("/runs?page={p}")
+        } else {
+            format!("/runs?{}&amp;page={p}", esc(&qs))
+        }
+    };
+    let _ = write!(body, "<p class=\"pager\">page {page} of {pages} ");
+    if page > 1 {
+        let _ = write!(
+            body,
+            "<a rel=\"prev\" href=\"{}\">newer</a> ",
+            link(page - 1)
+        );
+    }
+    if page < pages {
+        let _ = write!(
+            body,
+            "<a rel=\"next\" href=\"{}\">older</a>",
+            link(page + 1)
+        );
+    }
+    body.push_str("</p>");
+    page_with_title("Runs", &body)
 }
 
-/// The registered `atf worker`s and their load (none: the server runs
-/// the cases itself).
-fn workers_section(app: &App) -> String {
-    let workers = app.hub.workers.list();
-    let mut out = String::from("<h2>Workers</h2>");
+fn page_with_title(title: &str, body: &str) -> Response {
+    page(title, body).into_response()
+}
+
+/// The `atf worker`s: the live ones and those gone (none: the server
+/// runs the cases itself).
+async fn workers_page(State(app): S) -> Response {
+    let workers = match crate::workers::overview(&app).await {
+        Ok(w) => w,
+        Err(e) => return error_page(e.into()),
+    };
+    let mut out = String::from("<h1>Workers</h1>");
     if workers.is_empty() {
         out.push_str(
-            "<p>No <code>atf worker</code> is registered: the server runs the cases itself.</p>",
+            "<p>No <code>atf worker</code> has registered: the server runs the cases itself.</p>",
         );
-        return out;
+        return page_with_title("Workers", &out);
     }
     out.push_str(
-        "<table class=\"list\" id=\"workers\"><tr><th>Worker</th><th>Labels</th><th>Load</th><th>Running</th><th>Done</th><th>Last seen</th></tr>",
+        "<table class=\"list\" id=\"workers\"><tr><th>Worker</th><th>Labels</th><th>State</th><th>Running</th><th>Runs done</th><th>Last seen</th></tr>",
     );
     for w in &workers {
         let labels: Vec<String> = w.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let running = match w.run {
             Some(id) => format!("<a href=\"/runs/{id}\">#{id}</a>"),
-            None => "idle".into(),
+            None => "—".into(),
         };
-        out.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}/{}</td><td>{running}</td><td>{}</td><td>{}</td></tr>",
+        let _ = write!(
+            out,
+            "<tr class=\"worker w-{3}\" data-name=\"{0}\"><td>{0}</td><td>{1}</td><td><span class=\"st st-{3}\">{3}</span></td>\
+             <td>{running}</td><td>{2}</td><td>{4}</td></tr>",
             esc(&w.name),
             esc(&labels.join(", ")),
-            u32::from(w.run.is_some()),
-            w.capacity,
             w.done,
+            esc(&w.state),
             esc(&w.last_seen),
-        ));
+        );
     }
     out.push_str("</table>");
+    page_with_title("Workers", &out)
+}
+
+#[derive(serde::Deserialize)]
+struct StatsPageQuery {
+    runs: Option<i64>,
+}
+
+async fn stats_page(State(app): S, Query(q): Query<StatsPageQuery>) -> Response {
+    let runs = q.runs.unwrap_or(100).clamp(1, 10_000);
+    let (slow, flaky) = match tokio::try_join!(
+        crate::stats::slowest(&app.store, runs, 20),
+        crate::stats::flakiest(&app.store, runs, 20)
+    ) {
+        Ok(x) => x,
+        Err(e) => return error_page(e.into()),
+    };
+    let mut body = format!(
+        "<h1>Stats <small>over the last {runs} runs</small></h1>\
+         <h2>Slowest cases</h2>"
+    );
+    if slow.is_empty() {
+        body.push_str("<p>No results yet.</p>");
+    } else {
+        body.push_str("<table class=\"list\" id=\"slowest\"><tr><th>Case</th><th>File</th><th>Results</th><th>Mean</th><th>p95</th><th>Max</th></tr>");
+        for s in &slow {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td><a href=\"/cases/{1}\">{1}</a></td><td>{2}</td><td>{3} ms</td><td>{4} ms</td><td>{5} ms</td></tr>",
+                esc(&s.name),
+                esc(&s.file),
+                s.runs,
+                s.avg_ms,
+                s.p95_ms,
+                s.max_ms
+            );
+        }
+        body.push_str("</table>");
+    }
+    body.push_str(
+        "<h2>Flakiest cases</h2><p><small>Flaky: passed only after a retry. A flip: passed in one run, \
+         failed in the next that ran it (or the other way). Score: (flaky + flips) / results.</small></p>",
+    );
+    if flaky.is_empty() {
+        body.push_str("<p id=\"no-flaky\">No flaky case.</p>");
+    } else {
+        body.push_str("<table class=\"list\" id=\"flakiest\"><tr><th>Case</th><th>File</th><th>Results</th><th>Flaky</th><th>Flips</th><th>Score</th><th>History</th></tr>");
+        for f in &flaky {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td><a href=\"/cases/{1}\">{1}</a></td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5:.2}</td><td>{6}</td></tr>",
+                esc(&f.name),
+                esc(&f.file),
+                f.runs,
+                f.flaky,
+                f.flips,
+                f.score,
+                strip(f.statuses.iter().map(|s| (s.as_str(), None)))
+            );
+        }
+        body.push_str("</table>");
+    }
+    page_with_title("Stats", &body)
+}
+
+/// Results as a strip of small squares, oldest first (with a link to the
+/// run when known).
+fn strip<'a>(results: impl Iterator<Item = (&'a str, Option<i64>)>) -> String {
+    let mut out = String::from("<span class=\"strip\">");
+    for (status, run) in results {
+        let title = match run {
+            Some(id) => format!("run #{id}: {status}"),
+            None => status.to_string(),
+        };
+        match run {
+            Some(id) => {
+                let _ = write!(
+                    out,
+                    "<a class=\"sq st-{0}\" href=\"/runs/{id}\" title=\"{1}\"></a>",
+                    esc(status),
+                    esc(&title)
+                );
+            }
+            None => {
+                let _ = write!(
+                    out,
+                    "<span class=\"sq st-{0}\" title=\"{1}\"></span>",
+                    esc(status),
+                    esc(&title)
+                );
+            }
+        }
+    }
+    out.push_str("</span>");
+    out
+}
+
+/// The duration trend of one case as an inline SVG line chart, oldest
+/// result on the left.
+pub fn trend_svg(durations: &[(i64, i64, &str)]) -> String {
+    const W: f64 = 600.0;
+    const H: f64 = 120.0;
+    const PAD: f64 = 24.0;
+    let max = durations.iter().map(|d| d.1).max().unwrap_or(0).max(1) as f64;
+    let n = durations.len();
+    let x = |i: usize| {
+        if n <= 1 {
+            W / 2.0
+        } else {
+            PAD + (W - 2.0 * PAD) * i as f64 / (n - 1) as f64
+        }
+    };
+    let y = |ms: i64| H - PAD - (H - 2.0 * PAD) * (ms as f64 / max);
+    let points: Vec<String> = durations
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("{:.1},{:.1}", x(i), y(d.1)))
+        .collect();
+    let mut out = format!(
+        "<svg class=\"trend\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" \
+         aria-label=\"duration trend\"><line x1=\"{PAD}\" y1=\"{b:.1}\" x2=\"{r:.1}\" y2=\"{b:.1}\" class=\"axis\"/>\
+         <text x=\"2\" y=\"{t:.1}\" class=\"lbl\">{max} ms</text><text x=\"2\" y=\"{b:.1}\" class=\"lbl\">0</text>\
+         <polyline fill=\"none\" class=\"line\" points=\"{}\"/>",
+        points.join(" "),
+        b = H - PAD,
+        r = W - PAD,
+        t = PAD,
+        max = max as i64,
+    );
+    for (i, (run, ms, status)) in durations.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" class=\"pt st-{}\"><title>run #{run}: {ms} ms, {}</title></circle>",
+            x(i),
+            y(*ms),
+            esc(status),
+            esc(status)
+        );
+    }
+    out.push_str("</svg>");
     out
 }
 

@@ -14,8 +14,13 @@
 //! and its run goes back to `queued` with its partial events and case
 //! results deleted, so the next worker runs it from the start.
 //!
-//! The workers live in memory: a server that restarts forgets them until
-//! they poll again (a poll from an unknown worker registers it anew).
+//! The live workers are kept in memory, and every worker is also recorded
+//! in the store (`workers`: its labels, state, run and when it was last
+//! seen; its last-seen time is written at most every few seconds): the
+//! workers page lists the live ones as `idle` or `busy` and the others as
+//! `gone`, with the runs each finished. A server that restarts marks them
+//! all gone until they poll again (a poll from an unknown worker registers
+//! it anew).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -35,7 +40,12 @@ struct Worker {
     /// The request of `run`, with its vars' values, to queue it again.
     req: Option<RunRequest>,
     done: u64,
+    /// When its last-seen time was last written to the store.
+    stored: Instant,
 }
+
+/// How often a polling worker's last-seen time is written to the store.
+const TOUCH_EVERY: Duration = Duration::from_secs(5);
 
 /// A worker as `GET /api/workers` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -50,8 +60,11 @@ pub struct WorkerInfo {
     pub run: Option<i64>,
     /// Runs at once it takes (always 1).
     pub capacity: u32,
-    /// Runs it finished since it registered.
+    /// Runs it finished (all time, from the history).
     pub done: u64,
+    /// idle, busy, or gone (silent for longer than the timeout, or not
+    /// seen since the server started).
+    pub state: String,
 }
 
 #[derive(Default)]
@@ -100,6 +113,7 @@ impl Workers {
             run: None,
             req: None,
             done: 0,
+            stored: Instant::now(),
         });
         w.labels = labels;
         w.last_seen = Instant::now();
@@ -143,15 +157,32 @@ impl Workers {
         Some(taken)
     }
 
-    /// Run `id` ended: its worker is free.
-    pub fn finished(&self, id: i64) {
-        for w in self.lock().workers.values_mut() {
+    /// Whether worker `name`'s last-seen time is due to be written to
+    /// the store (then it counts as written).
+    fn touch_due(&self, name: &str) -> bool {
+        let mut st = self.lock();
+        match st.workers.get_mut(name) {
+            Some(w) if w.stored.elapsed() >= TOUCH_EVERY => {
+                w.stored = Instant::now();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Run `id` ended: its worker is free. Returns the worker's name and
+    /// labels.
+    pub fn finished(&self, id: i64) -> Option<(String, BTreeMap<String, String>)> {
+        let mut out = None;
+        for (name, w) in self.lock().workers.iter_mut() {
             if w.run == Some(id) {
                 w.run = None;
                 w.req = None;
                 w.done += 1;
+                out = Some((name.clone(), w.labels.clone()));
             }
         }
+        out
     }
 
     /// Whether worker `name` is (still) the one running run `id`.
@@ -185,14 +216,16 @@ impl Workers {
                 run: w.run,
                 capacity: 1,
                 done: w.done,
+                state: if w.run.is_some() { "busy" } else { "idle" }.into(),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
-    /// Drops the workers silent for too long; returns the runs they had.
-    fn reap(&self) -> Vec<(String, i64, RunRequest)> {
+    /// Drops the workers silent for too long: their names, and the runs
+    /// they had.
+    fn reap(&self) -> Vec<(String, Option<(i64, RunRequest)>)> {
         let mut st = self.lock();
         let dead: Vec<String> = st
             .workers
@@ -200,15 +233,26 @@ impl Workers {
             .filter(|(_, w)| w.last_seen.elapsed() > self.timeout)
             .map(|(n, _)| n.clone())
             .collect();
-        let mut runs = Vec::new();
+        let mut out = Vec::new();
         for name in dead {
-            if let Some(w) = st.workers.remove(&name)
-                && let (Some(id), Some(req)) = (w.run, w.req)
-            {
-                runs.push((name, id, req));
+            if let Some(w) = st.workers.remove(&name) {
+                let run = match (w.run, w.req) {
+                    (Some(id), Some(req)) => Some((id, req)),
+                    _ => None,
+                };
+                out.push((name, run));
             }
         }
-        runs
+        out
+    }
+
+    /// Worker `name`'s labels.
+    pub fn labels(&self, name: &str) -> BTreeMap<String, String> {
+        self.lock()
+            .workers
+            .get(name)
+            .map(|w| w.labels.clone())
+            .unwrap_or_default()
     }
 
     /// Puts run `id` first in the queue again.
@@ -224,15 +268,64 @@ pub async fn poll(app: &Arc<App>, name: &str) -> Result<Option<Option<(i64, RunR
     let Some(taken) = app.hub.workers.poll(name) else {
         return Ok(None);
     };
-    if let Some((id, req)) = &taken
-        && let Err(e) = runs::start_for_worker(app, *id, name).await
+    if let Some((id, req)) = &taken {
+        if let Err(e) = runs::start_for_worker(app, *id, name).await {
+            // Give it back for another poll.
+            app.hub.workers.release(*id);
+            app.hub.workers.requeue(*id, req.clone());
+            return Err(e);
+        }
+        let labels = app.hub.workers.labels(name);
+        record(app, name, &labels, "busy", Some(*id)).await;
+    } else if app.hub.workers.touch_due(name)
+        && let Err(e) = app.store.touch_worker(name).await
     {
-        // Give it back for another poll.
-        app.hub.workers.release(*id);
-        app.hub.workers.requeue(*id, req.clone());
-        return Err(e);
+        eprintln!("worker {name}: cannot record it: {e}");
     }
     Ok(Some(taken))
+}
+
+/// Records worker `name`'s state in the store (a failure is only logged:
+/// the worker works on).
+pub async fn record(
+    app: &App,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    state: &str,
+    run: Option<i64>,
+) {
+    let labels = serde_json::to_value(labels).unwrap_or_default();
+    if let Err(e) = app.store.save_worker(name, &labels, state, run).await {
+        eprintln!("worker {name}: cannot record it: {e}");
+    }
+}
+
+/// The workers for the workers page and `GET /api/workers`: the live ones
+/// (idle or busy) by name, then the gone ones the store remembers, the
+/// last seen first.
+pub async fn overview(app: &App) -> Result<Vec<WorkerInfo>, crate::store::StoreError> {
+    let mut live = app.hub.workers.list();
+    let stored = app.store.workers(200).await?;
+    for w in &mut live {
+        if let Some(s) = stored.iter().find(|s| s.name == w.name) {
+            w.done = s.done.max(0) as u64;
+        }
+    }
+    let gone: Vec<WorkerInfo> = stored
+        .into_iter()
+        .filter(|s| !live.iter().any(|w| w.name == s.name))
+        .map(|s| WorkerInfo {
+            name: s.name,
+            labels: serde_json::from_value(s.labels).unwrap_or_default(),
+            last_seen: s.last_seen,
+            run: None,
+            capacity: 1,
+            done: s.done.max(0) as u64,
+            state: "gone".into(),
+        })
+        .collect();
+    live.extend(gone);
+    Ok(live)
 }
 
 /// Every quarter of the timeout, drops silent workers and re-queues their
@@ -246,7 +339,21 @@ pub fn spawn_reaper(app: Arc<App>) {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            for (name, id, req) in app.hub.workers.reap() {
+            for (name, run) in app.hub.workers.reap() {
+                if let Err(e) = app
+                    .store
+                    .exec(
+                        "UPDATE workers SET state = 'gone', run_id = NULL WHERE name = $1",
+                        vec![crate::store::Val::T(name.clone())],
+                    )
+                    .await
+                {
+                    eprintln!("worker {name}: cannot record it: {e}");
+                }
+                let Some((id, req)) = run else {
+                    eprintln!("worker {name} went silent");
+                    continue;
+                };
                 eprintln!("worker {name} went silent: run {id} is queued again");
                 if let Err(e) = requeue(&app, id, req).await {
                     eprintln!("run {id}: cannot queue it again: {e}");
