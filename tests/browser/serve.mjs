@@ -9,6 +9,8 @@
 // ATF_PROJECT (the project folder), ATF_SECRET (a secret no page may
 // show), ATF_SCREENSHOTS (a folder: write screenshots of the main pages).
 //
+// Phase `login` expects a server with the token ATF_TOKEN.
+//
 // It prints `RESULT {json}` on success and exits 0; on a failure it prints
 // `FAIL message` and exits 1. Phase `kill` prints `KILL run-id` and waits
 // for a line on stdin before it goes on.
@@ -246,6 +248,53 @@ async function phaseKill(second) {
   return { id };
 }
 
+async function phaseLogin() {
+  const token = process.env.ATF_TOKEN || "";
+  // A page without a session: the login form, then back to the page.
+  await gotoPath("/cases/api/ok.case.json");
+  await page.waitForURL(/\/login\?next=/);
+  await page.fill("#token", "not-the-token");
+  await page.click("#login button[type=submit]");
+  await waitText("#login-error", "Wrong token");
+  await page.fill("#token", token);
+  await page.click("#login button[type=submit]");
+  await page.waitForURL(/\/cases\/api\/ok\.case\.json$/);
+  await page.waitForFunction(() => !document.getElementById("source").readOnly);
+  const html = await page.content();
+  check(!html.includes(token), "a page shows the token");
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === "atf_session");
+  check(session && session.httpOnly && session.sameSite === "Strict", `the session cookie: ${JSON.stringify(session)}`);
+  check(!html.includes(session.value), "a page shows the session id");
+
+  // Save through the editor: its PUT carries the CSRF token.
+  const original = await editorText();
+  const edited = original.replace("ping answers", "ping answers after login");
+  await page.fill("#source", edited);
+  await page.click("#save");
+  await waitText("#ed-status", "Saved");
+  check(readFileSync(join(project, "api/ok.case.json"), "utf8") === edited, "the file holds the saved text");
+
+  // Run it from its page, followed live over the session.
+  await page.click("#run");
+  const id = await runId();
+  await seePassed("ping answers after login");
+
+  // A request that changes something without the CSRF token is refused.
+  const foreign = await page.evaluate(async () => {
+    const r = await fetch("/api/runs", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    return r.status;
+  });
+  check(foreign === 403, `a POST without the CSRF token got ${foreign}`);
+
+  // Log out: the pages ask for the token again.
+  await page.click("#logout");
+  await page.waitForURL(/\/login/);
+  await gotoPath("/runs");
+  await page.waitForURL(/\/login\?next=/);
+  return { id };
+}
+
 let code = 0;
 try {
   let result;
@@ -253,6 +302,7 @@ try {
   else if (phase === "history") result = await phaseHistory(Number(rest[0]));
   else if (phase === "worker") result = await phaseWorker(rest[0]);
   else if (phase === "kill") result = await phaseKill(rest[0]);
+  else if (phase === "login") result = await phaseLogin();
   else throw new Fail(`unknown phase ${phase}`);
   check(pageErrors.length === 0, `script errors on the pages: ${pageErrors.join("; ")}`);
   console.log(`RESULT ${JSON.stringify(result)}`);

@@ -23,6 +23,9 @@ use crate::util::{Project, workspace};
 const HOW: &str = "run scripts/test-deps.sh (it installs node, playwright-core from \
                    tests/browser/package-lock.json into .tools/browser, and Debian's chromium)";
 
+/// The token of the login test's server.
+const LOGIN_TOKEN: &str = "br0wser-l0gin-7731";
+
 /// What the browser tests need, or a failure that says how to get it.
 fn tools() -> (PathBuf, PathBuf) {
     let node = Command::new("node").arg("--version").output();
@@ -66,6 +69,7 @@ impl Script {
             .env("ATF_CHROMIUM", chromium)
             .env("ATF_PROJECT", project.path())
             .env("ATF_SECRET", SECRET)
+            .env("ATF_TOKEN", LOGIN_TOKEN)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -202,4 +206,14 @@ fn a_user_edits_runs_and_finds_a_case_in_the_browser() {
     kill.go_on();
     let killed = kill.result();
     assert_eq!(killed["id"].to_string(), id);
+}
+
+#[test]
+fn a_user_logs_in_with_the_token_and_saves_and_runs_a_case() {
+    tools();
+    let srv = TestServer::start();
+    let p = project(&srv);
+    let s = Serve::start(&p, &[], &[("ATF_SERVE_TOKEN", LOGIN_TOKEN)]);
+    let login = Script::start("login", &s, &p, &[]).result();
+    assert!(login["id"].is_i64(), "{login}");
 }

@@ -3,6 +3,8 @@
 //! through its API with a real HTTP client — with the run history in
 //! SQLite (the default) and in PostgreSQL.
 
+mod web;
+
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
@@ -50,19 +52,19 @@ impl Serve {
         }
     }
 
-    fn api(&self, path: &str) -> String {
+    pub(crate) fn api(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
 }
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     Client::builder()
         .timeout(Duration::from_secs(120))
         .build()
         .expect("client")
 }
 
-fn get_json(c: &Client, url: &str) -> Value {
+pub(crate) fn get_json(c: &Client, url: &str) -> Value {
     let res = c.get(url).send().expect("GET");
     assert_eq!(res.status(), StatusCode::OK, "GET {url}");
     let text = res.text().expect("body");
@@ -71,7 +73,7 @@ fn get_json(c: &Client, url: &str) -> Value {
 }
 
 /// The SSE messages of a run's event stream, to its end: `(event, data)`.
-fn follow(c: &Client, url: &str) -> Vec<(String, Value)> {
+pub(crate) fn follow(c: &Client, url: &str) -> Vec<(String, Value)> {
     let res = c.get(url).send().expect("GET events");
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
@@ -143,7 +145,7 @@ fn api_flow(db: &[&str]) {
 
     let health = get_json(&c, &s.api("/api/health"));
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["schema_version"], 2);
+    assert_eq!(health["schema_version"], 3);
 
     // The API describes itself.
     let doc = get_json(&c, &s.api("/api/openapi.json"));
@@ -175,6 +177,8 @@ fn api_flow(db: &[&str]) {
             "/api/runs/{id}/push",
             "/api/runs/{id}/report",
             "/api/schema/case",
+            "/api/stats/flaky",
+            "/api/stats/slowest",
             "/api/templates",
             "/api/workers",
             "/api/workers/{name}/poll",
@@ -382,7 +386,7 @@ fn serve_api_end_to_end_with_sqlite() {
 }
 
 /// A PostgreSQL database of its own for one test, dropped at the end.
-struct PgDb {
+pub(crate) struct PgDb {
     name: String,
 }
 
@@ -408,7 +412,7 @@ fn pg(sql: &str) {
 }
 
 impl PgDb {
-    fn new() -> PgDb {
+    pub(crate) fn new() -> PgDb {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -418,7 +422,7 @@ impl PgDb {
         PgDb { name }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
 }
@@ -692,13 +696,21 @@ pub(crate) fn start_worker(s: &Serve, project: &Project, name: &str, labels: &st
     w
 }
 
-fn authed_get(c: &Client, url: &str) -> Value {
+pub(crate) fn authed_get(c: &Client, url: &str) -> Value {
     let res = c.get(url).bearer_auth(WORKER_TOKEN).send().expect("GET");
     assert_eq!(res.status(), StatusCode::OK, "GET {url}");
     let text = res.text().expect("body");
     assert!(!text.contains(SECRET), "GET {url} shows the secret: {text}");
     assert!(!text.contains(WORKER_TOKEN), "GET {url} shows the token");
     serde_json::from_str(&text).expect("JSON")
+}
+
+pub(crate) fn authed_page(c: &Client, url: &str) -> String {
+    let res = c.get(url).bearer_auth(WORKER_TOKEN).send().expect("GET");
+    assert_eq!(res.status(), StatusCode::OK, "GET {url}");
+    let text = res.text().expect("body");
+    assert!(!text.contains(WORKER_TOKEN), "GET {url} shows the token");
+    text
 }
 
 fn post_run(c: &Client, s: &Serve, body: Value) -> i64 {
@@ -733,7 +745,7 @@ fn ended(run: &Value) -> bool {
     !matches!(run["status"].as_str(), Some("queued" | "running"))
 }
 
-fn token_env() -> [(&'static str, &'static str); 2] {
+pub(crate) fn token_env() -> [(&'static str, &'static str); 2] {
     [
         ("ATF_SERVE_TOKEN", WORKER_TOKEN),
         ("ATF_SERVE_WORKER_TIMEOUT_MS", "1500"),
@@ -787,18 +799,13 @@ fn a_worker_takes_a_queued_run_and_streams_its_events_back() {
     let workers = authed_get(&c, &s.api("/api/workers"));
     assert_eq!(workers[0]["done"], 1, "{workers}");
     assert!(workers[0]["run"].is_null());
-    // The page lists it.
-    let page = c
-        .get(s.api("/runs"))
-        .bearer_auth(WORKER_TOKEN)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    // The pages list it and say which worker ran the run.
+    let page = authed_page(&c, &s.api("/workers"));
     assert!(
-        page.contains("id=\"workers\""),
-        "the runs page lists the workers"
+        page.contains("id=\"workers\"") && page.contains("data-name=\"w1\""),
+        "the workers page lists the workers: {page}"
     );
+    let page = authed_page(&c, &s.api("/runs"));
     assert!(
         page.contains("on worker w1"),
         "the runs page says which worker ran the run"
@@ -892,13 +899,17 @@ fn a_run_whose_worker_was_killed_is_queued_again_and_another_worker_finishes_it(
         "the first attempt's events were dropped"
     );
     let workers = authed_get(&c, &s.api("/api/workers"));
-    let names: Vec<&str> = workers
+    let states: Vec<(&str, &str)> = workers
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|w| w["name"].as_str())
+        .filter_map(|w| Some((w["name"].as_str()?, w["state"].as_str()?)))
         .collect();
-    assert_eq!(names, ["second"], "the silent worker was dropped");
+    assert_eq!(
+        states,
+        [("second", "idle"), ("first", "gone")],
+        "the silent worker was dropped, and is listed as gone"
+    );
 }
 
 #[test]
