@@ -211,7 +211,11 @@ pub async fn require_auth(State(app): S, req: Request, next: Next) -> Response {
             next_url.push('?');
             next_url.push_str(q);
         }
-        let to = format!("/login?next={}", encode(&next_url));
+        // Slashes kept: `next=/runs%3Fpage%3D2` reads better.
+        let to = format!(
+            "/login?next={}",
+            crate::ui::url_encode(&next_url).replace("%2F", "/")
+        );
         return (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
     };
     if state_changing(req.method()) {
@@ -247,19 +251,6 @@ fn unauthorized() -> Response {
         })),
     )
         .into_response()
-}
-
-/// `s` percent-encoded for a query value.
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Where to go after logging in: a path on this server only.
@@ -317,6 +308,8 @@ async fn login(State(app): S, headers: HeaderMap, Form(f): Form<LoginForm>) -> R
     };
     if !same_secret(f.token.trim(), token) {
         eprintln!("login refused: wrong token");
+        // Slows guessing down; a real user hardly notices.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         return (
             StatusCode::UNAUTHORIZED,
             axum::response::Html(login_html(&next, Some("Wrong token."))),

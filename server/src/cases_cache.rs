@@ -6,7 +6,8 @@
 //! renaming — changes it) and the time and size of every file that can
 //! hold cases or their data (`*.json`, `*.csv`, `*.yaml`, `*.yml`), hidden
 //! folders, `node_modules` and `target` left out. Taking it is a `stat`
-//! per file, far cheaper than loading the cases.
+//! per file, far cheaper than loading the cases. The server loads the
+//! list once as it starts, so the first visitor does not wait for it.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -17,7 +18,12 @@ use crate::CaseEntry;
 
 /// The cached case list.
 #[derive(Default)]
-pub struct CasesCache(Mutex<Option<(u64, Arc<Vec<CaseEntry>>)>>);
+pub struct CasesCache {
+    cached: Mutex<Option<(u64, Arc<Vec<CaseEntry>>)>>,
+    /// Held while the list loads: requests that come meanwhile wait for
+    /// that load instead of starting their own.
+    loading: Mutex<()>,
+}
 
 const DATA: &[&str] = &["json", "csv", "yaml", "yml"];
 
@@ -74,13 +80,22 @@ impl CasesCache {
         load: impl FnOnce() -> Result<Vec<CaseEntry>, String>,
     ) -> Result<Arc<Vec<CaseEntry>>, String> {
         let key = fingerprint(root);
-        if let Some((k, list)) = &*self.0.lock().unwrap_or_else(|p| p.into_inner())
-            && *k == key
-        {
-            return Ok(list.clone());
+        let cached = |c: &Self| {
+            let guard = c.cached.lock().unwrap_or_else(|p| p.into_inner());
+            guard
+                .as_ref()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, l)| l.clone())
+        };
+        if let Some(list) = cached(self) {
+            return Ok(list);
+        }
+        let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = cached(self) {
+            return Ok(list);
         }
         let list = Arc::new(load()?);
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, list.clone()));
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, list.clone()));
         Ok(list)
     }
 }

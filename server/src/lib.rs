@@ -293,6 +293,14 @@ pub async fn serve(opts: Options, host: Arc<dyn Host>) -> Result<(), StartError>
     println!("listening on http://{local}");
     println!("project {}", app.root.display());
     workers::spawn_reaper(app.clone());
+    // Load the case list now: the first page then finds it ready.
+    let warm = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let host = warm.host.clone();
+        if let Err(e) = warm.cases_cache.get(&warm.root, || host.cases()) {
+            eprintln!("the case list: {e}");
+        }
+    });
     let stopping = app.hub.stopping();
     let served = axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(async move {

@@ -32,6 +32,50 @@ pub enum StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// Migration 3, the same for both backends but for the integer type
+/// (`$int`): history filters and stats (indexes, the newest status of
+/// each case in `case_last`), persisted workers.
+macro_rules! migration_3 {
+    ($int:literal) => {
+        concat!(
+            r#"ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'api';
+ALTER TABLE runs ADD COLUMN labels TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX runs_source ON runs (source, id);
+CREATE INDEX runs_worker ON runs (worker, status);
+CREATE INDEX case_results_run ON case_results (run_id);
+CREATE INDEX case_results_case ON case_results (file, name, run_id);
+CREATE TABLE case_last (
+    file TEXT NOT NULL,
+    name TEXT NOT NULL,
+    run_id "#,
+            $int,
+            r#" NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (file, name)
+);
+INSERT INTO case_last (file, name, run_id, status)
+SELECT c.file, c.name, c.run_id, c.status FROM case_results c
+JOIN (SELECT file, name, MAX(run_id) AS run_id FROM case_results GROUP BY file, name) l
+  ON c.file = l.file AND c.name = l.name AND c.run_id = l.run_id
+WHERE true
+ON CONFLICT (file, name) DO NOTHING;
+CREATE TABLE workers (
+    name TEXT PRIMARY KEY,
+    labels TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    run_id "#,
+            $int,
+            r#",
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+CREATE INDEX workers_last_seen ON workers (last_seen);
+"#
+        )
+    };
+}
+
 /// Migrations for SQLite, in order; the index + 1 is the version.
 const SQLITE_MIGRATIONS: &[&str] = &[
     r#"
@@ -71,39 +115,8 @@ CREATE INDEX case_results_file ON case_results (file, run_id);
     r#"
 ALTER TABLE runs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
 "#,
-    // 3: history filters and stats (indexes, the last status of each
-    // case), persisted workers.
-    r#"
-ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'api';
-ALTER TABLE runs ADD COLUMN labels TEXT NOT NULL DEFAULT '';
-CREATE INDEX runs_created ON runs (created_at);
-CREATE INDEX runs_source ON runs (source, id);
-CREATE INDEX runs_worker ON runs (worker, status);
-CREATE INDEX case_results_run ON case_results (run_id);
-CREATE INDEX case_results_case ON case_results (file, name, run_id);
-CREATE TABLE case_last (
-    file TEXT NOT NULL,
-    name TEXT NOT NULL,
-    run_id INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    PRIMARY KEY (file, name)
-);
-INSERT INTO case_last (file, name, run_id, status)
-SELECT c.file, c.name, c.run_id, c.status FROM case_results c
-JOIN (SELECT file, name, MAX(run_id) AS run_id FROM case_results GROUP BY file, name) l
-  ON c.file = l.file AND c.name = l.name AND c.run_id = l.run_id
-WHERE true
-ON CONFLICT (file, name) DO NOTHING;
-CREATE TABLE workers (
-    name TEXT PRIMARY KEY,
-    labels TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL,
-    run_id INTEGER,
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL
-);
-CREATE INDEX workers_last_seen ON workers (last_seen);
-"#,
+    // 3: see MIGRATION_3.
+    migration_3!("INTEGER"),
 ];
 
 /// Migrations for PostgreSQL, in order; the index + 1 is the version.
@@ -145,39 +158,8 @@ CREATE INDEX case_results_file ON case_results (file, run_id);
     r#"
 ALTER TABLE runs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
 "#,
-    // 3: history filters and stats (indexes, the last status of each
-    // case), persisted workers.
-    r#"
-ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'api';
-ALTER TABLE runs ADD COLUMN labels TEXT NOT NULL DEFAULT '';
-CREATE INDEX runs_created ON runs (created_at);
-CREATE INDEX runs_source ON runs (source, id);
-CREATE INDEX runs_worker ON runs (worker, status);
-CREATE INDEX case_results_run ON case_results (run_id);
-CREATE INDEX case_results_case ON case_results (file, name, run_id);
-CREATE TABLE case_last (
-    file TEXT NOT NULL,
-    name TEXT NOT NULL,
-    run_id BIGINT NOT NULL,
-    status TEXT NOT NULL,
-    PRIMARY KEY (file, name)
-);
-INSERT INTO case_last (file, name, run_id, status)
-SELECT c.file, c.name, c.run_id, c.status FROM case_results c
-JOIN (SELECT file, name, MAX(run_id) AS run_id FROM case_results GROUP BY file, name) l
-  ON c.file = l.file AND c.name = l.name AND c.run_id = l.run_id
-WHERE true
-ON CONFLICT (file, name) DO NOTHING;
-CREATE TABLE workers (
-    name TEXT PRIMARY KEY,
-    labels TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL,
-    run_id BIGINT,
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL
-);
-CREATE INDEX workers_last_seen ON workers (last_seen);
-"#,
+    // 3: see MIGRATION_3.
+    migration_3!("BIGINT"),
 ];
 
 /// One stored run.

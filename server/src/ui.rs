@@ -580,28 +580,21 @@ async fn stats_page(State(app): S, Query(q): Query<StatsPageQuery>) -> Response 
 fn strip<'a>(results: impl Iterator<Item = (&'a str, Option<i64>)>) -> String {
     let mut out = String::from("<span class=\"strip\">");
     for (status, run) in results {
-        let title = match run {
-            Some(id) => format!("run #{id}: {status}"),
-            None => status.to_string(),
+        // A link to the run when known.
+        let (open, title, close) = match run {
+            Some(id) => (
+                format!("a href=\"/runs/{id}\""),
+                format!("run #{id}: {status}"),
+                "a",
+            ),
+            None => ("span".to_string(), status.to_string(), "span"),
         };
-        match run {
-            Some(id) => {
-                let _ = write!(
-                    out,
-                    "<a class=\"sq st-{0}\" href=\"/runs/{id}\" title=\"{1}\"></a>",
-                    esc(status),
-                    esc(&title)
-                );
-            }
-            None => {
-                let _ = write!(
-                    out,
-                    "<span class=\"sq st-{0}\" title=\"{1}\"></span>",
-                    esc(status),
-                    esc(&title)
-                );
-            }
-        }
+        let _ = write!(
+            out,
+            "<{open} class=\"sq st-{}\" title=\"{}\"></{close}>",
+            esc(status),
+            esc(&title)
+        );
     }
     out.push_str("</span>");
     out
