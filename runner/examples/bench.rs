@@ -25,6 +25,9 @@
 //!   amqp-tools started once per operation (`amqp-publish -b`, `amqp-get`),
 //!   and batched: `amqp-publish -l` publishing N lines, and `amqp-consume`
 //!   taking N messages (it starts a process for each message: `cat`).
+//! - `serve`: `atf serve` on a generated project of 2,000 cases with a
+//!   history of 10,000 runs: the time of each main page and API list,
+//!   against the goal of 200 ms (see `bench_support/serve.rs`).
 //!
 //! The per-process references are what a tester's shell script of the same
 //! steps costs; the batched ones are the client's floor (one start-up, one
@@ -52,6 +55,8 @@ use std::time::Instant;
 
 #[path = "bench_support/grpc.rs"]
 mod grpc;
+#[path = "bench_support/serve.rs"]
+mod serve;
 
 use axum::Router;
 use axum::routing::any;
@@ -592,6 +597,8 @@ fn main() {
             );
         }
         "load" => load::bench(&atf_bin(), conns, secs, repeat),
+        // Page times of `atf serve` (best of 5 unless --repeat says more).
+        "serve" => serve::bench(&atf_bin(), dir, repeat.max(5)),
         "grpc" => {
             let proto = dir.join("bench.proto");
             std::fs::write(&proto, grpc::PROTO).expect("write the proto");
