@@ -1015,10 +1015,12 @@ impl RunFilter {
             None => {}
         }
         if let Some(c) = given(&self.case) {
-            let n = param(Val::T(format!("%{}%", like_escape(&c))));
+            // Case-blind on both backends (SQLite's LIKE is, PostgreSQL's
+            // is not).
+            let n = param(Val::T(format!("%{}%", like_escape(&c.to_lowercase()))));
             conds.push(format!(
-                "(selection LIKE ${n} ESCAPE '\\' OR EXISTS (SELECT 1 FROM case_results c \
-                 WHERE c.run_id = runs.id AND c.file LIKE ${n} ESCAPE '\\'))"
+                "(LOWER(selection) LIKE ${n} ESCAPE '\\' OR EXISTS (SELECT 1 FROM case_results c \
+                 WHERE c.run_id = runs.id AND LOWER(c.file) LIKE ${n} ESCAPE '\\'))"
             ));
         }
         if let Some(l) = given(&self.label) {

@@ -606,13 +606,15 @@ pub fn trend_svg(durations: &[(i64, i64, &str)]) -> String {
     const W: f64 = 600.0;
     const H: f64 = 120.0;
     const PAD: f64 = 24.0;
+    // Room for the axis labels on the left.
+    const LEFT: f64 = 56.0;
     let max = durations.iter().map(|d| d.1).max().unwrap_or(0).max(1) as f64;
     let n = durations.len();
     let x = |i: usize| {
         if n <= 1 {
-            W / 2.0
+            (LEFT + W - PAD) / 2.0
         } else {
-            PAD + (W - 2.0 * PAD) * i as f64 / (n - 1) as f64
+            LEFT + (W - LEFT - PAD) * i as f64 / (n - 1) as f64
         }
     };
     let y = |ms: i64| H - PAD - (H - 2.0 * PAD) * (ms as f64 / max);
@@ -623,7 +625,7 @@ pub fn trend_svg(durations: &[(i64, i64, &str)]) -> String {
         .collect();
     let mut out = format!(
         "<svg class=\"trend\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" \
-         aria-label=\"duration trend\"><line x1=\"{PAD}\" y1=\"{b:.1}\" x2=\"{r:.1}\" y2=\"{b:.1}\" class=\"axis\"/>\
+         aria-label=\"duration trend\"><line x1=\"{LEFT}\" y1=\"{b:.1}\" x2=\"{r:.1}\" y2=\"{b:.1}\" class=\"axis\"/>\
          <text x=\"2\" y=\"{t:.1}\" class=\"lbl\">{max} ms</text><text x=\"2\" y=\"{b:.1}\" class=\"lbl\">0</text>\
          <polyline fill=\"none\" class=\"line\" points=\"{}\"/>",
         points.join(" "),

@@ -347,6 +347,7 @@ fn history_flow(db: &[&str]) {
     assert_eq!(list(&c, &s, "source=cli"), (vec![r4], 1));
     assert_eq!(list(&c, &s, "source=api"), (vec![r2, r1], 2));
     assert_eq!(list(&c, &s, "case=slow"), (vec![r3, r1], 2));
+    assert_eq!(list(&c, &s, "case=B%2FSlow"), (vec![r3, r1], 2));
     assert_eq!(list(&c, &s, "case=flip&status=passed"), (vec![r3, r1], 2));
     assert_eq!(list(&c, &s, "case=100%25"), (vec![], 0));
     assert_eq!(list(&c, &s, "label=net%3Didc-a"), (vec![r3], 1));
