@@ -217,6 +217,14 @@ async function phaseHistory(id) {
   await page.click("li.case:not([hidden]) a");
   await page.waitForSelector(`table.list a[href="/runs/${id}"]`);
   await noSecret("the history");
+  // Its results as a strip and a duration trend chart.
+  await page.waitForSelector(`.strip a.sq[href="/runs/${id}"]`, { state: "attached" });
+  await page.waitForSelector("svg.trend circle", { state: "attached" });
+  await page.$eval(".case-history", (e) => e.scrollIntoView());
+  await shot("history");
+  await gotoPath("/stats");
+  await page.waitForSelector("#slowest");
+  await shot("stats");
   return { id };
 }
 
@@ -226,6 +234,9 @@ async function phaseWorker(name) {
   await gotoPath("/runs");
   const row = await page.$eval(`a[href="/runs/${id}"]`, (a) => a.closest("tr").textContent);
   check(row.includes(`on worker ${name}`), `run ${id} says its worker: ${row}`);
+  await gotoPath("/workers");
+  await waitText(`tr[data-name="${name}"]`, "idle");
+  await shot("workers");
   return { id };
 }
 
@@ -253,6 +264,7 @@ async function phaseLogin() {
   // A page without a session: the login form, then back to the page.
   await gotoPath("/cases/api/ok.case.json");
   await page.waitForURL(/\/login\?next=/);
+  await shot("login");
   await page.fill("#token", "not-the-token");
   await page.click("#login button[type=submit]");
   await waitText("#login-error", "Wrong token");
