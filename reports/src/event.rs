@@ -208,6 +208,24 @@ impl ReportBuilder {
     /// Takes in the next event.
     pub fn apply(&mut self, event: &Event) {
         match event {
+            Event::StepFinished { step, report } => self.step(step, (**report).clone()),
+            Event::CaseFinished { case, report } => self.case_finished(*case, (**report).clone()),
+            other => self.apply_other(other),
+        }
+    }
+
+    /// Takes in the next event, keeping its reports without copying them
+    /// (the runner's own fold of its event stream).
+    pub fn apply_owned(&mut self, event: Event) {
+        match event {
+            Event::StepFinished { step, report } => self.step(&step, *report),
+            Event::CaseFinished { case, report } => self.case_finished(case, *report),
+            other => self.apply_other(&other),
+        }
+    }
+
+    fn apply_other(&mut self, event: &Event) {
+        match event {
             Event::RunStarted {
                 started_at,
                 env,
@@ -239,7 +257,6 @@ impl ReportBuilder {
                     c.status = Status::Error;
                 }
             }
-            Event::StepFinished { step, report } => self.step(step, report),
             Event::SuitePrepared { suite, status } => {
                 let s = self.suite(suite);
                 s.status = Some(*status);
@@ -265,35 +282,7 @@ impl ReportBuilder {
                     self.earlier.entry(i).or_default().push(phases);
                 }
             }
-            Event::CaseFinished { case, report } => {
-                let i = case + self.offset;
-                if let Some(Some(c)) = self.cases.get_mut(i) {
-                    let prepare = std::mem::take(&mut c.prepare);
-                    let steps = std::mem::take(&mut c.steps);
-                    let cleanup = std::mem::take(&mut c.cleanup);
-                    *c = (**report).clone();
-                    c.prepare = prepare;
-                    c.steps = steps;
-                    // Parallel step sets interleave; the report lists them set by set.
-                    c.steps.sort_by_key(|s| s.set);
-                    c.cleanup = cleanup;
-                    // Retried cases: each attempt gets the steps it ran.
-                    let earlier = self.earlier.remove(&i).unwrap_or_default();
-                    let n = c.attempts.len();
-                    for (k, [p, s, cl]) in earlier.into_iter().enumerate() {
-                        if let Some(a) = c.attempts.get_mut(k) {
-                            a.prepare = p;
-                            a.steps = s;
-                            a.cleanup = cl;
-                        }
-                    }
-                    if let Some(last) = n.checked_sub(1).and_then(|k| c.attempts.get_mut(k)) {
-                        last.prepare = c.prepare.clone();
-                        last.steps = c.steps.clone();
-                        last.cleanup = c.cleanup.clone();
-                    }
-                }
-            }
+            Event::StepFinished { .. } | Event::CaseFinished { .. } => {}
             Event::RunFinished {
                 summary,
                 interrupted,
@@ -306,6 +295,36 @@ impl ReportBuilder {
         }
     }
 
+    fn case_finished(&mut self, case: usize, report: CaseReport) {
+        let i = case + self.offset;
+        if let Some(Some(c)) = self.cases.get_mut(i) {
+            let prepare = std::mem::take(&mut c.prepare);
+            let steps = std::mem::take(&mut c.steps);
+            let cleanup = std::mem::take(&mut c.cleanup);
+            *c = report;
+            c.prepare = prepare;
+            c.steps = steps;
+            // Parallel step sets interleave; the report lists them set by set.
+            c.steps.sort_by_key(|s| s.set);
+            c.cleanup = cleanup;
+            // Retried cases: each attempt gets the steps it ran.
+            let earlier = self.earlier.remove(&i).unwrap_or_default();
+            let n = c.attempts.len();
+            for (k, [p, s, cl]) in earlier.into_iter().enumerate() {
+                if let Some(a) = c.attempts.get_mut(k) {
+                    a.prepare = p;
+                    a.steps = s;
+                    a.cleanup = cl;
+                }
+            }
+            if let Some(last) = n.checked_sub(1).and_then(|k| c.attempts.get_mut(k)) {
+                last.prepare = c.prepare.clone();
+                last.steps = c.steps.clone();
+                last.cleanup = c.cleanup.clone();
+            }
+        }
+    }
+
     fn suite(&mut self, file: &str) -> &mut SuiteReport {
         self.suites
             .entry(file.to_string())
@@ -315,8 +334,7 @@ impl ReportBuilder {
             })
     }
 
-    fn step(&mut self, at: &StepRef, report: &StepReport) {
-        let step = report.clone();
+    fn step(&mut self, at: &StepRef, step: StepReport) {
         match (at.case, &at.suite) {
             (Some(i), _) => {
                 if let Some(Some(c)) = self.cases.get_mut(i + self.offset) {

@@ -32,6 +32,11 @@ pub fn write(path: &Path, report: &RunReport) -> std::io::Result<()> {
 /// The HTML page of `report`.
 pub fn render(report: &RunReport) -> std::io::Result<String> {
     let json = serde_json::to_string(report).map_err(std::io::Error::other)?;
+    Ok(page_of(&json))
+}
+
+/// The HTML page of a report already serialized (compact JSON).
+pub(crate) fn page_of(json: &str) -> String {
     let script_hash =
         base64::engine::general_purpose::STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()));
 
@@ -55,11 +60,11 @@ pub fn render(report: &RunReport) -> std::io::Result<String> {
          data.</p></noscript>\n<div id=\"app\"></div>\n\
          <script type=\"application/json\" id=\"data\">",
     );
-    push_json_for_script(&mut page, &json);
+    push_json_for_script(&mut page, json);
     page.push_str("</script>\n<script>");
     page.push_str(SCRIPT);
     page.push_str("</script>\n</body>\n</html>\n");
-    Ok(page)
+    page
 }
 
 /// Appends `json` so that it can sit inside a `<script>` element: every

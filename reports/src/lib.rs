@@ -33,6 +33,10 @@ pub trait Reporter {
     /// Called once at the end with the run's report: the fold of every
     /// event (see [`ReportBuilder`]), secrets masked.
     fn on_report(&mut self, _report: &RunReport) {}
+
+    /// Called when no event is waiting, before the reporting thread waits
+    /// for the next one: the moment to flush what was buffered.
+    fn idle(&mut self) {}
 }
 
 /// Writes every file report of a finished run into `dir`: `report.json`,
@@ -41,10 +45,16 @@ pub trait Reporter {
 /// sees the whole previous file or the whole new one, never half of one.
 pub fn write_all(dir: &Path, report: &RunReport) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
-    write_atomic(&dir.join("report.json"), &json)?;
+    // Serialized once (compact: `jq .` shows it indented), for the file and
+    // for the page, which embeds the same document.
+    let mut json = serde_json::to_string(report).map_err(std::io::Error::other)?;
+    json.push('\n');
+    write_atomic(&dir.join("report.json"), json.as_bytes())?;
     write_atomic(&dir.join("junit.xml"), junit::render(report).as_bytes())?;
-    write_atomic(&dir.join("index.html"), html::render(report)?.as_bytes())?;
+    write_atomic(
+        &dir.join("index.html"),
+        html::page_of(json.trim_end()).as_bytes(),
+    )?;
     Ok(())
 }
 

@@ -390,22 +390,17 @@ pub fn run_phases(
     *partial_slot()
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = Some(cfg.report_dir.clone());
-    let mut masking = MaskingReporters {
-        masker: &started.masker,
-        inner: reporters,
-    };
     let mut report = if phases.len() == 1 && phases[0].0.is_none() {
         let runs = phases.into_iter().flat_map(|(_, runs)| runs).collect();
-        crate::exec::execute(
-            started.shared.clone(),
-            events_rx,
-            runs,
-            &opts,
-            &mut [&mut masking],
-        )
+        // `execute` masks each event and the final report itself.
+        crate::exec::execute(started.shared.clone(), events_rx, runs, &opts, reporters)
     } else {
         drop(events_rx);
-        crate::matrix::run_cells(
+        let mut masking = MaskingReporters {
+            masker: &started.masker,
+            inner: reporters,
+        };
+        let mut report = crate::matrix::run_cells(
             phases,
             &opts,
             cfg.fail_fast,
@@ -414,11 +409,12 @@ pub fn run_phases(
                 let (tx, rx) = crate::exec::event_channel();
                 crate::exec::execute(shared_for(cell, tx), rx, runs, &opts, &mut [r])
             },
-        )
+        );
+        // Secrets learnt in a later cell are masked in the earlier cells too
+        // before the file reports are written.
+        started.masker.report(&mut report);
+        report
     };
-    // Secrets learnt late (a token first used by a later case) are masked in
-    // every earlier case too before the file reports are written.
-    mask_report(&started.masker, &mut report);
     report.interrupted |= started.cancel.is_cancelled();
     started.stop();
     Ok(Outcome {
@@ -428,7 +424,9 @@ pub fn run_phases(
     })
 }
 
-/// Masks secrets learnt so far in every case before reporters see it.
+/// Hands the reporters of a matrix run its events (each cell's `execute`
+/// masked them) and the run's whole report, masked again for secrets learnt
+/// in later cells.
 struct MaskingReporters<'a, 'b> {
     masker: &'a Masker,
     inner: &'a mut [&'b mut dyn Reporter],
@@ -436,55 +434,20 @@ struct MaskingReporters<'a, 'b> {
 
 impl Reporter for MaskingReporters<'_, '_> {
     fn on_event(&mut self, event: &Event) {
-        let masked;
-        let event = match event {
-            Event::StepFinished { step, report } => {
-                let mut r = (**report).clone();
-                self.masker.step(&mut r);
-                masked = Event::StepFinished {
-                    step: step.clone(),
-                    report: Box::new(r),
-                };
-                &masked
-            }
-            Event::CaseFinished { case, report } => {
-                let mut c = (**report).clone();
-                self.masker.case(&mut c);
-                masked = Event::CaseFinished {
-                    case: *case,
-                    report: Box::new(c),
-                };
-                &masked
-            }
-            Event::StepRetrying {
-                step,
-                attempt,
-                reason,
-            } => {
-                masked = Event::StepRetrying {
-                    step: step.clone(),
-                    attempt: *attempt,
-                    reason: self.masker.text(reason),
-                };
-                &masked
-            }
-            Event::Notice { level, message } => {
-                masked = Event::Notice {
-                    level: *level,
-                    message: self.masker.text(message),
-                };
-                &masked
-            }
-            other => other,
-        };
         for r in self.inner.iter_mut() {
             r.on_event(event);
         }
     }
 
+    fn idle(&mut self) {
+        for r in self.inner.iter_mut() {
+            r.idle();
+        }
+    }
+
     fn on_report(&mut self, report: &RunReport) {
         let mut rep = report.clone();
-        mask_report(self.masker, &mut rep);
+        self.masker.report(&mut rep);
         for r in self.inner.iter_mut() {
             r.on_report(&rep);
         }
@@ -527,15 +490,4 @@ fn scan_inputs(runs: &[CaseRun]) -> Vec<crate::secret::ScanInput<'_>> {
         inputs.push(crate::secret::ScanInput { vars, args });
     }
     inputs
-}
-
-fn mask_report(masker: &Masker, report: &mut RunReport) {
-    for c in &mut report.cases {
-        masker.case(c);
-    }
-    for s in &mut report.suites {
-        for step in s.prepare.iter_mut().chain(s.cleanup.iter_mut()) {
-            masker.step(step);
-        }
-    }
 }

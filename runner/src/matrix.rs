@@ -407,6 +407,10 @@ impl Reporter for CellReporter<'_> {
             other => self.inner.on_event(other),
         }
     }
+
+    fn idle(&mut self) {
+        self.inner.idle();
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use atf_reports::{CaseReport, StepReport};
+use atf_reports::{CaseReport, Event, RunReport, StepReport};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -270,6 +270,30 @@ impl Masker {
     pub fn value(&self, v: &mut Value) {
         let state = self.read();
         mask_value(&state, v);
+    }
+
+    /// Masks what an event carries (step and case reports, retry reasons,
+    /// notices) in place, before any reporter sees it.
+    pub fn event(&self, event: &mut Event) {
+        match event {
+            Event::StepFinished { report, .. } => self.step(report),
+            Event::CaseFinished { report, .. } => self.case(report),
+            Event::StepRetrying { reason, .. } => *reason = self.text(reason),
+            Event::Notice { message, .. } => *message = self.text(message),
+            _ => {}
+        }
+    }
+
+    /// Masks every case and suite step of a run report in place.
+    pub fn report(&self, report: &mut RunReport) {
+        for c in &mut report.cases {
+            self.case(c);
+        }
+        for s in &mut report.suites {
+            for step in s.prepare.iter_mut().chain(s.cleanup.iter_mut()) {
+                self.step(step);
+            }
+        }
     }
 
     /// Masks a case report in place.

@@ -306,12 +306,18 @@ pub fn execute(
     });
     let failed = Arc::new(AtomicBool::new(false));
     let mut builder = ReportBuilder::new();
-    let mut deliver = |event: Event, builder: &mut ReportBuilder| {
-        builder.apply(&event);
-        for r in reporters.iter_mut() {
-            r.on_event(&event);
-        }
-    };
+    // Secrets are masked once, in place, before any reporter or the
+    // report sees the event; the builder then keeps the reports it carries
+    // without copying them.
+    let masker = shared.masker.clone();
+    let deliver =
+        |mut event: Event, builder: &mut ReportBuilder, reporters: &mut [&mut dyn Reporter]| {
+            masker.event(&mut event);
+            for r in reporters.iter_mut() {
+                r.on_event(&event);
+            }
+            builder.apply_owned(event);
+        };
     deliver(
         Event::RunStarted {
             started_at: chrono::Local::now().to_rfc3339(),
@@ -328,6 +334,7 @@ pub fn execute(
                 .collect(),
         },
         &mut builder,
+        reporters,
     );
 
     let jobs = opts.jobs.max(1);
@@ -376,8 +383,20 @@ pub fn execute(
             done.done();
         })
     };
-    while let Ok(Some(event)) = events.0.recv() {
-        deliver(event, &mut builder);
+    loop {
+        let next = match events.0.try_recv() {
+            Ok(next) => next,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                // Nothing waiting: reporters flush before this thread sleeps.
+                for r in reporters.iter_mut() {
+                    r.idle();
+                }
+                events.0.recv().unwrap_or(None)
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => None,
+        };
+        let Some(event) = next else { break };
+        deliver(event, &mut builder, reporters);
     }
     let _ = worker.join();
     let duration_ms = started.elapsed().as_millis() as u64;
@@ -387,8 +406,12 @@ pub fn execute(
             interrupted: shared.cancel.is_cancelled(),
         },
         &mut builder,
+        reporters,
     );
-    let report = builder.finish();
+    let mut report = builder.finish();
+    // Secrets learnt late (a token first used by a later case) are masked
+    // in every earlier case too.
+    shared.masker.report(&mut report);
     for r in reporters.iter_mut() {
         r.on_report(&report);
     }
