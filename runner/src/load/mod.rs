@@ -101,84 +101,105 @@ pub fn load_with(
     unsaved: Option<(&Path, &str)>,
 ) -> Vec<CaseRun> {
     let unsaved = unsaved.map(|(p, t)| (std::path::absolute(p).unwrap_or_else(|_| p.into()), t));
+    // First, in order and once per folder: each case's chain of suites.
     let mut suites: HashMap<PathBuf, Result<Arc<Suite>, Vec<Diagnostic>>> = HashMap::new();
-    let mut runs = Vec::new();
-    for file in files {
-        let abs = std::path::absolute(file).unwrap_or_else(|_| file.clone());
-        let shown = display_path(&abs);
-        let shown_str = shown.to_string_lossy().to_string();
-        let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
-        let boundary = boundaries
-            .iter()
-            .filter(|b| abs.starts_with(b))
-            .min_by_key(|b| b.components().count())
-            .cloned()
-            .unwrap_or_else(|| dir.clone());
-        // Suites from the boundary down to the case's folder.
-        let mut chain = Vec::new();
-        let mut suite_errors = Vec::new();
-        let mut d = dir.clone();
-        let mut dirs = vec![d.clone()];
-        while d != boundary && d.pop() && d.starts_with(&boundary) {
-            dirs.push(d.clone());
+    let prepared: Vec<(PathBuf, Vec<Arc<Suite>>, Vec<Diagnostic>)> = files
+        .iter()
+        .map(|file| {
+            let abs = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+            let boundary = boundaries
+                .iter()
+                .filter(|b| abs.starts_with(b))
+                .min_by_key(|b| b.components().count())
+                .cloned()
+                .unwrap_or_else(|| dir.clone());
+            // Suites from the boundary down to the case's folder.
+            let mut chain = Vec::new();
+            let mut suite_errors = Vec::new();
+            let mut d = dir.clone();
+            let mut dirs = vec![d.clone()];
+            while d != boundary && d.pop() && d.starts_with(&boundary) {
+                dirs.push(d.clone());
+            }
+            dirs.reverse();
+            for sdir in dirs {
+                let sfile = sdir.join("suite.json");
+                if !sfile.is_file() {
+                    continue;
+                }
+                let entry = suites
+                    .entry(sfile.clone())
+                    .or_insert_with(|| load_suite(&sfile, &sdir, catalog));
+                match entry {
+                    Ok(s) => chain.push(s.clone()),
+                    Err(diags) => suite_errors.extend(diags.iter().cloned()),
+                }
+            }
+            (abs, chain, suite_errors)
+        })
+        .collect();
+    // Then the case files themselves, on all cores (reading, parsing and
+    // compiling one file needs nothing of another); runs keep file order.
+    use rayon::prelude::*;
+    let per_file: Vec<Vec<CaseRun>> = prepared
+        .into_par_iter()
+        .map(|(abs, chain, suite_errors)| {
+            let text = unsaved.as_ref().filter(|(p, _)| *p == abs).map(|(_, t)| *t);
+            load_case_file(&abs, chain, suite_errors, text, catalog)
+        })
+        .collect();
+    per_file.into_iter().flatten().collect()
+}
+
+/// One case file's runs (a broken case is one run that reports its errors).
+fn load_case_file(
+    abs: &Path,
+    chain: Vec<Arc<Suite>>,
+    suite_errors: Vec<Diagnostic>,
+    unsaved: Option<&str>,
+    catalog: &Catalog,
+) -> Vec<CaseRun> {
+    let shown = display_path(abs);
+    let shown_str = shown.to_string_lossy().to_string();
+    let broken = |errors: Vec<Diagnostic>, tags: Vec<String>| CaseRun {
+        case: Err(Arc::new(BrokenCase {
+            file: shown_str.clone(),
+            tags,
+            errors,
+        })),
+        name: abs
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .trim_end_matches(".case.json")
+                    .to_string()
+            })
+            .unwrap_or_default(),
+        row: None,
+    };
+    let fields::JsonFile {
+        text, value, pos, ..
+    } = match unsaved.map_or_else(
+        || fields::read(abs, "the case file"),
+        |t| fields::parse(abs, t.to_string()),
+    ) {
+        Ok(f) => f,
+        Err(d) => return vec![broken(vec![d], Vec::new())],
+    };
+    let mut src = Src::new(&shown, &text, pos);
+    let case = case::case(&mut src, &value, abs, &shown_str, catalog, chain);
+    let mut errors = suite_errors;
+    errors.extend(src.diags);
+    match case {
+        Some(c) if errors.is_empty() => expand(Arc::new(c)),
+        Some(c) => {
+            let mut run = broken(errors, c.tags.clone());
+            run.name = c.name.clone();
+            vec![run]
         }
-        dirs.reverse();
-        for sdir in dirs {
-            let sfile = sdir.join("suite.json");
-            if !sfile.is_file() {
-                continue;
-            }
-            let entry = suites
-                .entry(sfile.clone())
-                .or_insert_with(|| load_suite(&sfile, &sdir, catalog));
-            match entry {
-                Ok(s) => chain.push(s.clone()),
-                Err(diags) => suite_errors.extend(diags.iter().cloned()),
-            }
-        }
-        let broken = |errors: Vec<Diagnostic>, tags: Vec<String>| CaseRun {
-            case: Err(Arc::new(BrokenCase {
-                file: shown_str.clone(),
-                tags,
-                errors,
-            })),
-            name: abs
-                .file_name()
-                .map(|n| {
-                    n.to_string_lossy()
-                        .trim_end_matches(".case.json")
-                        .to_string()
-                })
-                .unwrap_or_default(),
-            row: None,
-        };
-        let fields::JsonFile {
-            text, value, pos, ..
-        } = match unsaved.as_ref().filter(|(p, _)| *p == abs).map_or_else(
-            || fields::read(&abs, "the case file"),
-            |(_, t)| fields::parse(&abs, t.to_string()),
-        ) {
-            Ok(f) => f,
-            Err(d) => {
-                runs.push(broken(vec![d], Vec::new()));
-                continue;
-            }
-        };
-        let mut src = Src::new(&shown, &text, pos);
-        let case = case::case(&mut src, &value, &abs, &shown_str, catalog, chain);
-        let mut errors = suite_errors;
-        errors.extend(src.diags);
-        match case {
-            Some(c) if errors.is_empty() => runs.extend(expand(Arc::new(c))),
-            Some(c) => {
-                let mut run = broken(errors, c.tags.clone());
-                run.name = c.name.clone();
-                runs.push(run);
-            }
-            None => runs.push(broken(errors, Vec::new())),
-        }
+        None => vec![broken(errors, Vec::new())],
     }
-    runs
 }
 
 fn load_suite(path: &Path, dir: &Path, catalog: &Catalog) -> Result<Arc<Suite>, Vec<Diagnostic>> {
