@@ -91,7 +91,7 @@ pub struct SaveCode {
 #[derive(Debug)]
 pub enum Extract {
     /// The first capture group (the whole match without groups).
-    Regex(regex::Regex),
+    Regex(std::sync::Arc<regex::Regex>),
     /// What an XPath selects in an XML or HTML text.
     Xpath(atf_expect::xpath::XPath),
 }

@@ -21,6 +21,7 @@ mod logic;
 mod markup;
 mod membership;
 mod regex;
+pub use regex::shared as shared_regex;
 mod shape;
 
 use serde_json::Value;

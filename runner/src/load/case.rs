@@ -576,7 +576,7 @@ fn extraction<'v>(
     let extract = match (x.contains_key("regex"), x.contains_key("xpath")) {
         (true, false) => {
             let source = text("regex", src)?;
-            match regex::Regex::new(&source) {
+            match atf_expect::matchers::shared_regex(&source) {
                 Ok(r) => Extract::Regex(r),
                 Err(e) => {
                     let why = e.to_string();
