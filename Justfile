@@ -30,7 +30,7 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Measure the runner's own cost (MODE: http, check, redis, mysql, pg, amqp, grpc, plugin, serve): cases/s and CPU per case;
+# Measure the runner's own cost (MODE: http, check, retry, redis, mysql, pg, amqp, grpc, plugin, serve): cases/s and CPU per case;
 # `just bench load`: atf load next to wrk and Locust against a local nginx.
 bench *ARGS:
     scripts/ensure-tools.sh

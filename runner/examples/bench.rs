@@ -9,6 +9,10 @@
 //!   against an in-process axum server of this benchmark;
 //! - `check`: `atf check` on 10,000 generated cases (`--cases N`): CPU and
 //!   peak RSS of loading and checking, nothing run;
+//! - `retry`: one `ctx.set` step retried 20,000 times (`--cases N` sets the
+//!   attempts), its args, expectations (a `$regex` among them) and vars
+//!   full of placeholders and never met: CPU per attempt, which is all
+//!   rendering and checking once nothing is parsed after the first attempt;
 //! - `load`: `atf load` against nginx next to wrk and Locust at the same
 //!   connection count (see `load/mod.rs`; `--conns N`, `--secs N`);
 //! - `grpc`: 2 `grpc.call` steps per case against an in-process tonic
@@ -472,6 +476,41 @@ fn main() {
             );
             compare_hurl(dir, &url, n, jobs, repeat);
         }
+        "retry" => {
+            let attempts = if args.iter().any(|a| a == "--cases") {
+                n
+            } else {
+                20_000
+            };
+            write_cases(dir, 1, json!({}), |_| {
+                json!({
+                    "name": "retried",
+                    "vars": {"n": 7, "want": "ORD-${n}"},
+                    "steps": [
+                        {"keyword": "ctx.set", "args": {"id": "ORD-6", "items": [{"sku": "A-${n}"}]},
+                         "retry": {"times": attempts, "interval": "0ms"},
+                         "expect": {"$.id": "${want}", "$.items[0].sku": {"$regex": "^A-${n}$"}},
+                         "save": {"got": "$.id"}}
+                    ]
+                })
+            });
+            // The step never holds, so the run fails: measured as is.
+            let m = best_of(repeat, || {
+                let mut cmd = Command::new(atf_bin());
+                cmd.current_dir(dir)
+                    .args(["run", "cases", "--report-dir"])
+                    .arg(dir.join("report"))
+                    .env("CI", "1");
+                measure(cmd)
+            });
+            assert!(!m.ok, "the retried step was meant to fail on every attempt");
+            println!(
+                "one step, {attempts} attempts: {:.3} s wall, {:.1} ms CPU, {:.2} µs CPU per attempt",
+                m.wall_s,
+                m.cpu_ms,
+                m.cpu_ms * 1000.0 / attempts as f64
+            );
+        }
         "check" => {
             // `atf check` on N generated cases (default 10,000): loading,
             // compiling and checking every placeholder, nothing run.
@@ -815,7 +854,9 @@ fn main() {
             );
         }
         other => {
-            panic!("unknown mode {other}: use http, redis, mysql, pg, amqp, grpc, plugin or load")
+            panic!(
+                "unknown mode {other}: use http, check, retry, redis, mysql, pg, amqp, grpc, plugin or load"
+            )
         }
     }
 }
