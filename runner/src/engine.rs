@@ -396,23 +396,22 @@ pub fn run_phases(
         crate::exec::execute(started.shared.clone(), events_rx, runs, &opts, reporters)
     } else {
         drop(events_rx);
-        let mut masking = MaskingReporters {
-            masker: &started.masker,
-            inner: reporters,
-        };
         let mut report = crate::matrix::run_cells(
             phases,
             &opts,
             cfg.fail_fast,
-            &mut masking,
+            &mut Fanout(&mut *reporters),
             |cell, runs, r| {
                 let (tx, rx) = crate::exec::event_channel();
                 crate::exec::execute(shared_for(cell, tx), rx, runs, &opts, &mut [r])
             },
         );
         // Secrets learnt in a later cell are masked in the earlier cells too
-        // before the file reports are written.
+        // before the reporters and the file reports see the whole run.
         started.masker.report(&mut report);
+        for r in reporters.iter_mut() {
+            r.on_report(&report);
+        }
         report
     };
     report.interrupted |= started.cancel.is_cancelled();
@@ -424,32 +423,20 @@ pub fn run_phases(
     })
 }
 
-/// Hands the reporters of a matrix run its events (each cell's `execute`
-/// masked them) and the run's whole report, masked again for secrets learnt
-/// in later cells.
-struct MaskingReporters<'a, 'b> {
-    masker: &'a Masker,
-    inner: &'a mut [&'b mut dyn Reporter],
-}
+/// The reporters of a matrix run as one: each cell's `execute` masked its
+/// events already.
+struct Fanout<'a, 'b>(&'a mut [&'b mut dyn Reporter]);
 
-impl Reporter for MaskingReporters<'_, '_> {
+impl Reporter for Fanout<'_, '_> {
     fn on_event(&mut self, event: &Event) {
-        for r in self.inner.iter_mut() {
+        for r in self.0.iter_mut() {
             r.on_event(event);
         }
     }
 
     fn idle(&mut self) {
-        for r in self.inner.iter_mut() {
+        for r in self.0.iter_mut() {
             r.idle();
-        }
-    }
-
-    fn on_report(&mut self, report: &RunReport) {
-        let mut rep = report.clone();
-        self.masker.report(&mut rep);
-        for r in self.inner.iter_mut() {
-            r.on_report(&rep);
         }
     }
 }

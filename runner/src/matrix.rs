@@ -289,8 +289,9 @@ pub fn expand(cells: &[Cell], runs: Vec<CaseRun>) -> Vec<(Option<Cell>, Vec<Case
 /// Runs each cell's case runs with `run` (one whole execution per cell,
 /// one cell after another) and reports them to `reporter` as one run: one
 /// `Started` with every run counted, each case and suite marked with its
-/// cell, one `Finished` with the combined report. With `fail_fast`, the
-/// cells after one with a failure do not start.
+/// cell, one `Finished` with the combined report, which it returns (the
+/// caller masks it and hands it to the reporters' `on_report`). With
+/// `fail_fast`, the cells after one with a failure do not start.
 pub fn run_cells(
     phases: Vec<(Option<Cell>, Vec<CaseRun>)>,
     opts: &crate::exec::ExecOptions,
@@ -378,7 +379,6 @@ pub fn run_cells(
         summary: report.summary.clone(),
         interrupted: report.interrupted,
     });
-    reporter.on_report(&report);
     report
 }
 
