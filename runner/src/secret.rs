@@ -838,6 +838,15 @@ mod tests {
         }
     }
 
+    /// The members of a JSON object, as `ScanInput::vars` takes them.
+    fn pairs(vars: &Value) -> Vec<(&str, &Value)> {
+        vars.as_object()
+            .expect("an object")
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect()
+    }
+
     #[test]
     fn prescan_finds_literal_and_var_made_headers() {
         let m = Masker::new();
@@ -846,16 +855,10 @@ mod tests {
         let args_b = json!({"headers": {"Authorization": "Bearer literal-token-7"}});
         let args_c = json!({"headers": {"Authorization": "Bearer ${sha256(now())}"}});
         let headers = ["headers".to_string()];
-        let var_list: Vec<(&str, &Value)> = vars
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.as_str(), v))
-            .collect();
         prescan(
             &m,
             &[ScanInput {
-                vars: var_list,
+                vars: pairs(&vars),
                 args: vec![
                     (&args_a, &headers),
                     (&args_b, &headers),
@@ -880,16 +883,10 @@ mod tests {
             "X-${tenant}": "not-a-secret-2"
         }});
         let headers = ["headers".to_string()];
-        let var_list: Vec<(&str, &Value)> = vars
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.as_str(), v))
-            .collect();
         prescan(
             &m,
             &[ScanInput {
-                vars: var_list,
+                vars: pairs(&vars),
                 args: vec![(&args, &headers)],
             }],
             &[],

@@ -599,22 +599,18 @@ fn header_names_may_hold_placeholders_and_check_knows_them() {
     assert!(events.contains("about to send ***"), "{events}");
 
     let q = Project::new();
-    q.file("b.case.json", json!({
-        "name": "b",
-        "steps": [ {"keyword": "http.request", "args": {"url": "http://127.0.0.1:9/x", "headers": {"X-${nope}": "1"}}} ]
-    }));
-    let out = q.atf(&["check"]);
-    assert_ne!(out.code, 0, "{out:?}");
+    let out = check_refuses(
+        &q,
+        json!({"url": "http://127.0.0.1:9/x", "headers": {"X-${nope}": "1"}}),
+    );
     assert!(
         out.stdout.contains("nope") || out.stderr.contains("nope"),
         "{out:?}"
     );
-    q.file("b.case.json", json!({
-        "name": "b",
-        "steps": [ {"keyword": "http.request", "args": {"url": "http://127.0.0.1:9/x", "headers": {"X-${": "1"}}} ]
-    }));
-    let out = q.atf(&["check"]);
-    assert_ne!(out.code, 0, "{out:?}");
+    let out = check_refuses(
+        &q,
+        json!({"url": "http://127.0.0.1:9/x", "headers": {"X-${": "1"}}),
+    );
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(
         text.contains("header name") && text.contains("b.case.json:"),
@@ -660,12 +656,10 @@ fn step_headers_replace_the_resources_by_default_or_go_after_them() {
     );
 
     let q = Project::new();
-    q.file("b.case.json", json!({
-        "name": "b",
-        "steps": [ {"keyword": "http.request", "args": {"url": "http://127.0.0.1:9/x", "header_mode": "prepend"}} ]
-    }));
-    let out = q.atf(&["check"]);
-    assert_ne!(out.code, 0, "{out:?}");
+    let out = check_refuses(
+        &q,
+        json!({"url": "http://127.0.0.1:9/x", "header_mode": "prepend"}),
+    );
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(
         text.contains("prepend") && text.contains("b.case.json:"),
@@ -739,13 +733,10 @@ fn a_suite_cookie_jar_is_shared_by_its_cases_only_when_asked() {
         );
     }
 
-    let q = Project::new();
-    q.file("b.case.json", json!({
-        "name": "b",
-        "steps": [ {"keyword": "http.request", "args": {"url": "http://127.0.0.1:9/x", "cookie_jar": "run"}} ]
-    }));
-    let out = q.atf(&["check"]);
-    assert_ne!(out.code, 0, "{out:?}");
+    check_refuses(
+        &Project::new(),
+        json!({"url": "http://127.0.0.1:9/x", "cookie_jar": "run"}),
+    );
 }
 
 #[test]
@@ -869,4 +860,16 @@ fn connect_timeout_fails_a_connection_that_never_completes_and_points_at_the_ste
     );
     // The connection timed out, not the step: the error points at the keyword.
     assert_eq!(step["location"]["line"], 4, "{step:#}");
+}
+
+/// `atf check` of a case `b` whose one step is `http.request` with `args`,
+/// in `q`: it must refuse it; what it printed.
+fn check_refuses(q: &Project, args: serde_json::Value) -> crate::util::Output {
+    q.file(
+        "b.case.json",
+        json!({"name": "b", "steps": [ {"keyword": "http.request", "args": args} ]}),
+    );
+    let out = q.atf(&["check"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    out
 }
