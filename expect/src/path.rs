@@ -79,6 +79,19 @@ impl JsonPath {
         matches!(self.plan, Plan::List(_))
     }
 
+    /// The top-level member it starts with (`status` of `$.status` or
+    /// `$.headers.etag` alike); `None` when it reads the whole document or
+    /// starts with anything else (an index, a wildcard, a descent).
+    pub fn root_member(&self) -> Option<&str> {
+        match &self.plan {
+            Plan::Plain(steps) => match steps.first() {
+                Some(Step::Name(n)) => Some(n),
+                _ => None,
+            },
+            Plan::List(_) => None,
+        }
+    }
+
     /// What it points at in `root`.
     pub fn select<'a>(&self, root: &'a Value) -> Result<Selection<'a>, String> {
         match &self.plan {
@@ -457,6 +470,18 @@ mod tests {
         assert_eq!(one("$.body.data.nil"), Value::Null);
         assert!(!JsonPath::parse("$.body.data.tags[2]").unwrap().is_list());
         assert!(JsonPath::parse("$.body.data.tags[*]").unwrap().is_list());
+    }
+
+    #[test]
+    fn root_members() {
+        let root = |p: &str| JsonPath::parse(p).unwrap().root_member().map(str::to_owned);
+        assert_eq!(root("$.status").as_deref(), Some("status"));
+        assert_eq!(root("$.headers.content-type").as_deref(), Some("headers"));
+        assert_eq!(root("$['body'].id").as_deref(), Some("body"));
+        assert_eq!(root("body.items[1].n").as_deref(), Some("body"));
+        assert_eq!(root("$"), None);
+        assert_eq!(root("$..id"), None);
+        assert_eq!(root("$[*]"), None);
     }
 
     #[test]

@@ -271,12 +271,15 @@ impl Started {
 /// Starts the machinery of a run of `cfg` over `runs`: the file and size
 /// policy, the environment's vars and resources, every secret the case
 /// files show, the runtime and keywords; the first Ctrl-C cancels the run.
-/// Events go to `events` ([`crate::exec::EventTx::off`] for none).
+/// Events go to `events` ([`crate::exec::EventTx::off`] for none); with
+/// `lean_results` keywords may leave out result fields that no expectation
+/// or save reads ([`Shared::lean_results`]).
 pub(crate) fn start(
     cfg: &RunConfig,
     plugins: &PluginHost,
     runs: &[CaseRun],
     events: crate::exec::EventTx,
+    lean_results: bool,
 ) -> Result<Started, String> {
     let roots = cfg.file_roots();
     crate::resolve::set_policy(crate::resolve::Policy {
@@ -327,6 +330,7 @@ pub(crate) fn start(
         cancel: cancel.clone(),
         fail_fast: cfg.fail_fast,
         events,
+        lean_results,
     });
     Ok(Started {
         runtime,
@@ -358,7 +362,7 @@ pub fn run_phases(
 ) -> Result<Outcome, String> {
     let all: Vec<CaseRun> = phases.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
     let (events, events_rx) = crate::exec::event_channel();
-    let started = start(cfg, plugins, &all, events)?;
+    let started = start(cfg, plugins, &all, events, false)?;
     drop(all);
     // A cell's own shared state: its values as variables, its own global
     // context, its own event channel.
@@ -379,6 +383,7 @@ pub fn run_phases(
             cancel: base.cancel.clone(),
             fail_fast: base.fail_fast,
             events,
+            lean_results: base.lean_results,
         })
     };
     let opts = ExecOptions {

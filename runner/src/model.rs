@@ -60,6 +60,41 @@ pub struct StepCode {
     /// Header names with placeholders, by header argument: each name as
     /// written and compiled; renamed after the args are rendered.
     pub header_keys: Vec<(String, Vec<(String, Template)>)>,
+    /// The top-level fields of the result that its expectations and saves
+    /// read; `None` when that is not known (a path that starts at the root,
+    /// with a wildcard or a placeholder, or a keyword that saves its whole
+    /// result). See [`StepCode::reads`].
+    pub result_fields: Option<Vec<String>>,
+}
+
+impl StepCode {
+    /// Whether the step's expectations or saves read the result's field `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        self.result_fields
+            .as_ref()
+            .is_none_or(|f| f.iter().any(|x| x == name))
+    }
+
+    /// Fills [`StepCode::result_fields`] from the expectations and saves.
+    pub fn find_result_fields(&mut self) {
+        let mut fields = Vec::new();
+        let mut add = |path: &JsonPath| match path.root_member() {
+            Some(m) => {
+                if !fields.iter().any(|f| f == m) {
+                    fields.push(m.to_string());
+                }
+                true
+            }
+            None => false,
+        };
+        let known = !self.saves_result
+            && self.expect.iter().all(|e| add(&e.path))
+            && self.save.iter().all(|s| match &s.path {
+                SavePath::Fixed(p) => add(p),
+                SavePath::Template(_) => false,
+            });
+        self.result_fields = known.then_some(fields);
+    }
 }
 
 /// One compiled expectation.

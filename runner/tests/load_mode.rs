@@ -942,3 +942,50 @@ fn graceful_stop_interrupts_late_iterations_and_still_cleans_up() {
         .count();
     assert_eq!(cleanups, 2);
 }
+
+/// A load run builds only the result fields that something reads: every
+/// field a step's expectations or saves name is still there, whole.
+#[test]
+fn checks_read_every_result_field_they_name_in_a_load_run() {
+    let _s = shared();
+    let p = Project::new();
+    p.file(
+        "fields.case.json",
+        json!({ "name": "fields", "steps": [
+        { "keyword": "http.request", "remark": "read fields",
+          "args": { "url": server().url("/fast") },
+          "expect": {
+              "$.body.ok": true,
+              "$.header_list.content-type": { "$len": 1 },
+              "$.sha256": { "$regex": "^[0-9a-f]{64}$" },
+              "$.timings.total_ms": { "$type": "number" },
+              "$.cookies": { "$type": "object" }
+          },
+          "save": { "ok": "$.body.ok" } },
+        { "keyword": "http.request", "remark": "use saved",
+          "args": { "url": server().url("/log/lean?ok=${ok}") }, "expect": { "status": 200 } },
+        // A root path reads everything.
+        { "keyword": "http.request", "remark": "whole result",
+          "args": { "url": server().url("/fast") },
+          "expect": { "$": { "$type": "object" }, "$.body": { "ok": true } } } ] }),
+    );
+    let out = ok_run(&p, &["load", "--vus", "2", "--iterations", "6"]);
+    let r = read_load(&p, "atf-report");
+    for label in ["read fields", "use saved", "whole result"] {
+        let row = r.steps.iter().find(|s| s.label == label).expect(label);
+        assert_eq!(
+            (row.samples, row.errors),
+            (6, 0),
+            "{label}: {:?}\n{}",
+            row.messages,
+            out.stdout
+        );
+    }
+    // Received bytes still count as on the wire: status line and blank
+    // line (19), `content-type: application/json` (32), `content-length: 11`
+    // (20) and the 11-byte body `{"ok":true}`.
+    let read = r.steps.iter().find(|s| s.label == "read fields").unwrap();
+    assert_eq!(read.bytes_received, 6 * (19 + 32 + 20 + 11));
+    let logged = server().log();
+    assert!(logged.iter().any(|l| l == "lean?ok=true"), "{logged:?}");
+}

@@ -250,6 +250,16 @@ pub trait Host: Sync {
     /// response sets, a token it minted): it is masked in every output from
     /// now on. Plugins declare theirs in their answer (`"secrets"`).
     fn secret(&self, _value: &str) {}
+
+    /// Whether anything will read the top-level field `name` of this call's
+    /// result. In `atf run` the reports show every field, so all are read;
+    /// `atf load` reports no step results, and there only the step's own
+    /// expectations and saves (and the load report's few needs) read any.
+    /// A keyword may leave out a field that costs time to build when nothing
+    /// reads it; it must never leave out one that is read.
+    fn reads(&self, _name: &str) -> bool {
+        true
+    }
 }
 
 /// A [`Host`] that checks nothing and is never cancelled: for unit tests of

@@ -109,6 +109,10 @@ pub struct Shared {
     pub fail_fast: bool,
     /// Where events go.
     pub events: EventTx,
+    /// Step results are read only by the steps' own expectations and saves
+    /// (`atf load`, which reports no step results): keywords may leave out
+    /// result fields that nothing reads (see `atf_sdk::Host::reads`).
+    pub lean_results: bool,
 }
 
 /// The sending end of a run's events (cloned into every thread); or, for

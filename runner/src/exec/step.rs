@@ -38,6 +38,8 @@ pub struct StepHost<'a> {
     pub(crate) case_id: u64,
     /// The nearest suite above the step (see `atf_sdk::Host::suite`).
     pub(crate) suite: Option<&'a str>,
+    /// The step's compiled parts (what its checks read).
+    pub(crate) code: Option<&'a crate::model::StepCode>,
 }
 
 impl Host for StepHost<'_> {
@@ -59,6 +61,12 @@ impl Host for StepHost<'_> {
 
     fn secret(&self, value: &str) {
         self.shared.masker.add(value);
+    }
+
+    fn reads(&self, name: &str) -> bool {
+        !self.shared.lean_results
+            || crate::loadtest::vu::SAMPLE_FIELDS.contains(&name)
+            || self.code.is_none_or(|c| c.reads(name))
     }
 }
 
@@ -189,6 +197,7 @@ pub fn run_step(
         honor_cancel: place.honor_cancel,
         case_id: place.case_id,
         suite: place.suite.as_deref(),
+        code: Some(&step.code),
     };
     let resolver = Resolver { lookup, base_dir };
     let times = step.retry.map_or(1, |r| r.times.max(1));

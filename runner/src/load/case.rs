@@ -330,6 +330,7 @@ pub fn step(
             extract,
         });
     }
+    code.find_result_fields();
     let empty = Map::new();
     let at = StepAt {
         file: Arc::from(src.file.to_string_lossy().as_ref()),

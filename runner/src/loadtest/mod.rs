@@ -158,13 +158,16 @@ pub fn load(
             }
         },
     };
-    let started = match crate::engine::start(cfg, plugins, &all_runs, crate::exec::EventTx::off()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    // No step result is reported: keywords build only the fields that the
+    // steps' checks read (and the few the samples need, see `vu::needed`).
+    let started =
+        match crate::engine::start(cfg, plugins, &all_runs, crate::exec::EventTx::off(), true) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        };
     let shared = started.shared.clone();
     println!(
         "atf load: {} case{} ({}), {}",

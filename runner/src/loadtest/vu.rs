@@ -96,10 +96,16 @@ fn text_len(v: &Value) -> u64 {
     }
 }
 
+/// The result fields a sample reads besides the step's own checks: the
+/// status (for `--samples`), the headers and the size (bytes received).
+/// In a load run keywords may leave out every other field that the step's
+/// expectations and saves do not read (see `atf_sdk::Host::reads`).
+pub const SAMPLE_FIELDS: &[&str] = &["status", "headers", "size"];
+
 /// Bytes an `http.request` step sent and received, estimated as HTTP/1.1
 /// puts them on the wire: request line, the step's headers and query and
 /// body; status line, response headers and body (its `content-length`
-/// when the response has one).
+/// when the response has one, else the result's `size`).
 pub fn http_bytes(args: &Value, result: &Value) -> (u64, u64) {
     let mut sent = 0u64;
     let method = args.get("method").map_or(3, text_len);
@@ -140,7 +146,9 @@ pub fn http_bytes(args: &Value, result: &Value) -> (u64, u64) {
                 }
             }
         }
-        received += body_len.unwrap_or_else(|| result.get("body").map_or(0, text_len));
+        received += body_len
+            .or_else(|| result.get("size").and_then(Value::as_u64))
+            .unwrap_or_else(|| result.get("body").map_or(0, text_len));
     }
     (sent, received)
 }
@@ -605,6 +613,9 @@ mod tests {
             &json!({"headers": {}, "body": "hello"}),
         );
         assert_eq!(r2, 19 + 5);
+        // Without content-length the body's size counts (a lean result has no body).
+        let (_, r3) = http_bytes(&json!({"url": "/"}), &json!({"headers": {}, "size": 7}));
+        assert_eq!(r3, 19 + 7);
         assert_eq!(http_bytes(&json!({}), &Value::Null).1, 0);
     }
 }
