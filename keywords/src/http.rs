@@ -278,6 +278,12 @@ pub struct Http {
     env: Env,
     resources: Mutex<HashMap<String, Arc<Resource>>>,
     clients: Mutex<HashMap<Transport, reqwest::Client>>,
+    /// The TLS configuration of each transport, built once (loading the
+    /// system's roots takes milliseconds) and shared by the clients of
+    /// every thread.
+    tls: Mutex<HashMap<Transport, rustls::ClientConfig>>,
+    /// `env.policy`, shared with each request's future.
+    policy: Arc<crate::Policy>,
     jars: Mutex<HashMap<u64, Jar>>,
     /// The jars shared by a suite's cases (`cookie_jar: "suite"`), by suite
     /// file; "" for the cases under no suite. They live as long as the run.
@@ -288,9 +294,11 @@ impl Http {
     /// A keyword that will build clients from `env`'s http resources.
     pub fn new(env: Env) -> Http {
         Http {
+            policy: Arc::new(env.policy.clone()),
             env,
             resources: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
+            tls: Mutex::new(HashMap::new()),
             jars: Mutex::new(HashMap::new()),
             suite_jars: Mutex::new(HashMap::new()),
         }
@@ -374,7 +382,12 @@ impl Http {
         Ok(r)
     }
 
+    /// The client for `t`: the shared one, or on a thread with its own
+    /// runtime ([`crate::local`]) that thread's own.
     fn client(&self, t: &Transport) -> Result<reqwest::Client, KeywordError> {
+        if crate::local::active() {
+            return self.own_client(t);
+        }
         let mut all = self
             .clients
             .lock()
@@ -382,9 +395,44 @@ impl Http {
         if let Some(found) = all.get(t) {
             return Ok(found.clone());
         }
-        let client = build_client(t)?;
+        let client = build_client(t, self.tls_config(t)?)?;
         all.insert(t.clone(), client.clone());
         Ok(client)
+    }
+
+    /// This thread's client for `t`, kept until its own runtime ends (its
+    /// connections live on that runtime).
+    fn own_client(&self, t: &Transport) -> Result<reqwest::Client, KeywordError> {
+        thread_local! {
+            static OWN: std::cell::RefCell<Option<HashMap<Transport, reqwest::Client>>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        if let Some(found) = OWN.with(|o| o.borrow().as_ref().and_then(|m| m.get(t).cloned())) {
+            return Ok(found);
+        }
+        let client = build_client(t, self.tls_config(t)?)?;
+        OWN.with(|o| {
+            let mut own = o.borrow_mut();
+            if own.is_none() {
+                crate::local::on_exit(|| OWN.with(|o| drop(o.borrow_mut().take())));
+            }
+            own.get_or_insert_with(HashMap::new)
+                .insert(t.clone(), client.clone());
+        });
+        Ok(client)
+    }
+
+    fn tls_config(&self, t: &Transport) -> Result<rustls::ClientConfig, KeywordError> {
+        let mut all = self
+            .tls
+            .lock()
+            .map_err(|_| KeywordError::new("http TLS table poisoned"))?;
+        if let Some(found) = all.get(t) {
+            return Ok(found.clone());
+        }
+        let config = tls_config(t)?;
+        all.insert(t.clone(), config.clone());
+        Ok(config)
     }
 
     fn jar(&self, case_id: u64) -> Result<Jar, KeywordError> {
@@ -411,11 +459,11 @@ impl Http {
     }
 }
 
-fn build_client(t: &Transport) -> Result<reqwest::Client, KeywordError> {
+fn build_client(t: &Transport, tls: rustls::ClientConfig) -> Result<reqwest::Client, KeywordError> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("atf/", env!("CARGO_PKG_VERSION")))
-        .tls_backend_preconfigured(tls_config(t)?)
+        .tls_backend_preconfigured(tls)
         .dns_resolver(Arc::new(crate::http_timing::TimedResolver))
         .connector_layer(crate::http_timing::TimedConnect)
         .pool_idle_timeout(Duration::from_secs(60));
@@ -808,7 +856,35 @@ struct Digest {
 }
 
 /// What one step sends, owned, for the request task.
+/// The result fields that cost time to build, and whether to build each:
+/// all in `atf run`, only those something reads in `atf load` (see
+/// `atf_sdk::Host::reads`).
+#[derive(Clone, Copy, Debug)]
+struct Fields {
+    headers: bool,
+    header_list: bool,
+    cookies: bool,
+    sha256: bool,
+    /// `body`, `body_base64`: decoded (and JSON parsed) only when read.
+    body: bool,
+    timings: bool,
+}
+
+impl Fields {
+    fn read_by(host: &dyn atf_sdk::Host) -> Fields {
+        Fields {
+            headers: host.reads("headers"),
+            header_list: host.reads("header_list"),
+            cookies: host.reads("cookies"),
+            sha256: host.reads("sha256"),
+            body: host.reads("body") || host.reads("body_base64"),
+            timings: host.reads("timings"),
+        }
+    }
+}
+
 struct Plan {
+    fields: Fields,
     method: reqwest::Method,
     url: url::Url,
     headers: HeaderMap,
@@ -1005,6 +1081,7 @@ impl Keyword for Http {
             })?,
         };
         let plan = Plan {
+            fields: Fields::read_by(c.host),
             method,
             url,
             headers,
@@ -1017,8 +1094,11 @@ impl Keyword for Http {
             timeout,
             connect_timeout: transport.connect_timeout,
         };
-        let policy = self.env.policy.clone();
-        let (result, secrets) = crate::run_on(&self.env.runtime, send(client, plan, jar, policy))?;
+        let request = send(client, plan, jar, self.policy.clone());
+        let (result, secrets) = match crate::local::block_on_own(request) {
+            Ok(done) => done?,
+            Err(request) => crate::run_on(&self.env.runtime, request)?,
+        };
         for s in &secrets {
             c.host.secret(s);
         }
@@ -1069,9 +1149,10 @@ async fn send(
     client: reqwest::Client,
     plan: Plan,
     jar: Jar,
-    policy: crate::Policy,
+    policy: Arc<crate::Policy>,
 ) -> Result<(Value, Vec<String>), KeywordError> {
     let Plan {
+        fields,
         mut method,
         mut url,
         mut headers,
@@ -1261,92 +1342,109 @@ async fn send(
 
     let status = resp.status().as_u16();
     let http_version = version_text(resp.version());
-    let mut headers = serde_json::Map::new();
-    let mut header_list = serde_json::Map::new();
-    for (name, value) in resp.headers() {
-        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match header_list.get_mut(name.as_str()) {
-            Some(Value::Array(all)) => all.push(Value::String(text.clone())),
-            _ => {
-                header_list.insert(name.as_str().to_string(), json!([text.clone()]));
+    let mut result = serde_json::Map::new();
+    result.insert("status".into(), json!(status));
+    result.insert("http_version".into(), json!(http_version));
+    result.insert("url".into(), Value::String(url.to_string()));
+    if fields.headers {
+        let mut headers = serde_json::Map::new();
+        for (name, value) in resp.headers() {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            match headers.get_mut(name.as_str()) {
+                Some(Value::String(prev)) => {
+                    prev.push_str(", ");
+                    prev.push_str(&text);
+                }
+                _ => {
+                    headers.insert(name.as_str().to_string(), Value::String(text.into_owned()));
+                }
             }
         }
-        match headers.get_mut(name.as_str()) {
-            Some(Value::String(prev)) => {
-                prev.push_str(", ");
-                prev.push_str(&text);
-            }
-            _ => {
-                headers.insert(name.as_str().to_string(), Value::String(text));
-            }
-        }
+        result.insert("headers".into(), Value::Object(headers));
     }
-    let cookies = cookies_of(&*lock(&jar)?);
-    let content_type = headers
-        .get("content-type")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    if fields.header_list {
+        let mut header_list = serde_json::Map::new();
+        for (name, value) in resp.headers() {
+            let text = Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned());
+            match header_list.get_mut(name.as_str()) {
+                Some(Value::Array(all)) => all.push(text),
+                _ => {
+                    header_list.insert(name.as_str().to_string(), Value::Array(vec![text]));
+                }
+            }
+        }
+        result.insert("header_list".into(), Value::Object(header_list));
+    }
+    if fields.cookies {
+        result.insert("cookies".into(), cookies_of(&*lock(&jar)?));
+    }
+    result.insert("redirects".into(), Value::Array(redirects));
+    // Every value of a repeated header, joined as `headers` shows them.
+    let joined = |name: header::HeaderName| -> Option<String> {
+        let mut all = resp.headers().get_all(name).iter();
+        let first = String::from_utf8_lossy(all.next()?.as_bytes()).into_owned();
+        Some(all.fold(first, |mut acc, v| {
+            acc.push_str(", ");
+            acc.push_str(&String::from_utf8_lossy(v.as_bytes()));
+            acc
+        }))
+    };
+    let content_type = joined(header::CONTENT_TYPE);
     // A body still encoded (`decompress: false`) is bytes, whatever its type.
-    let encoded = headers
-        .get("content-encoding")
-        .and_then(Value::as_str)
+    let encoded = joined(header::CONTENT_ENCODING)
         .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
-    let final_url = url.to_string();
     // At most `limits.body` stays in memory; a larger body goes to a file in
     // the report folder, and the result says where.
     let mut resp = resp;
-    let what = format!("the response body of {final_url}");
-    let mut result = json!({
-        "status": status,
-        "http_version": http_version,
-        "url": final_url,
-        "headers": headers,
-        "header_list": header_list,
-        "cookies": cookies,
-        "redirects": redirects,
-    });
-    let fields = match crate::read_capped(&mut resp, &policy, &what).await? {
+    let what = format!("the response body of {url}");
+    match crate::read_capped(&mut resp, &policy, &what).await? {
         crate::Body::Memory(bytes) => {
-            let mut fields = json!({
-                "size": bytes.len(),
-                "sha256": sha256_hex(&bytes),
-            });
-            if !encoded && is_text(content_type.as_deref(), &bytes) {
+            result.insert("size".into(), json!(bytes.len()));
+            if fields.sha256 {
+                result.insert("sha256".into(), Value::String(sha256_hex(&bytes)));
+            }
+            if !fields.body {
+                // Nothing reads the body: it was read (the connection is
+                // reused), not decoded.
+            } else if !encoded && is_text(content_type.as_deref(), &bytes) {
                 let is_json = content_type
                     .as_deref()
                     .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
                 let text = decode_text(&bytes, content_type.as_deref());
-                fields["body"] = if is_json && !bytes.is_empty() {
+                let body = if is_json && !bytes.is_empty() {
                     serde_json::from_slice(&bytes).unwrap_or(Value::String(text))
                 } else {
                     Value::String(text)
                 };
+                result.insert("body".into(), body);
             } else {
                 use base64::Engine as _;
-                fields["body"] = Value::Null;
-                fields["body_base64"] =
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes));
+                result.insert("body".into(), Value::Null);
+                result.insert(
+                    "body_base64".into(),
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+                );
             }
-            fields
         }
         crate::Body::File { path, bytes } => {
-            let sha = sha256_file(&path)?;
-            json!({
-                "body": null,
-                "body_file": path.display().to_string(),
-                "body_bytes": bytes,
-                "size": bytes,
-                "sha256": sha,
-            })
+            result.insert("body".into(), Value::Null);
+            result.insert(
+                "body_file".into(),
+                Value::String(path.display().to_string()),
+            );
+            result.insert("body_bytes".into(), json!(bytes));
+            result.insert("size".into(), json!(bytes));
+            if fields.sha256 {
+                result.insert("sha256".into(), Value::String(sha256_file(&path)?));
+            }
         }
-    };
+    }
     let elapsed = started.elapsed().as_millis() as u64;
-    let ms = |d: Duration| (d.as_micros() as f64) / 1000.0;
-    if let (Some(out), Value::Object(fields)) = (result.as_object_mut(), fields) {
-        out.extend(fields);
-        out.insert("elapsed_ms".into(), json!(elapsed));
-        out.insert("duration_ms".into(), json!(elapsed));
-        out.insert(
+    result.insert("elapsed_ms".into(), json!(elapsed));
+    result.insert("duration_ms".into(), json!(elapsed));
+    if fields.timings {
+        let ms = |d: Duration| (d.as_micros() as f64) / 1000.0;
+        result.insert(
             "timings".into(),
             json!({
                 "dns_ms": timings.dns_ms,
@@ -1357,6 +1455,7 @@ async fn send(
             }),
         );
     }
+    let result = Value::Object(result);
     Ok((result, secrets))
 }
 

@@ -13,6 +13,7 @@ pub mod http;
 mod http_timing;
 mod inbox;
 pub mod kafka;
+pub mod local;
 pub mod mqtt;
 pub mod mysql;
 pub mod nats;

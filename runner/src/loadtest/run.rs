@@ -202,9 +202,13 @@ impl LoadRun {
     fn vu_body(&self, id: usize, body: impl FnOnce(&mut Vu<'_>)) {
         self.vu_started();
         let mut vu = Vu::new(self, id);
+        // Each VU polls its requests on a runtime of its own, with its own
+        // connections: no hand-off to the shared runtime per request.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            body(&mut vu);
-            vu.finish();
+            atf_keywords::local::with_own_runtime(|| {
+                body(&mut vu);
+                vu.finish();
+            })
         }));
         if outcome.is_err() {
             eprintln!("error: virtual user {id} crashed; the others go on");
