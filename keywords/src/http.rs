@@ -388,16 +388,9 @@ impl Http {
         if crate::local::active() {
             return self.own_client(t);
         }
-        let mut all = self
-            .clients
-            .lock()
-            .map_err(|_| KeywordError::new("http client table poisoned"))?;
-        if let Some(found) = all.get(t) {
-            return Ok(found.clone());
-        }
-        let client = build_client(t, self.tls_config(t)?)?;
-        all.insert(t.clone(), client.clone());
-        Ok(client)
+        cached(&self.clients, t, "client", || {
+            build_client(t, self.tls_config(t)?)
+        })
     }
 
     /// This thread's client for `t`, kept until its own runtime ends (its
@@ -423,16 +416,7 @@ impl Http {
     }
 
     fn tls_config(&self, t: &Transport) -> Result<rustls::ClientConfig, KeywordError> {
-        let mut all = self
-            .tls
-            .lock()
-            .map_err(|_| KeywordError::new("http TLS table poisoned"))?;
-        if let Some(found) = all.get(t) {
-            return Ok(found.clone());
-        }
-        let config = tls_config(t)?;
-        all.insert(t.clone(), config.clone());
-        Ok(config)
+        cached(&self.tls, t, "TLS", || tls_config(t))
     }
 
     fn jar(&self, case_id: u64) -> Result<Jar, KeywordError> {
@@ -457,6 +441,25 @@ impl Http {
         jars.insert(suite.to_string(), jar.clone());
         Ok(jar)
     }
+}
+
+/// The value of `key` in `table`, made by `make` (under the lock) the
+/// first time; `what` names the table in the error of a poisoned lock.
+fn cached<V: Clone>(
+    table: &Mutex<HashMap<Transport, V>>,
+    key: &Transport,
+    what: &str,
+    make: impl FnOnce() -> Result<V, KeywordError>,
+) -> Result<V, KeywordError> {
+    let mut all = table
+        .lock()
+        .map_err(|_| KeywordError::new(format!("http {what} table poisoned")))?;
+    if let Some(found) = all.get(key) {
+        return Ok(found.clone());
+    }
+    let value = make()?;
+    all.insert(key.clone(), value.clone());
+    Ok(value)
 }
 
 fn build_client(t: &Transport, tls: rustls::ClientConfig) -> Result<reqwest::Client, KeywordError> {
@@ -855,7 +858,6 @@ struct Digest {
     password: String,
 }
 
-/// What one step sends, owned, for the request task.
 /// The result fields that cost time to build, and whether to build each:
 /// all in `atf run`, only those something reads in `atf load` (see
 /// `atf_sdk::Host::reads`).
@@ -883,6 +885,7 @@ impl Fields {
     }
 }
 
+/// What one step sends, owned, for the request task.
 struct Plan {
     fields: Fields,
     method: reqwest::Method,
@@ -1346,20 +1349,23 @@ async fn send(
     result.insert("status".into(), json!(status));
     result.insert("http_version".into(), json!(http_version));
     result.insert("url".into(), Value::String(url.to_string()));
+    // Every value of a repeated header, joined with ", " (`headers` shows
+    // each name once so).
+    let joined = |name: &header::HeaderName| -> Option<String> {
+        let mut all = resp.headers().get_all(name).iter();
+        let first = String::from_utf8_lossy(all.next()?.as_bytes()).into_owned();
+        Some(all.fold(first, |mut acc, v| {
+            acc.push_str(", ");
+            acc.push_str(&String::from_utf8_lossy(v.as_bytes()));
+            acc
+        }))
+    };
     if fields.headers {
-        let mut headers = serde_json::Map::new();
-        for (name, value) in resp.headers() {
-            let text = String::from_utf8_lossy(value.as_bytes());
-            match headers.get_mut(name.as_str()) {
-                Some(Value::String(prev)) => {
-                    prev.push_str(", ");
-                    prev.push_str(&text);
-                }
-                _ => {
-                    headers.insert(name.as_str().to_string(), Value::String(text.into_owned()));
-                }
-            }
-        }
+        let headers = resp
+            .headers()
+            .keys()
+            .filter_map(|name| Some((name.as_str().to_string(), Value::String(joined(name)?))))
+            .collect();
         result.insert("headers".into(), Value::Object(headers));
     }
     if fields.header_list {
@@ -1379,19 +1385,9 @@ async fn send(
         result.insert("cookies".into(), cookies_of(&*lock(&jar)?));
     }
     result.insert("redirects".into(), Value::Array(redirects));
-    // Every value of a repeated header, joined as `headers` shows them.
-    let joined = |name: header::HeaderName| -> Option<String> {
-        let mut all = resp.headers().get_all(name).iter();
-        let first = String::from_utf8_lossy(all.next()?.as_bytes()).into_owned();
-        Some(all.fold(first, |mut acc, v| {
-            acc.push_str(", ");
-            acc.push_str(&String::from_utf8_lossy(v.as_bytes()));
-            acc
-        }))
-    };
-    let content_type = joined(header::CONTENT_TYPE);
+    let content_type = joined(&header::CONTENT_TYPE);
     // A body still encoded (`decompress: false`) is bytes, whatever its type.
-    let encoded = joined(header::CONTENT_ENCODING)
+    let encoded = joined(&header::CONTENT_ENCODING)
         .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
     // At most `limits.body` stays in memory; a larger body goes to a file in
     // the report folder, and the result says where.
