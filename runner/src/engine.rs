@@ -273,13 +273,13 @@ impl Started {
 /// files show, the runtime and keywords; the first Ctrl-C cancels the run.
 /// Events go to `events` ([`crate::exec::EventTx::off`] for none); with
 /// `lean_results` keywords may leave out result fields that no expectation
-/// or save reads ([`Shared::lean_results`]).
+/// or save reads, nor the caller ([`Shared::lean_results`]).
 pub(crate) fn start(
     cfg: &RunConfig,
     plugins: &PluginHost,
     runs: &[CaseRun],
     events: crate::exec::EventTx,
-    lean_results: bool,
+    lean_results: Option<&'static [&'static str]>,
 ) -> Result<Started, String> {
     let roots = cfg.file_roots();
     crate::resolve::set_policy(crate::resolve::Policy {
@@ -362,7 +362,7 @@ pub fn run_phases(
 ) -> Result<Outcome, String> {
     let all: Vec<CaseRun> = phases.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
     let (events, events_rx) = crate::exec::event_channel();
-    let started = start(cfg, plugins, &all, events, false)?;
+    let started = start(cfg, plugins, &all, events, None)?;
     drop(all);
     // A cell's own shared state: its values as variables, its own global
     // context, its own event channel.

@@ -109,10 +109,12 @@ pub struct Shared {
     pub fail_fast: bool,
     /// Where events go.
     pub events: EventTx,
-    /// Step results are read only by the steps' own expectations and saves
-    /// (`atf load`, which reports no step results): keywords may leave out
-    /// result fields that nothing reads (see `atf_sdk::Host::reads`).
-    pub lean_results: bool,
+    /// `None`: every step result is reported, so every field is read.
+    /// `Some(fields)` (`atf load`, which reports no step results): a result
+    /// field is read only when the step's own expectations and saves name
+    /// it or it is one of `fields` (what the caller reads itself); keywords
+    /// may leave out the others (see `atf_sdk::Host::reads`).
+    pub lean_results: Option<&'static [&'static str]>,
 }
 
 /// The sending end of a run's events (cloned into every thread); or, for

@@ -39,7 +39,7 @@ pub struct StepHost<'a> {
     /// The nearest suite above the step (see `atf_sdk::Host::suite`).
     pub(crate) suite: Option<&'a str>,
     /// The step's compiled parts (what its checks read).
-    pub(crate) code: Option<&'a crate::model::StepCode>,
+    pub(crate) code: &'a crate::model::StepCode,
 }
 
 impl Host for StepHost<'_> {
@@ -64,9 +64,9 @@ impl Host for StepHost<'_> {
     }
 
     fn reads(&self, name: &str) -> bool {
-        !self.shared.lean_results
-            || crate::loadtest::vu::SAMPLE_FIELDS.contains(&name)
-            || self.code.is_none_or(|c| c.reads(name))
+        self.shared
+            .lean_results
+            .is_none_or(|also| also.contains(&name) || self.code.reads(name))
     }
 }
 
@@ -197,7 +197,7 @@ pub fn run_step(
         honor_cancel: place.honor_cancel,
         case_id: place.case_id,
         suite: place.suite.as_deref(),
-        code: Some(&step.code),
+        code: &step.code,
     };
     let resolver = Resolver { lookup, base_dir };
     let times = step.retry.map_or(1, |r| r.times.max(1));

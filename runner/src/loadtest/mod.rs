@@ -159,15 +159,20 @@ pub fn load(
         },
     };
     // No step result is reported: keywords build only the fields that the
-    // steps' checks read (and the few the samples need, see `vu::needed`).
-    let started =
-        match crate::engine::start(cfg, plugins, &all_runs, crate::exec::EventTx::off(), true) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
-            }
-        };
+    // steps' checks read and the few the samples need.
+    let started = match crate::engine::start(
+        cfg,
+        plugins,
+        &all_runs,
+        crate::exec::EventTx::off(),
+        Some(vu::SAMPLE_FIELDS),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let shared = started.shared.clone();
     println!(
         "atf load: {} case{} ({}), {}",
