@@ -63,7 +63,7 @@ pub fn active() -> bool {
 /// Runs `fut` to completion on this thread's own runtime; gives it back
 /// when the thread has none (or is already inside it).
 pub(crate) fn block_on_own<F: Future>(fut: F) -> Result<F::Output, F> {
-    if !active() {
+    if NESTED.with(Cell::get) {
         return Err(fut);
     }
     OWN.with(|o| {

@@ -207,11 +207,7 @@ impl ReportBuilder {
 
     /// Takes in the next event.
     pub fn apply(&mut self, event: &Event) {
-        match event {
-            Event::StepFinished { step, report } => self.step(step, (**report).clone()),
-            Event::CaseFinished { case, report } => self.case_finished(*case, (**report).clone()),
-            other => self.apply_other(other),
-        }
+        self.apply_owned(event.clone());
     }
 
     /// Takes in the next event, keeping its reports without copying them
