@@ -92,25 +92,33 @@ fn spec_of(name: &str) -> KeywordSpec {
 pub fn keywords(env: &Env) -> Vec<Arc<dyn Keyword>> {
     let env = env.clone();
     vec![
-        Arc::new(FnKeyword::new(spec_of("assert"), |c: &Call<'_>| {
-            Ok(json!({ "value": c.args.get("value").cloned().unwrap_or(Value::Null) }))
-        })),
-        Arc::new(FnKeyword::new(spec_of("ctx.set"), |c: &Call<'_>| {
-            match c.args {
+        Arc::new(
+            FnKeyword::new(spec_of("assert"), |c: &Call<'_>| {
+                Ok(json!({ "value": c.args.get("value").cloned().unwrap_or(Value::Null) }))
+            })
+            .cooperative(),
+        ),
+        Arc::new(
+            FnKeyword::new(spec_of("ctx.set"), |c: &Call<'_>| match c.args {
                 Value::Object(_) => Ok(c.args.clone()),
                 _ => Err(KeywordError::new(
                     "ctx.set takes an object of names and values",
                 )),
-            }
-        })),
-        Arc::new(FnKeyword::new(spec_of("sleep"), sleep)),
-        Arc::new(FnKeyword::new(spec_of("log"), |c: &Call<'_>| {
-            let message = c
-                .arg("message")
-                .cloned()
-                .ok_or_else(|| KeywordError::new("argument `message` is required"))?;
-            Ok(json!({ "message": message }))
-        })),
+            })
+            .cooperative(),
+        ),
+        // Its wait suspends a virtual user's coroutine (`crate::local::sleep`).
+        Arc::new(FnKeyword::new(spec_of("sleep"), sleep).cooperative()),
+        Arc::new(
+            FnKeyword::new(spec_of("log"), |c: &Call<'_>| {
+                let message = c
+                    .arg("message")
+                    .cloned()
+                    .ok_or_else(|| KeywordError::new("argument `message` is required"))?;
+                Ok(json!({ "message": message }))
+            })
+            .cooperative(),
+        ),
         Arc::new(FnKeyword::new(spec_of("exec"), move |c: &Call<'_>| {
             exec(&env, c)
         })),
@@ -139,7 +147,7 @@ fn sleep(c: &Call<'_>) -> KeywordResult {
         let slice = (end - now)
             .min(c.deadline.saturating_duration_since(now))
             .min(Duration::from_millis(50));
-        std::thread::sleep(slice);
+        crate::local::sleep(slice);
     }
 }
 

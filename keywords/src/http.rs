@@ -912,6 +912,12 @@ impl Keyword for Http {
         }
     }
 
+    /// Its request is polled where it is called ([`crate::local`]); it
+    /// holds no lock across a wait (its future is `Send`).
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let resource = self.resource(c.resource()?)?;
         let mut transport = resource.transport.clone();

@@ -233,7 +233,8 @@ impl Env {
 }
 
 /// Runs `fut` as a task of the run's runtime and waits for it on this
-/// (non-runtime) thread.
+/// (non-runtime) thread; a virtual user's coroutine
+/// ([`local::run_group`]) is suspended instead while it runs.
 ///
 /// Polling the whole request on a runtime worker keeps it on the same
 /// thread as the connection task it talks to, so one step costs two thread
@@ -244,7 +245,12 @@ where
     F: std::future::Future<Output = Result<T, atf_sdk::KeywordError>> + Send + 'static,
     T: Send + 'static,
 {
-    match rt.block_on(rt.spawn(fut)) {
+    let task = rt.spawn(fut);
+    let joined = match local::block_on_own(task) {
+        Ok(joined) => joined,
+        Err(task) => rt.block_on(task),
+    };
+    match joined {
         Ok(out) => out,
         Err(e) if e.is_panic() => Err(atf_sdk::KeywordError::new("the keyword's task panicked")),
         Err(_) => Err(atf_sdk::KeywordError::new(

@@ -989,3 +989,71 @@ fn checks_read_every_result_field_they_name_in_a_load_run() {
     let logged = server().log();
     assert!(logged.iter().any(|l| l == "lean?ok=true"), "{logged:?}");
 }
+
+#[test]
+fn virtual_users_share_threads_unless_a_keyword_waits_on_its_own() {
+    let _s = shared();
+    let p = Project::new();
+    let tag = format!("t{}", std::process::id());
+    let get = |what: &str| json!({ "keyword": "http.request", "args": { "url": server().url(&format!("/log/{tag}-{what}")) }, "expect": { "status": 200 } });
+    let count = |what: &str| {
+        server()
+            .log()
+            .iter()
+            .filter(|l| **l == format!("{tag}-{what}"))
+            .count()
+    };
+    // 20 VUs that mostly sleep: sharing a thread or two, they still sleep
+    // side by side (about 100 iterations in 1.5 s); if a sleep held its
+    // thread, two threads would make about 10.
+    p.file(
+        "nap.case.json",
+        json!({ "name": "nap", "steps": [
+            { "keyword": "sleep", "args": { "duration": "300ms" } }, get("nap") ] }),
+    );
+    let out = ok_run(
+        &p,
+        &[
+            "load",
+            "nap.case.json",
+            "--vus",
+            "20",
+            "--duration",
+            "1500ms",
+        ],
+    );
+    assert!(
+        out.stdout.contains("virtual users share "),
+        "{}",
+        out.stdout
+    );
+    let naps = count("nap");
+    assert!(naps >= 50, "{naps} iterations of 20 sleeping VUs in 1.5 s");
+    assert_eq!(read_load(&p, "atf-report").cases[0].samples as usize, naps);
+
+    // `exec` waits on its thread: each VU has one, and the case runs as before.
+    p.file(
+        "shell.case.json",
+        json!({ "name": "shell", "steps": [
+            { "keyword": "exec", "args": { "cmd": ["true"] }, "expect": { "exit_code": 0 } },
+            get("shell") ] }),
+    );
+    let out = ok_run(
+        &p,
+        &[
+            "load",
+            "shell.case.json",
+            "--vus",
+            "4",
+            "--iterations",
+            "12",
+        ],
+    );
+    assert!(
+        out.stdout
+            .contains("virtual users: a thread each (`exec` waits on its thread)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(count("shell"), 12);
+}

@@ -372,12 +372,23 @@ pub trait Keyword: Send + Sync {
     /// kept for that case. The default does nothing; plugins over the C ABI
     /// are not told.
     fn case_finished(&self, _case_id: u64) {}
+
+    /// Whether the keyword may run on a thread that it shares with other
+    /// virtual users of `atf load`: true only when it waits for nothing
+    /// (no I/O, no sleep, no lock held long) except through the runner's
+    /// own runtime (`atf_keywords::local`), which suspends the user instead
+    /// of the thread. The default, false, is right for every plugin: a load
+    /// run that uses such a keyword gives each virtual user a thread.
+    fn cooperative(&self) -> bool {
+        false
+    }
 }
 
 /// A keyword made of a spec and a plain function: the easy way to write one.
 pub struct FnKeyword<F> {
     spec: KeywordSpec,
     f: F,
+    cooperative: bool,
 }
 
 impl<F> FnKeyword<F>
@@ -386,7 +397,18 @@ where
 {
     /// Wraps `f` as the keyword described by `spec`.
     pub fn new(spec: KeywordSpec, f: F) -> Self {
-        FnKeyword { spec, f }
+        FnKeyword {
+            spec,
+            f,
+            cooperative: false,
+        }
+    }
+
+    /// Marks it [`Keyword::cooperative`]: `f` waits for nothing but through
+    /// the runner's runtime.
+    pub fn cooperative(mut self) -> Self {
+        self.cooperative = true;
+        self
     }
 }
 
@@ -399,6 +421,9 @@ where
     }
     fn call(&self, call: &Call<'_>) -> KeywordResult {
         (self.f)(call)
+    }
+    fn cooperative(&self) -> bool {
+        self.cooperative
     }
 }
 

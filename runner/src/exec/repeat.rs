@@ -88,7 +88,7 @@ fn wait(delay: Duration, cancel: &Cancel) -> bool {
         if now >= until {
             return true;
         }
-        std::thread::sleep((until - now).min(Duration::from_millis(50)));
+        atf_keywords::local::sleep((until - now).min(Duration::from_millis(50)));
     }
 }
 

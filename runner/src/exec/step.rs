@@ -308,7 +308,7 @@ pub fn run_step(
             if place.case_deadline.is_some_and(|d| now >= d) {
                 return finish(report, ran);
             }
-            std::thread::sleep((wake - now).min(Duration::from_millis(50)));
+            atf_keywords::local::sleep((wake - now).min(Duration::from_millis(50)));
         }
     }
 }

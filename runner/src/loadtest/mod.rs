@@ -201,6 +201,13 @@ pub fn load(
 
     let started_at = chrono::Local::now().to_rfc3339();
     let run = run::LoadRun::new(shared.clone(), mix, &opts, samples);
+    match run.vu_threads(&opts) {
+        Ok(n) => println!(
+            "virtual users share {n} thread{} (they wait for replies on their own stacks)",
+            if n == 1 { "" } else { "s" }
+        ),
+        Err(why) => println!("virtual users: a thread each ({why})"),
+    }
     let driven = if prepared_all {
         let mut live = output::Live::new();
         let d = run.drive(&opts, &mut |s| live.show(s));

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use atf_reports::StepReport;
 use globset::Glob;
 
-use crate::exec::{SuiteState, SuiteVars};
+use crate::exec::{KeywordTable, SuiteState, SuiteVars};
 use crate::model::{Case, CaseRun, Step};
 
 /// Step labels in order of first appearance.
@@ -255,6 +255,38 @@ impl Mix {
         let at = u * total;
         let i = self.cumulative.partition_point(|c| *c <= at);
         &self.cases[i.min(self.cases.len() - 1)]
+    }
+
+    /// Whether the virtual users of this mix may share threads
+    /// ([`atf_keywords::local::run_group`]): every case runs one step set
+    /// (more run on threads of their own), and every step, undo step
+    /// included, calls a keyword that is [`atf_sdk::Keyword::cooperative`].
+    /// Else why not, for the console.
+    pub fn shares_threads(&self, keywords: &KeywordTable) -> Result<(), String> {
+        fn blocking<'s>(step: &'s Step, keywords: &KeywordTable) -> Option<&'s str> {
+            let own = keywords
+                .for_step(None, &step.keyword)
+                .is_none_or(|k| !k.cooperative());
+            if own {
+                return Some(&step.keyword);
+            }
+            step.undo.as_deref().and_then(|u| blocking(u, keywords))
+        }
+        for plan in &self.cases {
+            let case = &plan.case;
+            if case.steps.len() > 1 {
+                return Err(format!("case `{}` runs step sets in parallel", plan.label));
+            }
+            let steps = case
+                .prepare
+                .iter()
+                .chain(case.steps.iter().flatten())
+                .chain(&case.cleanup);
+            if let Some(k) = steps.filter_map(|s| blocking(s, keywords)).next() {
+                return Err(format!("`{k}` waits on its thread"));
+            }
+        }
+        Ok(())
     }
 
     /// The case labels, by case id.

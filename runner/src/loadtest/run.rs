@@ -58,6 +58,8 @@ pub struct LoadRun {
     stop: AtomicBool,
     claimed: AtomicU64,
     workers: AtomicUsize,
+    /// Whether VUs may share threads, else why not (see [`Mix::shares_threads`]).
+    sharing: Result<(), String>,
 }
 
 /// One second as the live line shows it.
@@ -129,6 +131,7 @@ impl LoadRun {
         let cases = mix.cases.len();
         let start = Instant::now();
         let measure_start = start + opts.warmup;
+        let sharing = mix.shares_threads(&shared.keywords);
         LoadRun {
             shared,
             mix,
@@ -146,6 +149,7 @@ impl LoadRun {
             stop: AtomicBool::new(false),
             claimed: AtomicU64::new(0),
             workers: AtomicUsize::new(0),
+            sharing,
         }
     }
 
@@ -189,7 +193,7 @@ impl LoadRun {
             if now >= t {
                 return true;
             }
-            std::thread::sleep((t - now).min(Duration::from_millis(50)));
+            atf_keywords::local::sleep((t - now).min(Duration::from_millis(50)));
         }
     }
 
@@ -239,12 +243,60 @@ impl LoadRun {
                 // Handed over a little early: wait for the intended start here.
                 let wait = job.intended.saturating_duration_since(Instant::now());
                 if !wait.is_zero() {
-                    std::thread::sleep(wait);
+                    atf_keywords::local::sleep(wait);
                 }
                 vu.iterate(job.intended, job.record);
                 self.idle.fetch_add(1, Ordering::SeqCst);
             }
         });
+    }
+
+    /// How many threads the VUs share (closed model, a mix of
+    /// [`atf_sdk::Keyword::cooperative`] keywords), or why each VU has a
+    /// thread of its own.
+    pub fn vu_threads(&self, opts: &LoadOptions) -> Result<u64, String> {
+        match opts.model {
+            Model::Open { .. } => Err("the open model".into()),
+            Model::Closed { vus } => {
+                self.sharing.clone()?;
+                Ok(group_threads(vus))
+            }
+        }
+    }
+
+    /// The closed model with VUs sharing threads: one thread per CPU, each
+    /// running its share of the VUs as coroutines on one runtime
+    /// ([`atf_keywords::local::run_group`]): the sockets of all its VUs are
+    /// waited on together, with no thread wake-up per request.
+    fn closed_groups<'s>(
+        &'s self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        vus: u64,
+        ramp: Duration,
+    ) {
+        let threads = group_threads(vus);
+        for t in 0..threads {
+            let members: Vec<u64> = (0..vus).filter(|i| i % threads == t).collect();
+            let n = members.len();
+            self.workers.fetch_add(n, Ordering::SeqCst);
+            let spawned = std::thread::Builder::new()
+                .name(format!("atf-vus-{}", t + 1))
+                .spawn_scoped(scope, move || {
+                    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = members
+                        .iter()
+                        .map(|&i| {
+                            let at = self.start + ramp.mul_f64(i as f64 / vus as f64);
+                            Box::new(move || self.closed_vu(i as usize + 1, at))
+                                as Box<dyn FnOnce() + Send>
+                        })
+                        .collect();
+                    atf_keywords::local::run_group(bodies);
+                });
+            if let Err(e) = spawned {
+                self.workers.fetch_sub(n, Ordering::SeqCst);
+                eprintln!("warning: cannot start a thread of virtual users: {e}");
+            }
+        }
     }
 
     /// The open model's scheduler: starts arrivals at their intended times.
@@ -352,6 +404,9 @@ impl LoadRun {
         let mut finish = Instant::now();
         std::thread::scope(|scope| {
             match opts.model {
+                Model::Closed { vus } if self.vu_threads(opts).is_ok() => {
+                    self.closed_groups(scope, vus, opts.ramp)
+                }
                 Model::Closed { vus } => {
                     for i in 0..vus {
                         let at = self.start + opts.ramp.mul_f64(i as f64 / vus as f64);
@@ -475,6 +530,13 @@ impl LoadRun {
             dropped,
         }
     }
+}
+
+/// The threads that `vus` VUs share: one per CPU, at most one per VU.
+fn group_threads(vus: u64) -> u64 {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get() as u64)
+        .clamp(1, vus.max(1))
 }
 
 fn point(sec: &Second, t: f64, dt: f64, vus: u64) -> Point {
