@@ -1103,7 +1103,8 @@ impl Keyword for Http {
             timeout,
             connect_timeout: transport.connect_timeout,
         };
-        let request = send(client, plan, jar, self.policy.clone());
+        // Boxed: the future is large, and it is handed down by value.
+        let request = Box::pin(send(client, plan, jar, self.policy.clone()));
         let (result, secrets) = match crate::local::block_on_own(request) {
             Ok(done) => done?,
             Err(request) => crate::run_on(&self.env.runtime, request)?,
@@ -1351,7 +1352,7 @@ async fn send(
 
     let status = resp.status().as_u16();
     let http_version = version_text(resp.version());
-    let mut result = serde_json::Map::new();
+    let mut result = serde_json::Map::with_capacity(12);
     result.insert("status".into(), json!(status));
     result.insert("http_version".into(), json!(http_version));
     result.insert("url".into(), Value::String(url.to_string()));
@@ -1367,11 +1368,12 @@ async fn send(
         }))
     };
     if fields.headers {
-        let headers = resp
-            .headers()
-            .keys()
-            .filter_map(|name| Some((name.as_str().to_string(), Value::String(joined(name)?))))
-            .collect();
+        let mut headers = serde_json::Map::with_capacity(resp.headers().keys_len());
+        for name in resp.headers().keys() {
+            if let Some(value) = joined(name) {
+                headers.insert(name.as_str().to_string(), Value::String(value));
+            }
+        }
         result.insert("headers".into(), Value::Object(headers));
     }
     if fields.header_list {
@@ -1398,8 +1400,14 @@ async fn send(
     // At most `limits.body` stays in memory; a larger body goes to a file in
     // the report folder, and the result says where.
     let mut resp = resp;
-    let what = format!("the response body of {url}");
-    match crate::read_capped(&mut resp, &policy, &what).await? {
+    // Formatted only for an error message.
+    struct BodyOf<'u>(&'u reqwest::Url);
+    impl std::fmt::Display for BodyOf<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "the response body of {}", self.0)
+        }
+    }
+    match crate::read_capped(&mut resp, &policy, &BodyOf(&url)).await? {
         crate::Body::Memory(bytes) => {
             result.insert("size".into(), json!(bytes.len()));
             if fields.sha256 {

@@ -147,7 +147,7 @@ impl Chunks for reqwest::Response {
 pub async fn read_capped(
     body: &mut impl Chunks,
     policy: &Policy,
-    what: &str,
+    what: &(dyn std::fmt::Display + Sync),
 ) -> Result<Body, KeywordError> {
     let mut memory: Vec<u8> = Vec::new();
     let mut file: Option<(std::io::BufWriter<std::fs::File>, PathBuf)> = None;
@@ -346,7 +346,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        rt.block_on(read_capped(&mut parts(p), policy, "the body"))
+        rt.block_on(read_capped(&mut parts(p), policy, &"the body"))
     }
 
     #[test]
