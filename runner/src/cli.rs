@@ -293,6 +293,11 @@ struct LoadArgs {
     /// Open model: most virtual users at once.
     #[arg(long, value_name = "N", requires = "rate", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     max_vus: u64,
+    /// Closed model: the threads that the virtual users share when every
+    /// keyword of the cases waits without holding its thread (HTTP and the
+    /// core keywords but exec); default: one per CPU.
+    #[arg(long, value_name = "N", conflicts_with = "rate", value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
     /// Measured time, after the warm-up (e.g. 2m).
     #[arg(long, value_name = "TIME", value_parser = parse_load_duration)]
     duration: Option<std::time::Duration>,
@@ -860,6 +865,7 @@ fn load(args: LoadArgs) -> i32 {
         ramp: args.ramp.unwrap_or_default(),
         warmup: args.warmup.unwrap_or_default(),
         graceful_stop: args.graceful_stop,
+        threads: args.threads,
         iteration: args.iteration,
         weights: args.weights.clone(),
         shard: args.shard,

@@ -1,7 +1,10 @@
 //! `just bench load`: `atf load` against a static local endpoint, next to
 //! `wrk` (the ceiling: a C load generator) and Locust (the Python peer),
 //! at the same connection count, on the same nginx (Debian's, started
-//! here on a loopback port with `runner/examples/load/nginx.conf`).
+//! here on a loopback port with `runner/examples/load/nginx.conf`). atf
+//! runs twice: with its default threads (one per CPU) and with
+//! `--threads 1`, the one thread that `wrk -t1` and Locust's one process
+//! use.
 //!
 //! Each tool runs for the same time; the figures are requests per second,
 //! the tool's own CPU (user + system, from `wait4`, less what it had used
@@ -207,7 +210,16 @@ fn wrk(nginx: &Nginx, conns: usize, secs: u64) -> Run {
     }
 }
 
-fn atf(atf_bin: &Path, dir: &Path, nginx: &Nginx, conns: usize, secs: u64) -> Run {
+/// `atf load` with `conns` VUs; `threads`: `--threads`, else atf's default
+/// (one thread per CPU).
+fn atf(
+    atf_bin: &Path,
+    dir: &Path,
+    nginx: &Nginx,
+    conns: usize,
+    threads: Option<usize>,
+    secs: u64,
+) -> Run {
     let base = &nginx.base;
     let case = serde_json::json!({
         "name": "get",
@@ -219,6 +231,7 @@ fn atf(atf_bin: &Path, dir: &Path, nginx: &Nginx, conns: usize, secs: u64) -> Ru
     let child = Command::new(atf_bin)
         .current_dir(dir)
         .args(["load", "get.case.json", "--vus", &conns.to_string()])
+        .args(threads.map(|t| format!("--threads={t}")))
         .args(["--duration", &format!("{secs}s"), "--report-dir"])
         .arg(&report)
         .stdout(Stdio::null())
@@ -329,6 +342,7 @@ pub fn bench(atf_bin: &Path, conns: usize, secs: u64, repeat: usize) {
     // Interleaved, so each tool sees the same machine.
     let mut best_wrk: Option<Run> = None;
     let mut best_atf: Option<Run> = None;
+    let mut best_atf_one: Option<Run> = None;
     let mut best_fast: Option<Run> = None;
     let mut best_http: Option<Run> = None;
     let keep = |best: &mut Option<Run>, r: Run| {
@@ -339,7 +353,11 @@ pub fn bench(atf_bin: &Path, conns: usize, secs: u64, repeat: usize) {
     };
     for _ in 0..repeat.max(1) {
         keep(&mut best_wrk, wrk(&nginx, conns, secs));
-        keep(&mut best_atf, atf(atf_bin, dir, &nginx, conns, secs));
+        keep(&mut best_atf, atf(atf_bin, dir, &nginx, conns, None, secs));
+        keep(
+            &mut best_atf_one,
+            atf(atf_bin, dir, &nginx, conns, Some(1), secs),
+        );
         if let Some(r) = locust(dir, &nginx, "fast", conns, secs) {
             keep(&mut best_fast, r);
         }
@@ -347,11 +365,12 @@ pub fn bench(atf_bin: &Path, conns: usize, secs: u64, repeat: usize) {
             keep(&mut best_http, r);
         }
     }
-    let (Some(w), Some(a)) = (best_wrk, best_atf) else {
+    let (Some(w), Some(a), Some(a_one)) = (best_wrk, best_atf, best_atf_one) else {
         return;
     };
     line(&format!("wrk -t1 -c{conns}"), &w);
     line(&format!("atf load --vus {conns}"), &a);
+    line(&format!("atf load --vus {conns} --threads 1"), &a_one);
     match (&best_fast, &best_http) {
         (None, None) => println!(
             "locust                             skipped: not installed (scripts/bench-load-deps.sh)"
@@ -365,16 +384,18 @@ pub fn bench(atf_bin: &Path, conns: usize, secs: u64, repeat: usize) {
             }
         }
     }
-    println!(
-        "atf / wrk requests per second: {:.2} (goal: at least 0.5)",
-        a.rps() / w.rps()
-    );
-    for (name, l) in [("FastHttpUser", &best_fast), ("HttpUser", &best_http)] {
-        if let Some(l) = l.filter(|l| l.ok) {
-            println!(
-                "atf / locust {name} requests per CPU-second: {:.1} (goal: at least 5)",
-                a.per_core() / l.per_core()
-            );
+    for (atf_label, a) in [("atf", &a), ("atf --threads 1", &a_one)] {
+        println!(
+            "{atf_label} / wrk requests per second: {:.2} (goal: at least 0.5)",
+            a.rps() / w.rps()
+        );
+        for (name, l) in [("FastHttpUser", &best_fast), ("HttpUser", &best_http)] {
+            if let Some(l) = l.filter(|l| l.ok) {
+                println!(
+                    "{atf_label} / locust {name} requests per CPU-second: {:.1} (goal: at least 5)",
+                    a.per_core() / l.per_core()
+                );
+            }
         }
     }
 }

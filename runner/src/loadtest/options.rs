@@ -63,6 +63,8 @@ pub struct LoadOptions {
     /// How long running iterations may take to finish once the run ends,
     /// before they are interrupted (their cleanup still runs).
     pub graceful_stop: Duration,
+    /// `--threads`: the threads VUs share (closed model); `None`: one per CPU.
+    pub threads: Option<u64>,
     /// What an iteration is.
     pub iteration: IterationMode,
     /// `--weight NAME=W`: case-name globs and weights (the last match wins).
@@ -232,6 +234,7 @@ mod tests {
             ramp: Duration::ZERO,
             warmup: Duration::ZERO,
             graceful_stop: Duration::from_secs(30),
+            threads: None,
             iteration: IterationMode::Case,
             weights: Vec::new(),
             shard: Some(Shard { index: 2, total: 2 }),

@@ -259,22 +259,22 @@ impl LoadRun {
             Model::Open { .. } => Err("the open model".into()),
             Model::Closed { vus } => {
                 self.sharing.clone()?;
-                Ok(group_threads(vus))
+                Ok(group_threads(vus, opts.threads))
             }
         }
     }
 
-    /// The closed model with VUs sharing threads: one thread per CPU, each
-    /// running its share of the VUs as coroutines on one runtime
+    /// The closed model with VUs sharing `threads` threads, each running
+    /// its share of the VUs as coroutines on one runtime
     /// ([`atf_keywords::local::run_group`]): the sockets of all its VUs are
     /// waited on together, with no thread wake-up per request.
     fn closed_groups<'s>(
         &'s self,
         scope: &'s std::thread::Scope<'s, '_>,
         vus: u64,
+        threads: u64,
         ramp: Duration,
     ) {
-        let threads = group_threads(vus);
         for t in 0..threads {
             let members: Vec<u64> = (0..vus).filter(|i| i % threads == t).collect();
             let n = members.len();
@@ -404,8 +404,8 @@ impl LoadRun {
         let mut finish = Instant::now();
         std::thread::scope(|scope| {
             match opts.model {
-                Model::Closed { vus } if self.vu_threads(opts).is_ok() => {
-                    self.closed_groups(scope, vus, opts.ramp)
+                Model::Closed { vus } if let Ok(threads) = self.vu_threads(opts) => {
+                    self.closed_groups(scope, vus, threads, opts.ramp)
                 }
                 Model::Closed { vus } => {
                     for i in 0..vus {
@@ -532,10 +532,11 @@ impl LoadRun {
     }
 }
 
-/// The threads that `vus` VUs share: one per CPU, at most one per VU.
-fn group_threads(vus: u64) -> u64 {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get() as u64)
+/// The threads that `vus` VUs share: `--threads`, else one per CPU; at
+/// most one per VU.
+fn group_threads(vus: u64, threads: Option<u64>) -> u64 {
+    threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64))
         .clamp(1, vus.max(1))
 }
 
