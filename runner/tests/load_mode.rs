@@ -895,6 +895,11 @@ fn bad_usage_is_refused_before_anything_runs() {
         ),
         (&["load", "--duration", "10"], "give a unit"),
         (
+            &["load", "--rate", "3/s", "--threads", "2"],
+            "cannot be used with",
+        ),
+        (&["load", "--threads", "0"], "--threads"),
+        (
             &["load", "--vus", "1", "--shard", "2/2"],
             "gets no virtual users",
         ),
@@ -1003,9 +1008,9 @@ fn virtual_users_share_threads_unless_a_keyword_waits_on_its_own() {
             .filter(|l| **l == format!("{tag}-{what}"))
             .count()
     };
-    // 20 VUs that mostly sleep: sharing a thread or two, they still sleep
-    // side by side (about 100 iterations in 1.5 s); if a sleep held its
-    // thread, two threads would make about 10.
+    // 20 VUs that mostly sleep: sharing one thread, they still sleep side
+    // by side (about 100 iterations in 1.5 s); if a sleep held the thread,
+    // it would make about 5.
     p.file(
         "nap.case.json",
         json!({ "name": "nap", "steps": [
