@@ -133,9 +133,10 @@ fn suspend_on<F: Future>(fut: F) -> F::Output {
     }
 }
 
-/// Runs `fut` to completion on this thread's own runtime; gives it back
-/// when the thread has none (or is already inside it).
-pub(crate) fn block_on_own<F: Future>(fut: F) -> Result<F::Output, F> {
+/// Runs `fut` to completion on this thread's own runtime (or suspends
+/// this virtual user's coroutine until it is); gives it back when the
+/// thread has none (or is already inside it).
+pub fn block_on_own<F: Future>(fut: F) -> Result<F::Output, F> {
     if NESTED.with(Cell::get) {
         return Err(fut);
     }

@@ -293,10 +293,10 @@ struct LoadArgs {
     /// Open model: most virtual users at once.
     #[arg(long, value_name = "N", requires = "rate", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     max_vus: u64,
-    /// Closed model: the threads that the virtual users share when every
-    /// keyword of the cases waits without holding its thread (HTTP and the
-    /// core keywords but exec); default: one per CPU.
-    #[arg(long, value_name = "N", conflicts_with = "rate", value_parser = clap::value_parser!(u64).range(1..))]
+    /// The threads that the virtual users share when every keyword of the
+    /// cases waits without holding its thread (HTTP and the core keywords
+    /// but exec); default: one per CPU.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
     /// Measured time, after the warm-up (e.g. 2m).
     #[arg(long, value_name = "TIME", value_parser = parse_load_duration)]

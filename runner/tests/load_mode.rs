@@ -894,10 +894,6 @@ fn bad_usage_is_refused_before_anything_runs() {
             "cannot be used with",
         ),
         (&["load", "--duration", "10"], "give a unit"),
-        (
-            &["load", "--rate", "3/s", "--threads", "2"],
-            "cannot be used with",
-        ),
         (&["load", "--threads", "0"], "--threads"),
         (
             &["load", "--vus", "1", "--shard", "2/2"],
@@ -1061,4 +1057,58 @@ fn virtual_users_share_threads_unless_a_keyword_waits_on_its_own() {
         out.stdout
     );
     assert_eq!(count("shell"), 12);
+
+    // The open model: 50 arrivals a second of 300 ms each need about 15
+    // VUs at once; on one shared thread none is dropped.
+    let out = ok_run(
+        &p,
+        &[
+            "load",
+            "nap.case.json",
+            "--rate",
+            "50/s",
+            "--max-vus",
+            "40",
+            "--threads",
+            "1",
+            "--duration",
+            "1s",
+        ],
+    );
+    assert!(
+        out.stdout.contains("virtual users share 1 thread "),
+        "{}",
+        out.stdout
+    );
+    let r = read_load(&p, "atf-report");
+    assert_eq!(
+        (r.summary.iterations, r.summary.dropped),
+        (50, 0),
+        "{}",
+        out.stdout
+    );
+    // And with a VU thread each (`exec`), as before.
+    let before = count("shell");
+    let out = ok_run(
+        &p,
+        &[
+            "load",
+            "shell.case.json",
+            "--rate",
+            "20/s",
+            "--max-vus",
+            "4",
+            "--duration",
+            "1s",
+        ],
+    );
+    assert!(out.stdout.contains("a thread each"), "{}", out.stdout);
+    let r = read_load(&p, "atf-report");
+    assert_eq!(
+        (r.summary.iterations, r.summary.dropped),
+        (20, 0),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(count("shell") - before, 20);
 }

@@ -58,6 +58,8 @@ pub struct LoadRun {
     stop: AtomicBool,
     claimed: AtomicU64,
     workers: AtomicUsize,
+    /// The last id given to a VU of the open model sharing a thread.
+    next_vu: AtomicU64,
     /// Whether VUs may share threads, else why not (see [`Mix::shares_threads`]).
     sharing: Result<(), String>,
 }
@@ -150,6 +152,7 @@ impl LoadRun {
             claimed: AtomicU64::new(0),
             workers: AtomicUsize::new(0),
             sharing,
+            next_vu: AtomicU64::new(0),
         }
     }
 
@@ -236,32 +239,45 @@ impl LoadRun {
         });
     }
 
-    fn open_vu(&self, id: usize, jobs: crossbeam_channel::Receiver<Job>) {
+    fn open_vu(&self, id: usize, jobs: async_channel::Receiver<Job>) {
         let _guard = WorkerGuard(&self.workers);
-        self.vu_body(id, |vu| {
-            while let Ok(job) = jobs.recv() {
-                // Handed over a little early: wait for the intended start here.
-                let wait = job.intended.saturating_duration_since(Instant::now());
-                if !wait.is_zero() {
-                    atf_keywords::local::sleep(wait);
-                }
-                vu.iterate(job.intended, job.record);
-                self.idle.fetch_add(1, Ordering::SeqCst);
-            }
-        });
+        self.vu_body(id, |vu| self.take_jobs(vu, &jobs));
     }
 
-    /// How many threads the VUs share (closed model, a mix of
+    /// A VU of the open model sharing a thread: waits until the scheduler
+    /// needs one more VU (or the run ends), then takes jobs.
+    fn open_slot(&self, starts: &async_channel::Receiver<()>, jobs: &async_channel::Receiver<Job>) {
+        let _guard = WorkerGuard(&self.workers);
+        if receive(starts).is_none() {
+            return;
+        }
+        let id = self.next_vu.fetch_add(1, Ordering::SeqCst) as usize + 1;
+        self.vu_body(id, |vu| self.take_jobs(vu, jobs));
+    }
+
+    /// Runs the iterations handed to this VU until the scheduler is done.
+    fn take_jobs(&self, vu: &mut Vu<'_>, jobs: &async_channel::Receiver<Job>) {
+        while let Some(job) = receive(jobs) {
+            // Handed over a little early: wait for the intended start here.
+            let wait = job.intended.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                atf_keywords::local::sleep(wait);
+            }
+            vu.iterate(job.intended, job.record);
+            self.idle.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// How many threads the VUs share (a mix of
     /// [`atf_sdk::Keyword::cooperative`] keywords), or why each VU has a
     /// thread of its own.
     pub fn vu_threads(&self, opts: &LoadOptions) -> Result<u64, String> {
-        match opts.model {
-            Model::Open { .. } => Err("the open model".into()),
-            Model::Closed { vus } => {
-                self.sharing.clone()?;
-                Ok(group_threads(vus, opts.threads))
-            }
-        }
+        self.sharing.clone()?;
+        let vus = match opts.model {
+            Model::Closed { vus } => vus,
+            Model::Open { max_vus, .. } => max_vus,
+        };
+        Ok(group_threads(vus, opts.threads))
     }
 
     /// The closed model with VUs sharing `threads` threads, each running
@@ -299,6 +315,45 @@ impl LoadRun {
         }
     }
 
+    /// The open model's VUs sharing `threads` threads: `max_vus` coroutines
+    /// made up front (stacks reserved, not used), each of which becomes a
+    /// VU when the scheduler sends a start; how many were made.
+    fn open_groups<'s>(
+        &'s self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        max_vus: u64,
+        threads: u64,
+        starts: &async_channel::Receiver<()>,
+        jobs: &async_channel::Receiver<Job>,
+    ) -> u64 {
+        let mut made = 0;
+        for t in 0..threads {
+            let n = (max_vus / threads + u64::from(t < max_vus % threads)) as usize;
+            self.workers.fetch_add(n, Ordering::SeqCst);
+            let (starts, jobs) = (starts.clone(), jobs.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("atf-vus-{}", t + 1))
+                .spawn_scoped(scope, move || {
+                    let (starts, jobs) = (&starts, &jobs);
+                    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = (0..n)
+                        .map(|_| {
+                            Box::new(move || self.open_slot(starts, jobs))
+                                as Box<dyn FnOnce() + Send>
+                        })
+                        .collect();
+                    atf_keywords::local::run_group(bodies);
+                });
+            match spawned {
+                Ok(_) => made += n as u64,
+                Err(e) => {
+                    self.workers.fetch_sub(n, Ordering::SeqCst);
+                    eprintln!("warning: cannot start a thread of virtual users: {e}");
+                }
+            }
+        }
+        made
+    }
+
     /// The open model's scheduler: starts arrivals at their intended times.
     fn schedule<'s>(
         &'s self,
@@ -306,9 +361,17 @@ impl LoadRun {
         rate: f64,
         max_vus: u64,
         ramp: Duration,
+        (tx, rx): (async_channel::Sender<Job>, async_channel::Receiver<Job>),
+        starts: Option<async_channel::Sender<()>>,
     ) {
         let _guard = WorkerGuard(&self.workers);
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        // VUs on shared threads wait with the runtime's timer, whose ticks
+        // are a millisecond apart: they get each iteration when it is due.
+        let lead = if starts.is_some() {
+            Duration::ZERO
+        } else {
+            HANDOVER_LEAD
+        };
         let mut vus = 0u64;
         let mut k = 0u64;
         let ramp = ramp.as_secs_f64();
@@ -322,10 +385,10 @@ impl LoadRun {
                 self.stop.store(true, Ordering::SeqCst);
                 break;
             }
-            // Hand the iteration over a little before it is due, so that the
-            // VU's wake-up is not added to its latency; the VU waits for the
-            // intended start itself.
-            if !self.sleep_until(intended.checked_sub(HANDOVER_LEAD).unwrap_or(intended)) {
+            // Hand the iteration over a little before it is due (to a VU
+            // thread), so that the VU's wake-up is not added to its latency;
+            // the VU waits for the intended start itself.
+            if !self.sleep_until(intended.checked_sub(lead).unwrap_or(intended)) {
                 self.drop_late(k - 1, rate, ramp);
                 break;
             }
@@ -337,6 +400,17 @@ impl LoadRun {
             let idle = self.idle.load(Ordering::SeqCst);
             if idle > 0 {
                 self.idle.fetch_sub(1, Ordering::SeqCst);
+            } else if vus < max_vus
+                && let Some(starts) = &starts
+            {
+                // A VU made up front on a shared thread takes it.
+                vus += 1;
+                if starts.send_blocking(()).is_err() {
+                    if record {
+                        self.metrics.dropped();
+                    }
+                    continue;
+                }
             } else if vus < max_vus {
                 vus += 1;
                 let rx = rx.clone();
@@ -358,11 +432,12 @@ impl LoadRun {
                 }
                 continue;
             }
-            if tx.send(Job { intended, record }).is_err() {
+            if tx.send_blocking(Job { intended, record }).is_err() {
                 break;
             }
         }
         drop(tx);
+        drop(starts);
     }
 
     /// When the open model's run ends on time while its scheduler is behind
@@ -421,11 +496,20 @@ impl LoadRun {
                     }
                 }
                 Model::Open { rate, max_vus } => {
+                    let jobs = async_channel::unbounded::<Job>();
+                    let (mut max_vus, mut starts) = (max_vus, None);
+                    if let Ok(threads) = self.vu_threads(opts) {
+                        let (tx, rx) = async_channel::unbounded::<()>();
+                        max_vus = self.open_groups(scope, max_vus, threads, &rx, &jobs.1);
+                        starts = Some(tx);
+                    }
                     self.workers.fetch_add(1, Ordering::SeqCst);
                     let ramp = opts.ramp;
                     let spawned = std::thread::Builder::new()
                         .name("atf-arrivals".into())
-                        .spawn_scoped(scope, move || self.schedule(scope, rate, max_vus, ramp));
+                        .spawn_scoped(scope, move || {
+                            self.schedule(scope, rate, max_vus, ramp, jobs, starts)
+                        });
                     if let Err(e) = spawned {
                         self.workers.fetch_sub(1, Ordering::SeqCst);
                         eprintln!("error: cannot start the arrival scheduler: {e}");
@@ -529,6 +613,15 @@ impl LoadRun {
             interrupted,
             dropped,
         }
+    }
+}
+
+/// The next message of `rx`, waiting as a VU does (suspended on a shared
+/// thread, else on its own runtime); `None` once every sender is gone.
+fn receive<T>(rx: &async_channel::Receiver<T>) -> Option<T> {
+    match atf_keywords::local::block_on_own(rx.recv()) {
+        Ok(got) => got.ok(),
+        Err(_) => rx.recv_blocking().ok(),
     }
 }
 
