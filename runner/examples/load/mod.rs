@@ -2,9 +2,9 @@
 //! `wrk` (the ceiling: a C load generator) and Locust (the Python peer),
 //! at the same connection count, on the same nginx (Debian's, started
 //! here on a loopback port with `runner/examples/load/nginx.conf`). atf
-//! runs twice: with its default threads (one per CPU) and with
-//! `--threads 1`, the one thread that `wrk -t1` and Locust's one process
-//! use.
+//! runs twice: with its default threads (one per CPU less one, at least
+//! one: on 2 cores the one thread that `wrk -t1` and Locust's one process
+//! use) and with `--threads` one per CPU.
 //!
 //! Each tool runs for the same time; the figures are requests per second,
 //! the tool's own CPU (user + system, from `wait4`, less what it had used
@@ -342,7 +342,8 @@ pub fn bench(atf_bin: &Path, conns: usize, secs: u64, repeat: usize) {
     // Interleaved, so each tool sees the same machine.
     let mut best_wrk: Option<Run> = None;
     let mut best_atf: Option<Run> = None;
-    let mut best_atf_one: Option<Run> = None;
+    let mut best_atf_cpus: Option<Run> = None;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut best_fast: Option<Run> = None;
     let mut best_http: Option<Run> = None;
     let keep = |best: &mut Option<Run>, r: Run| {
@@ -355,8 +356,8 @@ pub fn bench(atf_bin: &Path, conns: usize, secs: u64, repeat: usize) {
         keep(&mut best_wrk, wrk(&nginx, conns, secs));
         keep(&mut best_atf, atf(atf_bin, dir, &nginx, conns, None, secs));
         keep(
-            &mut best_atf_one,
-            atf(atf_bin, dir, &nginx, conns, Some(1), secs),
+            &mut best_atf_cpus,
+            atf(atf_bin, dir, &nginx, conns, Some(cpus), secs),
         );
         if let Some(r) = locust(dir, &nginx, "fast", conns, secs) {
             keep(&mut best_fast, r);
@@ -365,12 +366,12 @@ pub fn bench(atf_bin: &Path, conns: usize, secs: u64, repeat: usize) {
             keep(&mut best_http, r);
         }
     }
-    let (Some(w), Some(a), Some(a_one)) = (best_wrk, best_atf, best_atf_one) else {
+    let (Some(w), Some(a), Some(a_cpus)) = (best_wrk, best_atf, best_atf_cpus) else {
         return;
     };
     line(&format!("wrk -t1 -c{conns}"), &w);
     line(&format!("atf load --vus {conns}"), &a);
-    line(&format!("atf load --vus {conns} --threads 1"), &a_one);
+    line(&format!("atf load --vus {conns} --threads {cpus}"), &a_cpus);
     match (&best_fast, &best_http) {
         (None, None) => println!(
             "locust                             skipped: not installed (scripts/bench-load-deps.sh)"
@@ -384,7 +385,8 @@ pub fn bench(atf_bin: &Path, conns: usize, secs: u64, repeat: usize) {
             }
         }
     }
-    for (atf_label, a) in [("atf", &a), ("atf --threads 1", &a_one)] {
+    let with_cpus = format!("atf --threads {cpus}");
+    for (atf_label, a) in [("atf", &a), (with_cpus.as_str(), &a_cpus)] {
         println!(
             "{atf_label} / wrk requests per second: {:.2} (goal: at least 0.5)",
             a.rps() / w.rps()

@@ -63,7 +63,8 @@ pub struct LoadOptions {
     /// How long running iterations may take to finish once the run ends,
     /// before they are interrupted (their cleanup still runs).
     pub graceful_stop: Duration,
-    /// `--threads`: the threads VUs share; `None`: one per CPU.
+    /// `--threads`: the threads VUs share; `None`: one per CPU less one,
+    /// at least one.
     pub threads: Option<u64>,
     /// What an iteration is.
     pub iteration: IterationMode,
