@@ -219,6 +219,12 @@ fn get_case(name: &str, path: &str) -> Value {
           "args": { "url": server().url(path) }, "expect": { "status": 200 } } ] })
 }
 
+/// How many requests the server logged at `/log/TAG-WHAT`.
+fn logged(tag: &str, what: &str) -> usize {
+    let line = format!("{tag}-{what}");
+    server().log().iter().filter(|l| **l == line).count()
+}
+
 fn read_load(p: &Project, dir: &str) -> LoadReport {
     atf_reports::load::json::read(&p.join(dir).join("load.json")).expect("load.json")
 }
@@ -682,13 +688,7 @@ fn iterations_run_the_whole_case_or_only_steps_per_vu() {
                      "undo": call("undo") } ],
         "cleanup": [call("cleanup")] }),
     );
-    let count = |what: &str| {
-        server()
-            .log()
-            .iter()
-            .filter(|l| **l == format!("{tag}-{what}"))
-            .count()
-    };
+    let count = |what: &str| logged(&tag, what);
     ok_run(&p, &["load", "--vus", "3", "--iterations", "30"]);
     for what in ["prepare", "step", "undo", "cleanup"] {
         assert_eq!(count(what), 30, "{what} in --iteration case");
@@ -997,13 +997,7 @@ fn virtual_users_share_threads_unless_a_keyword_waits_on_its_own() {
     let p = Project::new();
     let tag = format!("t{}", std::process::id());
     let get = |what: &str| json!({ "keyword": "http.request", "args": { "url": server().url(&format!("/log/{tag}-{what}")) }, "expect": { "status": 200 } });
-    let count = |what: &str| {
-        server()
-            .log()
-            .iter()
-            .filter(|l| **l == format!("{tag}-{what}"))
-            .count()
-    };
+    let count = |what: &str| logged(&tag, what);
     // 20 VUs that mostly sleep: sharing one thread, they still sleep side
     // by side (about 100 iterations in 1.5 s); if a sleep held the thread,
     // it would make about 5.
@@ -1059,56 +1053,30 @@ fn virtual_users_share_threads_unless_a_keyword_waits_on_its_own() {
     assert_eq!(count("shell"), 12);
 
     // The open model: 50 arrivals a second of 300 ms each need about 15
-    // VUs at once; on one shared thread none is dropped.
-    let out = ok_run(
-        &p,
-        &[
-            "load",
-            "nap.case.json",
-            "--rate",
-            "50/s",
-            "--max-vus",
-            "40",
-            "--threads",
-            "1",
-            "--duration",
-            "1s",
-        ],
-    );
-    assert!(
-        out.stdout.contains("virtual users share 1 thread "),
-        "{}",
-        out.stdout
-    );
-    let r = read_load(&p, "atf-report");
-    assert_eq!(
-        (r.summary.iterations, r.summary.dropped),
-        (50, 0),
-        "{}",
-        out.stdout
-    );
-    // And with a VU thread each (`exec`), as before.
+    // VUs at once; on one shared thread none is dropped. With `exec`, a VU
+    // thread each, as before. Each run: what it said, iterations, dropped.
+    let open = |args: &[&str]| {
+        let mut all = vec!["load", "--duration", "1s"];
+        all.extend_from_slice(args);
+        let out = ok_run(&p, &all);
+        let r = read_load(&p, "atf-report");
+        (out.stdout, r.summary.iterations, r.summary.dropped)
+    };
+    let (said, iterations, dropped) = open(&[
+        "nap.case.json",
+        "--rate",
+        "50/s",
+        "--max-vus",
+        "40",
+        "--threads",
+        "1",
+    ]);
+    assert!(said.contains("virtual users share 1 thread "), "{said}");
+    assert_eq!((iterations, dropped), (50, 0), "{said}");
     let before = count("shell");
-    let out = ok_run(
-        &p,
-        &[
-            "load",
-            "shell.case.json",
-            "--rate",
-            "20/s",
-            "--max-vus",
-            "4",
-            "--duration",
-            "1s",
-        ],
-    );
-    assert!(out.stdout.contains("a thread each"), "{}", out.stdout);
-    let r = read_load(&p, "atf-report");
-    assert_eq!(
-        (r.summary.iterations, r.summary.dropped),
-        (20, 0),
-        "{}",
-        out.stdout
-    );
+    let (said, iterations, dropped) =
+        open(&["shell.case.json", "--rate", "20/s", "--max-vus", "4"]);
+    assert!(said.contains("a thread each"), "{said}");
+    assert_eq!((iterations, dropped), (20, 0), "{said}");
     assert_eq!(count("shell") - before, 20);
 }
