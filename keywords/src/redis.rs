@@ -312,6 +312,11 @@ impl Keyword for Redis {
         spec()
     }
 
+    /// It waits only in [`crate::run_on`] and holds no lock across it.
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let parts = match c.arg("cmd") {
             Some(Value::Array(items)) if !items.is_empty() => items

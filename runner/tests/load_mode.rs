@@ -1080,3 +1080,64 @@ fn virtual_users_share_threads_unless_a_keyword_waits_on_its_own() {
     assert_eq!((iterations, dropped), (20, 0), "{said}");
     assert_eq!(count("shell") - before, 20);
 }
+
+#[test]
+fn sql_and_redis_steps_share_threads_too() {
+    let _s = shared();
+    for (service, addr) in [
+        ("MariaDB", "127.0.0.1:3306"),
+        ("PostgreSQL", "127.0.0.1:5432"),
+        ("Redis", "127.0.0.1:6379"),
+    ] {
+        assert!(
+            TcpStream::connect(addr).is_ok(),
+            "{service} does not answer on {addr}: start the test services with `scripts/services.sh`"
+        );
+    }
+    let p = Project::new();
+    let key = format!("atf-load-shared-{}", std::process::id());
+    let one = |keyword: &str| json!({ "keyword": keyword, "args": { "sql": "SELECT 1 AS n" }, "expect": { "$.rows[0].n": 1 } });
+    p.file(
+        "db.case.json",
+        json!({ "name": "db",
+            "prepare": [ { "keyword": "pg.exec", "args": { "sql": "SELECT 1" } } ],
+            "steps": [
+                { "keyword": "redis.command", "args": { "cmd": ["INCR", key] } },
+                one("mysql.query"), one("pg.query") ],
+            "cleanup": [ { "keyword": "mysql.exec", "args": { "sql": "DO 0" } } ] }),
+    );
+    let out = ok_run(
+        &p,
+        &[
+            "load",
+            "db.case.json",
+            "--vus",
+            "8",
+            "--threads",
+            "1",
+            "--iterations",
+            "40",
+        ],
+    );
+    assert!(
+        out.stdout.contains("virtual users share 1 thread "),
+        "{}",
+        out.stdout
+    );
+    let r = read_load(&p, "atf-report");
+    assert_eq!(
+        (r.summary.iterations, r.summary.errors),
+        (40, 0),
+        "{}",
+        out.stdout
+    );
+    // Every INCR reached Redis once: read the counter back and drop it.
+    p.file(
+        "check.case.json",
+        json!({ "name": "check", "steps": [
+            { "keyword": "redis.command", "args": { "cmd": ["GET", key] }, "expect": { "value": "40" } },
+            { "keyword": "redis.command", "args": { "cmd": ["DEL", key] } } ] }),
+    );
+    let out = p.atf(&["run", "check.case.json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+}

@@ -524,6 +524,11 @@ impl Keyword for Query {
         specs().swap_remove(0)
     }
 
+    /// It waits only in [`crate::run_on`] and holds no lock across it.
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let sql = c.required_str("sql")?.to_string();
         let params = match c.arg("params") {
@@ -548,6 +553,11 @@ impl Keyword for Query {
 impl Keyword for Exec {
     fn spec(&self) -> KeywordSpec {
         specs().swap_remove(1)
+    }
+
+    /// It waits only in [`crate::run_on`] and holds no lock across it.
+    fn cooperative(&self) -> bool {
+        true
     }
 
     fn call(&self, c: &Call<'_>) -> KeywordResult {
