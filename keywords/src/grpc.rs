@@ -712,6 +712,12 @@ impl Keyword for Grpc {
         spec()
     }
 
+    /// It waits only in [`crate::run_on`] and holds no lock across it (the
+    /// descriptor cache's lock is let go before a compile's result is used).
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let method_name = c.required_str("method")?.to_string();
         let (service, name) = split_method(&method_name)?;
