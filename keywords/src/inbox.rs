@@ -45,6 +45,9 @@ pub struct Inbox {
     capacity: usize,
     state: Mutex<State>,
     arrived: Condvar,
+    /// The same news for waits on a virtual user's coroutine
+    /// ([`crate::local`]), which must not block their thread.
+    arrived_async: tokio::sync::Notify,
 }
 
 /// Whether a step that returns messages takes them out of the inbox.
@@ -76,6 +79,7 @@ impl Inbox {
             capacity: capacity.max(1),
             state: Mutex::new(State::default()),
             arrived: Condvar::new(),
+            arrived_async: tokio::sync::Notify::new(),
         }
     }
 
@@ -101,6 +105,7 @@ impl Inbox {
             }
         }
         self.arrived.notify_all();
+        self.arrived_async.notify_waiters();
     }
 
     /// Marks the inbox as closed: waits end at once with `why`.
@@ -111,6 +116,7 @@ impl Inbox {
             st.closed = Some(why);
         }
         self.arrived.notify_all();
+        self.arrived_async.notify_waiters();
     }
 
     /// Number of messages held now.
@@ -195,6 +201,25 @@ impl Inbox {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
+            }
+            if crate::local::in_coroutine() {
+                // Registered before the state is read: a message pushed in
+                // between still wakes it.
+                let notified = self.arrived_async.notified();
+                let mut notified = std::pin::pin!(notified);
+                notified.as_mut().enable();
+                let idle = self
+                    .state
+                    .lock()
+                    .map(|st| st.next_seq == cursor && st.closed.is_none())
+                    .map_err(|_| KeywordError::new("message buffer poisoned"))?;
+                if idle {
+                    let _ = crate::local::block_on_own(tokio::time::timeout(
+                        left.min(WAIT_SLICE),
+                        notified,
+                    ));
+                }
+                continue;
             }
             let st = self
                 .state
@@ -419,6 +444,30 @@ mod tests {
         t.join().unwrap();
         assert_eq!(f.matched, vec![json!("late")]);
         assert_eq!(f.closed.as_deref(), Some("gone"));
+    }
+
+    #[test]
+    fn a_virtual_user_waits_without_holding_its_thread() {
+        // The pusher shares the waiter's thread: if the wait blocked the
+        // thread, the message would never come and it would end empty.
+        let inbox = Inbox::new(10);
+        let found = std::sync::Mutex::new(None);
+        let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = vec![
+            Box::new(|| {
+                let args = json!({});
+                let c = call(&args);
+                let end = Instant::now() + Duration::from_secs(10);
+                let f = inbox.wait(&c, 0, &|_| true, None, 1, end, Take::Keep);
+                *found.lock().unwrap() = Some(f.map(|f| f.matched));
+            }),
+            Box::new(|| {
+                crate::local::sleep(Duration::from_millis(20));
+                inbox.push(json!("late"));
+            }),
+        ];
+        crate::local::run_group(bodies);
+        let found = found.into_inner().unwrap().unwrap().unwrap();
+        assert_eq!(found, vec![json!("late")]);
     }
 
     #[test]

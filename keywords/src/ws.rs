@@ -447,6 +447,12 @@ impl Keyword for Connect {
         self.0.close_case(case_id);
     }
 
+    /// It waits only in [`crate::run_on`] and its inbox (which suspends a
+    /// virtual user's coroutine), holding no lock across either.
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         if c.case_id() == 0 {
             return Err(KeywordError::new(
@@ -583,6 +589,12 @@ impl Keyword for Send {
         specs().swap_remove(1)
     }
 
+    /// It waits only in [`crate::run_on`] and its inbox (which suspends a
+    /// virtual user's coroutine), holding no lock across either.
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let given: Vec<&str> = ["text", "json", "binary"]
             .into_iter()
@@ -645,6 +657,12 @@ impl Keyword for Receive {
         specs().swap_remove(2)
     }
 
+    /// It waits only in [`crate::run_on`] and its inbox (which suspends a
+    /// virtual user's coroutine), holding no lock across either.
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let expect = inbox::match_arg(c)?;
         let count = inbox::count_arg(c)?;
@@ -679,6 +697,12 @@ pub struct Close(Arc<Connections>);
 impl Keyword for Close {
     fn spec(&self) -> KeywordSpec {
         specs().swap_remove(3)
+    }
+
+    /// It waits only in [`crate::run_on`] and its inbox (which suspends a
+    /// virtual user's coroutine), holding no lock across either.
+    fn cooperative(&self) -> bool {
+        true
     }
 
     fn call(&self, c: &Call<'_>) -> KeywordResult {
