@@ -395,6 +395,12 @@ impl Keyword for Publish {
         specs().swap_remove(0)
     }
 
+    /// It waits only in [`crate::run_on`] and its inbox (which suspends a
+    /// virtual user's coroutine), holding no lock across either.
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let topic = c.required_str("topic")?.to_string();
         if topic.is_empty() || !rumqttc::valid_topic(&topic) {
@@ -437,6 +443,12 @@ pub struct Subscribe(Arc<Clients>);
 impl Keyword for Subscribe {
     fn spec(&self) -> KeywordSpec {
         specs().swap_remove(1)
+    }
+
+    /// It waits only in [`crate::run_on`] and its inbox (which suspends a
+    /// virtual user's coroutine), holding no lock across either.
+    fn cooperative(&self) -> bool {
+        true
     }
 
     fn call(&self, c: &Call<'_>) -> KeywordResult {
@@ -483,6 +495,12 @@ pub struct Consume(Arc<Clients>);
 impl Keyword for Consume {
     fn spec(&self) -> KeywordSpec {
         specs().swap_remove(2)
+    }
+
+    /// It waits only in [`crate::run_on`] and its inbox (which suspends a
+    /// virtual user's coroutine), holding no lock across either.
+    fn cooperative(&self) -> bool {
+        true
     }
 
     fn call(&self, c: &Call<'_>) -> KeywordResult {
