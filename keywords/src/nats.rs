@@ -537,6 +537,13 @@ impl Keyword for Publish {
         specs().swap_remove(0)
     }
 
+    /// It waits only in [`crate::run_on`], [`crate::local::block_on_own`]
+    /// and its inbox (all of which suspend a virtual user's coroutine),
+    /// holding no lock across them.
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let subject = c.required_str("subject")?.to_string();
         check_subject(&subject, false)?;
@@ -611,6 +618,13 @@ impl Keyword for Request {
         specs().swap_remove(1)
     }
 
+    /// It waits only in [`crate::run_on`], [`crate::local::block_on_own`]
+    /// and its inbox (all of which suspend a virtual user's coroutine),
+    /// holding no lock across them.
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let subject = c.required_str("subject")?.to_string();
         check_subject(&subject, false)?;
@@ -657,6 +671,13 @@ impl Keyword for Subscribe {
         specs().swap_remove(2)
     }
 
+    /// It waits only in [`crate::run_on`], [`crate::local::block_on_own`]
+    /// and its inbox (all of which suspend a virtual user's coroutine),
+    /// holding no lock across them.
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let subjects: Vec<String> = match c.arg("subject") {
             Some(Value::String(s)) => vec![s.clone()],
@@ -697,6 +718,13 @@ pub struct Consume(Arc<Clients>);
 impl Keyword for Consume {
     fn spec(&self) -> KeywordSpec {
         specs().swap_remove(3)
+    }
+
+    /// It waits only in [`crate::run_on`], [`crate::local::block_on_own`]
+    /// and its inbox (all of which suspend a virtual user's coroutine),
+    /// holding no lock across them.
+    fn cooperative(&self) -> bool {
+        true
     }
 
     fn call(&self, c: &Call<'_>) -> KeywordResult {
@@ -804,7 +832,7 @@ impl Consume {
         let feed = inbox.clone();
         let label = r.label.clone();
         let stream_name = stream.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), KeywordError>>();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), KeywordError>>();
         let task = self.0.env.runtime.spawn(async move {
             let setup = async {
                 let js = r.jetstream(timeout).await?;
@@ -890,14 +918,22 @@ impl Consume {
             }
         });
         let abort = task.abort_handle();
-        let setup = ready_rx
-            .recv_timeout(timeout.max(Duration::from_millis(1)))
-            .unwrap_or_else(|_| {
-                Err(KeywordError::new(format!(
-                    "cannot open a consumer on stream `{stream}` within {} ms",
-                    timeout.as_millis()
-                )))
-            });
+        // Waited for as a keyword waits: a virtual user sharing its thread
+        // is suspended meanwhile.
+        // (An async block: its timer is made where it is polled, on a runtime.)
+        let limit = timeout.max(Duration::from_millis(1));
+        let ready = async move { tokio::time::timeout(limit, ready_rx).await };
+        let ready = match crate::local::block_on_own(ready) {
+            Ok(ready) => ready,
+            Err(ready) => self.0.env.runtime.block_on(ready),
+        };
+        let setup = match ready {
+            Ok(Ok(setup)) => setup,
+            _ => Err(KeywordError::new(format!(
+                "cannot open a consumer on stream `{stream}` within {} ms",
+                timeout.as_millis()
+            ))),
+        };
         if let Err(e) = setup {
             abort.abort();
             return Err(e);
