@@ -162,6 +162,37 @@ fn a_message_keeps_its_body_headers_and_properties() {
 }
 
 #[test]
+fn virtual_users_sharing_a_thread_each_get_their_confirm() {
+    assert!(amqp().publish.cooperative());
+    assert!(!amqp().consume.cooperative());
+    let q = queue("atf-q-vus");
+    let got = std::sync::Mutex::new(Vec::new());
+    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = (0..4)
+        .map(|i| {
+            let (q, got) = (&q, &got);
+            Box::new(move || {
+                let r = at(
+                    &amqp().publish,
+                    json!({"routing_key": q, "json": {"vu": i}}),
+                    Duration::from_secs(10),
+                    now_ms(),
+                );
+                got.lock().unwrap().push(r.map_err(|e| e.message));
+            }) as Box<dyn FnOnce() + Send + '_>
+        })
+        .collect();
+    atf_keywords::local::run_group(bodies);
+    let got = got.into_inner().unwrap();
+    assert_eq!(got, vec![Ok(json!({"exchange": "", "routing_key": q})); 4]);
+    let all = consume(json!({"queue": q, "count": 4}), now_ms()).unwrap();
+    let mut vus: Vec<Value> = (0..4)
+        .map(|i| all["messages"][i]["body"]["vu"].clone())
+        .collect();
+    vus.sort_by_key(|v| v.as_i64());
+    assert_eq!(vus, vec![json!(0), json!(1), json!(2), json!(3)]);
+}
+
+#[test]
 fn taking_from_a_queue_leaves_what_does_not_match() {
     let q = queue("atf-q-match");
     for id in 1..=3 {

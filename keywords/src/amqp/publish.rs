@@ -87,6 +87,12 @@ impl Keyword for Publish {
         specs().swap_remove(0)
     }
 
+    /// It waits only in [`crate::run_on`] (the broker's confirm
+    /// included) and holds no lock across it.
+    fn cooperative(&self) -> bool {
+        true
+    }
+
     fn call(&self, c: &Call<'_>) -> KeywordResult {
         let m = message(c)?;
         // Checked here so that a long name is the step's error, not a panic in the client.
