@@ -166,23 +166,10 @@ fn virtual_users_sharing_a_thread_each_get_their_confirm() {
     assert!(amqp().publish.cooperative());
     assert!(!amqp().consume.cooperative());
     let q = queue("atf-q-vus");
-    let got = std::sync::Mutex::new(Vec::new());
-    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = (0..4)
-        .map(|i| {
-            let (q, got) = (&q, &got);
-            Box::new(move || {
-                let r = at(
-                    &amqp().publish,
-                    json!({"routing_key": q, "json": {"vu": i}}),
-                    Duration::from_secs(10),
-                    now_ms(),
-                );
-                got.lock().unwrap().push(r.map_err(|e| e.message));
-            }) as Box<dyn FnOnce() + Send + '_>
-        })
-        .collect();
-    atf_keywords::local::run_group(bodies);
-    let got = got.into_inner().unwrap();
+    let got = common::on_one_thread(4, |i| {
+        let message = json!({"routing_key": q, "json": {"vu": i}});
+        at(&amqp().publish, message, Duration::from_secs(10), now_ms()).map_err(|e| e.message)
+    });
     assert_eq!(got, vec![Ok(json!({"exchange": "", "routing_key": q})); 4]);
     let all = consume(json!({"queue": q, "count": 4}), now_ms()).unwrap();
     let mut vus: Vec<Value> = (0..4)

@@ -265,24 +265,13 @@ fn a_unary_call_through_reflection_returns_status_message_and_headers() {
 fn virtual_users_sharing_a_thread_each_get_their_answer() {
     let kw = keyword();
     assert!(kw.cooperative());
-    let got = std::sync::Mutex::new(Vec::new());
-    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = (0..8)
-        .map(|i| {
-            let (kw, got) = (&kw, &got);
-            Box::new(move || {
-                let out = grpc(
-                    kw,
-                    json!({"method": "atf.test.v1.Greeter/SayHello",
-                           "message": {"person": {"name": format!("vu{i}")}}}),
-                );
-                let text = out.map(|o| o["message"]["message"].clone());
-                got.lock().unwrap().push(text.map_err(|e| e.message));
-            }) as Box<dyn FnOnce() + Send + '_>
-        })
-        .collect();
-    atf_keywords::local::run_group(bodies);
-    let mut got = got.into_inner().unwrap();
-    got.sort_by_key(|r| format!("{r:?}"));
+    let got = common::on_one_thread(8, |i| {
+        let args = json!({"method": "atf.test.v1.Greeter/SayHello",
+                          "message": {"person": {"name": format!("vu{i}")}}});
+        grpc(&kw, args)
+            .map(|o| o["message"]["message"].clone())
+            .map_err(|e| e.message)
+    });
     let want: Vec<Result<Value, String>> =
         (0..8).map(|i| Ok(json!(format!("Hello, vu{i}")))).collect();
     assert_eq!(got, want);

@@ -60,45 +60,29 @@ fn virtual_users_sharing_a_thread_each_consume_what_they_published() {
     let kws = keywords(json!({}));
     assert!(kws.iter().all(|k| k.cooperative()));
     let topic = unique("atf/vus");
-    let got = std::sync::Mutex::new(Vec::new());
-    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = (0..4)
-        .map(|i| {
-            let (kws, got, topic) = (&kws, &got, &topic);
-            Box::new(move || {
-                // Each VU waits for the message of the VU before it, most
-                // often before that one has published it: only a suspended
-                // wait lets it come. Retained, so that a subscription made
-                // after the publish still gets it.
-                let mine = format!("{topic}/{i}");
-                let start = now_ms();
-                let wait = || {
-                    call_at(
-                        find(kws, "mqtt.consume"),
-                        json!({"topic": mine, "timeout": "5s"}),
-                        Duration::from_secs(20),
-                        start,
-                        Path::new("."),
-                    )
-                };
-                call(find(kws, "mqtt.subscribe"), json!({"topic": mine})).unwrap();
-                let next = format!("{topic}/{}", (i + 1) % 4);
-                call(
-                    find(kws, "mqtt.publish"),
-                    json!({"topic": next, "json": {"from": i}, "qos": 1, "retain": true}),
-                )
-                .unwrap();
-                let out = wait().map(|o| o["messages"][0]["payload"].clone());
-                got.lock().unwrap().push(out.map_err(|e| e.message));
-            }) as Box<dyn FnOnce() + Send + '_>
-        })
-        .collect();
-    atf_keywords::local::run_group(bodies);
-    let mut got = got.into_inner().unwrap();
-    got.sort_by_key(|r| format!("{r:?}"));
+    // Each VU waits for the message of the VU before it, most often before
+    // that one has published it: only a suspended wait lets it come.
+    // Retained, so that a subscription made after the publish still gets it.
+    let got = common::on_one_thread(4, |i| {
+        let mine = format!("{topic}/{i}");
+        let start = now_ms();
+        call(find(&kws, "mqtt.subscribe"), json!({"topic": mine})).unwrap();
+        let next = format!("{topic}/{}", (i + 1) % 4);
+        let message = json!({"topic": next, "json": {"from": i}, "qos": 1, "retain": true});
+        call(find(&kws, "mqtt.publish"), message).unwrap();
+        let consume = json!({"topic": mine, "timeout": "5s"});
+        call_at(
+            find(&kws, "mqtt.consume"),
+            consume,
+            Duration::from_secs(20),
+            start,
+            Path::new("."),
+        )
+        .map(|o| o["messages"][0]["payload"].clone())
+        .map_err(|e| e.message)
+    });
     let want: Vec<Result<serde_json::Value, String>> =
         (0..4).map(|i| Ok(json!({"from": (i + 3) % 4}))).collect();
-    let mut want = want;
-    want.sort_by_key(|r| format!("{r:?}"));
     assert_eq!(got, want);
 }
 

@@ -103,28 +103,19 @@ fn virtual_users_sharing_a_thread_each_consume_what_they_published() {
     let kws = keywords(json!({}));
     assert!(kws.iter().all(|k| k.cooperative()));
     let subject = unique("atf.vus");
-    let got = std::sync::Mutex::new(Vec::new());
-    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = (0..4)
-        .map(|i| {
-            let (kws, got, subject) = (&kws, &got, &subject);
-            Box::new(move || {
-                let mine = format!("{subject}.{i}");
-                let start = now_ms();
-                call(find(kws, "nats.subscribe"), json!({"subject": mine})).unwrap();
-                call(
-                    find(kws, "nats.publish"),
-                    json!({"subject": mine, "json": {"vu": i}}),
-                )
-                .unwrap();
-                let out = consume_at(kws, start, json!({"subject": mine, "timeout": "5s"}))
-                    .map(|o| o["messages"][0]["payload"].clone());
-                got.lock().unwrap().push(out.map_err(|e| e.message));
-            }) as Box<dyn FnOnce() + Send + '_>
-        })
-        .collect();
-    atf_keywords::local::run_group(bodies);
-    let mut got = got.into_inner().unwrap();
-    got.sort_by_key(|r| format!("{r:?}"));
+    let got = common::on_one_thread(4, |i| {
+        let mine = format!("{subject}.{i}");
+        let start = now_ms();
+        call(find(&kws, "nats.subscribe"), json!({"subject": mine})).unwrap();
+        call(
+            find(&kws, "nats.publish"),
+            json!({"subject": mine, "json": {"vu": i}}),
+        )
+        .unwrap();
+        consume_at(&kws, start, json!({"subject": mine, "timeout": "5s"}))
+            .map(|o| o["messages"][0]["payload"].clone())
+            .map_err(|e| e.message)
+    });
     let want: Vec<Result<serde_json::Value, String>> =
         (0..4).map(|i| Ok(json!({"vu": i}))).collect();
     assert_eq!(got, want);

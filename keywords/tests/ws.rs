@@ -172,25 +172,16 @@ fn text_json_and_binary_messages_go_both_ways() {
 fn virtual_users_sharing_a_thread_each_talk_on_their_own_connection() {
     let kws = keywords();
     assert!(kws.iter().all(|k| k.cooperative()));
-    let got = std::sync::Mutex::new(Vec::new());
-    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = (0..6)
-        .map(|i| {
-            let (kws, got) = (&kws, &got);
-            Box::new(move || {
-                let case = new_case();
-                let step = |name: &str, args: Value| in_case(find(kws, name), case, args);
-                let echoed = step("ws.connect", json!({"url": "/echo"}))
-                    .and_then(|_| step("ws.send", json!({"json": {"vu": i}})))
-                    .and_then(|_| step("ws.receive", json!({"count": 1, "timeout": "5s"})))
-                    .map(|out| out["messages"][0]["data"].clone());
-                let _ = step("ws.close", json!({}));
-                got.lock().unwrap().push(echoed.map_err(|e| e.message));
-            }) as Box<dyn FnOnce() + Send + '_>
-        })
-        .collect();
-    atf_keywords::local::run_group(bodies);
-    let mut got = got.into_inner().unwrap();
-    got.sort_by_key(|r| format!("{r:?}"));
+    let got = common::on_one_thread(6, |i| {
+        let case = new_case();
+        let step = |name: &str, args: Value| in_case(find(&kws, name), case, args);
+        let echoed = step("ws.connect", json!({"url": "/echo"}))
+            .and_then(|_| step("ws.send", json!({"json": {"vu": i}})))
+            .and_then(|_| step("ws.receive", json!({"count": 1, "timeout": "5s"})))
+            .map(|out| out["messages"][0]["data"].clone());
+        let _ = step("ws.close", json!({}));
+        echoed.map_err(|e| e.message)
+    });
     let want: Vec<Result<Value, String>> = (0..6).map(|i| Ok(json!({"vu": i}))).collect();
     assert_eq!(got, want);
 }

@@ -13,6 +13,26 @@ use atf_keywords::Env;
 use atf_sdk::{Call, Host, Keyword, KeywordResult, Value};
 use serde_json::Map;
 
+/// Runs `vu(0)` … `vu(n - 1)` as virtual users sharing the calling thread
+/// (`atf_keywords::local::run_group`, as `atf load` runs them) and gives
+/// what each returned, in VU order.
+pub fn on_one_thread<T: Send>(n: usize, vu: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let got = std::sync::Mutex::new(Vec::new());
+    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = (0..n)
+        .map(|i| {
+            let (vu, got) = (&vu, &got);
+            Box::new(move || {
+                let out = vu(i);
+                got.lock().unwrap().push((i, out));
+            }) as Box<dyn FnOnce() + Send + '_>
+        })
+        .collect();
+    atf_keywords::local::run_group(bodies);
+    let mut got = got.into_inner().unwrap();
+    got.sort_by_key(|(i, _)| *i);
+    got.into_iter().map(|(_, out)| out).collect()
+}
+
 /// The runtime shared by all tests of a binary, as the runner shares one per run.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
