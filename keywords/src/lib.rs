@@ -259,6 +259,17 @@ where
     }
 }
 
+/// Waits for `fut` where the calling keyword runs: a virtual user's
+/// coroutine is suspended ([`local::block_on_own`]), any other thread
+/// blocks on `rt` (it must not be one of a runtime's). `fut` is polled on
+/// a runtime either way, so its timers work.
+pub(crate) fn wait_here<F: std::future::Future>(rt: &tokio::runtime::Handle, fut: F) -> F::Output {
+    match local::block_on_own(fut) {
+        Ok(out) => out,
+        Err(fut) => rt.block_on(fut),
+    }
+}
+
 /// The built-in keywords of a run, and what must happen before the runtime stops.
 pub struct Builtins {
     /// Every built-in keyword.

@@ -923,10 +923,7 @@ impl Consume {
         // (An async block: its timer is made where it is polled, on a runtime.)
         let limit = timeout.max(Duration::from_millis(1));
         let ready = async move { tokio::time::timeout(limit, ready_rx).await };
-        let ready = match crate::local::block_on_own(ready) {
-            Ok(ready) => ready,
-            Err(ready) => self.0.env.runtime.block_on(ready),
-        };
+        let ready = crate::wait_here(&self.0.env.runtime, ready);
         let setup = match ready {
             Ok(Ok(setup)) => setup,
             _ => Err(KeywordError::new(format!(

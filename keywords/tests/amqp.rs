@@ -163,8 +163,7 @@ fn a_message_keeps_its_body_headers_and_properties() {
 
 #[test]
 fn virtual_users_sharing_a_thread_each_get_their_confirm() {
-    assert!(amqp().publish.cooperative());
-    assert!(!amqp().consume.cooperative());
+    assert!(amqp().publish.cooperative() && amqp().consume.cooperative());
     let q = queue("atf-q-vus");
     let got = common::on_one_thread(4, |i| {
         let message = json!({"routing_key": q, "json": {"vu": i}});
@@ -177,6 +176,40 @@ fn virtual_users_sharing_a_thread_each_get_their_confirm() {
         .collect();
     vus.sort_by_key(|v| v.as_i64());
     assert_eq!(vus, vec![json!(0), json!(1), json!(2), json!(3)]);
+}
+
+#[test]
+fn a_virtual_user_waits_for_what_another_on_its_thread_publishes() {
+    // VU 0 waits (on a queue, then on an exchange) for what VU 1 publishes
+    // after a sleep: only a wait that suspends VU 0 lets VU 1 run.
+    let q = queue("atf-q-wait");
+    let x = exchange("atf-x-wait", ExchangeKind::Topic);
+    let got = common::on_one_thread(2, |i| {
+        let start = now_ms();
+        if i == 0 {
+            let from_queue = consume(json!({"queue": q, "timeout": "5s"}), start);
+            let from_exchange = consume(
+                json!({"exchange": x, "binding": "#", "timeout": "5s"}),
+                start,
+            );
+            [from_queue, from_exchange]
+                .map(|r| {
+                    r.map(|o| o["messages"][0]["body"].clone())
+                        .map_err(|e| e.message)
+                })
+                .to_vec()
+        } else {
+            atf_keywords::local::sleep(Duration::from_millis(200));
+            publish(json!({"routing_key": q, "body": "to the queue"}));
+            atf_keywords::local::sleep(Duration::from_millis(200));
+            publish(json!({"exchange": x, "routing_key": "a.b", "body": "to the exchange"}));
+            Vec::new()
+        }
+    });
+    assert_eq!(
+        got[0],
+        vec![Ok(json!("to the queue")), Ok(json!("to the exchange"))]
+    );
 }
 
 #[test]

@@ -294,8 +294,8 @@ struct LoadArgs {
     #[arg(long, value_name = "N", requires = "rate", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     max_vus: u64,
     /// The threads that the virtual users share when every keyword of the
-    /// cases waits without holding its thread (every built-in but kafka.*,
-    /// amqp.consume and exec); default: one per CPU less one, at least one.
+    /// cases waits without holding its thread (every built-in but kafka.*
+    /// and exec); default: one per CPU less one, at least one.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
     /// Measured time, after the warm-up (e.g. 2m).

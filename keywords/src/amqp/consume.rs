@@ -22,7 +22,6 @@
 //! here `match` alone keeps cases apart.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -82,6 +81,8 @@ pub(crate) struct Tap {
     queue: String,
     record: Mutex<Record>,
     arrived: Condvar,
+    /// The same news for a step waiting on a virtual user's coroutine.
+    arrived_async: tokio::sync::Notify,
 }
 
 impl Tap {
@@ -95,6 +96,7 @@ impl Tap {
             }
         }
         self.arrived.notify_all();
+        self.arrived_async.notify_waiters();
     }
 
     fn close(&self, why: String) {
@@ -104,6 +106,7 @@ impl Tap {
             r.closed = Some(why);
         }
         self.arrived.notify_all();
+        self.arrived_async.notify_waiters();
     }
 
     fn is_closed(&self) -> bool {
@@ -219,6 +222,7 @@ async fn tap(res: &Resource, exchange: &str, binding: &Binding) -> Result<Arc<Ta
             closed: None,
         }),
         arrived: Condvar::new(),
+        arrived_async: tokio::sync::Notify::new(),
     });
     let reader = t.clone();
     tokio::spawn(async move {
@@ -292,7 +296,13 @@ fn poisoned<T>(_: T) -> KeywordError {
 
 /// Reads a tap's record for the step's case until `count` messages match
 /// (with `count` 0: every match so far, without waiting).
-fn read_tap(c: &Call<'_>, t: &Tap, a: &Args<'_>, end: Instant) -> Result<Seen, KeywordError> {
+fn read_tap(
+    rt: &tokio::runtime::Handle,
+    c: &Call<'_>,
+    t: &Tap,
+    a: &Args<'_>,
+    end: Instant,
+) -> Result<Seen, KeywordError> {
     let mut out = Seen {
         seen: 0,
         matched: Vec::new(),
@@ -302,6 +312,11 @@ fn read_tap(c: &Call<'_>, t: &Tap, a: &Args<'_>, end: Instant) -> Result<Seen, K
     // The absolute number (forgotten ones included) of the next message to read.
     let mut next: Option<u64> = None;
     loop {
+        // Registered before the record is read: a message pushed in between
+        // still wakes a step waiting on a virtual user's coroutine.
+        let notified = t.arrived_async.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
         let (batch, closed) = {
             let mut r = t.record.lock().map_err(poisoned)?;
             let first = match next {
@@ -320,6 +335,16 @@ fn read_tap(c: &Call<'_>, t: &Tap, a: &Args<'_>, end: Instant) -> Result<Seen, K
                 let left = end.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Ok(out);
+                }
+                if crate::local::in_coroutine() {
+                    drop(r);
+                    let slice = left.min(WAIT_SLICE);
+                    crate::wait_here(
+                        rt,
+                        async move { tokio::time::timeout(slice, notified).await },
+                    )
+                    .ok();
+                    continue;
                 }
                 r = t
                     .arrived
@@ -404,7 +429,7 @@ impl Consume {
                 }
             })?
         };
-        let out = read_tap(c, &t, a, end)?;
+        let out = read_tap(&self.env.runtime, c, &t, a, end)?;
         if out.matched.len() < a.count {
             let mut msg = format!(
                 "{} matching message(s) expected from exchange `{exchange}` within {} ms: saw {} \
@@ -444,7 +469,7 @@ impl Consume {
         let end = Instant::now() + a.timeout;
         let queue_name = short("`queue`", queue).map_err(KeywordError::new)?;
         let remaining = c.remaining();
-        let (tx, rx) = mpsc::channel::<Result<Delivery, String>>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<Delivery, String>>();
         let ch = {
             let res = res.clone();
             crate::run_on(&self.env.runtime, async move {
@@ -499,23 +524,30 @@ impl Consume {
             if left.is_zero() {
                 break;
             }
-            match rx.recv_timeout(left.min(WAIT_SLICE)) {
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
+            // Waited for as a keyword waits: a virtual user sharing its
+            // thread is suspended meanwhile.
+            let slice = left.min(WAIT_SLICE);
+            let got = crate::wait_here(&self.env.runtime, async {
+                tokio::time::timeout(slice, rx.recv()).await
+            });
+            match got {
+                // Nothing in this slice: look at Ctrl-C and the time again.
+                Err(_elapsed) => {}
+                Ok(None) => {
                     failure = Some(KeywordError::new(format!(
                         "{}: the broker ended the consumer of queue `{queue}`",
                         res.label
                     )));
                     break;
                 }
-                Ok(Err(e)) => {
+                Ok(Some(Err(e))) => {
                     failure = Some(KeywordError::new(format!(
                         "{}: consuming queue `{queue}`: {e}",
                         res.label
                     )));
                     break;
                 }
-                Ok(Ok(d)) => {
+                Ok(Some(Ok(d))) => {
                     seen += 1;
                     let msg = message_json(
                         d.exchange.as_str(),
@@ -588,6 +620,12 @@ impl Consume {
 impl Keyword for Consume {
     fn spec(&self) -> KeywordSpec {
         specs().swap_remove(1)
+    }
+
+    /// It waits only in [`crate::run_on`] and [`crate::wait_here`] (both
+    /// suspend a virtual user's coroutine), holding no lock across them.
+    fn cooperative(&self) -> bool {
+        true
     }
 
     fn call(&self, c: &Call<'_>) -> KeywordResult {
