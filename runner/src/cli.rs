@@ -1037,7 +1037,10 @@ fn schema(args: SchemaArgs) -> i32 {
         Err(code) => return code,
     };
     let schema = crate::schema::schema(args.file, &catalog);
-    println!(
+    // Written, not printed: a reader that stops early (`| head`) closes
+    // the pipe, which `println!` would turn into a panic.
+    let _ = writeln!(
+        std::io::stdout().lock(),
         "{}",
         serde_json::to_string_pretty(&schema).unwrap_or_default()
     );

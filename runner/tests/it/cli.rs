@@ -209,6 +209,24 @@ fn keywords_and_schema_describe_the_binary() {
     assert_eq!(bad.code, 2, "{bad:?}");
 }
 
+#[test]
+fn keywords_and_schema_end_quietly_when_the_reader_stops_early() {
+    // `atf schema | head -1`: the pipe is closed before atf writes.
+    for args in [["keywords"], ["schema"]] {
+        let mut child = std::process::Command::new(crate::util::atf_bin())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start atf");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait for atf");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
 /// Every file under `dir` whose name ends with `suffix` (or is `suffix`).
 fn files_named(dir: &std::path::Path, suffix: &str, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
