@@ -12,10 +12,12 @@
 //! the next step does not see it again.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use atf_sdk::{Call, KeywordError, Value};
+
+use crate::local::Signal;
 
 /// The most messages an inbox keeps unless its resource says otherwise.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -44,10 +46,7 @@ struct State {
 pub struct Inbox {
     capacity: usize,
     state: Mutex<State>,
-    arrived: Condvar,
-    /// The same news for waits on a virtual user's coroutine
-    /// ([`crate::local`]), which must not block their thread.
-    arrived_async: tokio::sync::Notify,
+    arrived: Signal,
 }
 
 /// Whether a step that returns messages takes them out of the inbox.
@@ -78,8 +77,7 @@ impl Inbox {
         Inbox {
             capacity: capacity.max(1),
             state: Mutex::new(State::default()),
-            arrived: Condvar::new(),
-            arrived_async: tokio::sync::Notify::new(),
+            arrived: Signal::default(),
         }
     }
 
@@ -104,8 +102,7 @@ impl Inbox {
                 }
             }
         }
-        self.arrived.notify_all();
-        self.arrived_async.notify_waiters();
+        self.arrived.notify();
     }
 
     /// Marks the inbox as closed: waits end at once with `why`.
@@ -115,8 +112,7 @@ impl Inbox {
         {
             st.closed = Some(why);
         }
-        self.arrived.notify_all();
-        self.arrived_async.notify_waiters();
+        self.arrived.notify();
     }
 
     /// Number of messages held now.
@@ -202,34 +198,17 @@ impl Inbox {
             if left.is_zero() {
                 break;
             }
-            if crate::local::in_coroutine() {
-                // Registered before the state is read: a message pushed in
-                // between still wakes it.
-                let notified = self.arrived_async.notified();
-                let mut notified = std::pin::pin!(notified);
-                notified.as_mut().enable();
-                let idle = self
-                    .state
-                    .lock()
-                    .map(|st| st.next_seq == cursor && st.closed.is_none())
-                    .map_err(|_| KeywordError::new("message buffer poisoned"))?;
-                if idle {
-                    let _ = crate::local::block_on_own(tokio::time::timeout(
-                        left.min(WAIT_SLICE),
-                        notified,
-                    ));
-                }
-                continue;
-            }
             let st = self
                 .state
                 .lock()
                 .map_err(|_| KeywordError::new("message buffer poisoned"))?;
             if st.next_seq == cursor && st.closed.is_none() {
-                let _ = self
-                    .arrived
-                    .wait_timeout(st, left.min(WAIT_SLICE))
-                    .map_err(|_| KeywordError::new("message buffer poisoned"))?;
+                // The loop reads the state again, from the top.
+                drop(
+                    self.arrived
+                        .wait(&self.state, st, left.min(WAIT_SLICE))
+                        .map_err(|_| KeywordError::new("message buffer poisoned"))?,
+                );
             }
         }
         if take == Take::Remove

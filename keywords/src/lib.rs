@@ -245,12 +245,7 @@ where
     F: std::future::Future<Output = Result<T, atf_sdk::KeywordError>> + Send + 'static,
     T: Send + 'static,
 {
-    let task = rt.spawn(fut);
-    let joined = match local::block_on_own(task) {
-        Ok(joined) => joined,
-        Err(task) => rt.block_on(task),
-    };
-    match joined {
+    match wait_here(rt, rt.spawn(fut)) {
         Ok(out) => out,
         Err(e) if e.is_panic() => Err(atf_sdk::KeywordError::new("the keyword's task panicked")),
         Err(_) => Err(atf_sdk::KeywordError::new(

@@ -44,15 +44,19 @@ struct Reset;
 
 impl Drop for Reset {
     fn drop(&mut self) {
-        // What was cached for this runtime (clients, their connections) goes first.
-        let hooks = ON_EXIT.with(|h| std::mem::take(&mut *h.borrow_mut()));
-        for hook in hooks {
-            hook();
-        }
-        let rt = OWN.with(|o| o.borrow_mut().take());
-        if let Some(rt) = rt {
-            rt.shutdown_background();
-        }
+        release(OWN.with(|o| o.borrow_mut().take()));
+    }
+}
+
+/// Ends a thread's own runtime: what was cached for it (clients, their
+/// connections; see [`on_exit`]) goes first, then the runtime.
+fn release(rt: Option<tokio::runtime::Runtime>) {
+    let hooks = ON_EXIT.with(|h| std::mem::take(&mut *h.borrow_mut()));
+    for hook in hooks {
+        hook();
+    }
+    if let Some(rt) = rt {
+        rt.shutdown_background();
     }
 }
 
@@ -140,7 +144,7 @@ pub fn block_on_own<F: Future>(fut: F) -> Result<F::Output, F> {
     if NESTED.with(Cell::get) {
         return Err(fut);
     }
-    if in_coroutine() {
+    if !CURRENT.with(Cell::get).is_null() {
         return Ok(suspend_on(fut));
     }
     OWN.with(|o| {
@@ -152,6 +156,47 @@ pub fn block_on_own<F: Future>(fut: F) -> Result<F::Output, F> {
         let _unnest = Unnest;
         Ok(rt.block_on(fut))
     })
+}
+
+/// News that steps wait for (a message arrived, a connection closed): a
+/// thread waits for it on a condvar, a virtual user's coroutine on a
+/// `Notify`, so that it does not hold the thread its group shares.
+#[derive(Default)]
+pub(crate) struct Signal {
+    threads: std::sync::Condvar,
+    users: tokio::sync::Notify,
+}
+
+impl Signal {
+    /// Wakes every waiter; call after the news is in the locked state.
+    pub(crate) fn notify(&self) {
+        self.threads.notify_all();
+        self.users.notify_waiters();
+    }
+
+    /// Lets `guard` of `lock` go and waits at most `slice` for
+    /// [`Signal::notify`] (or a spurious wake-up), then locks again.
+    pub(crate) fn wait<'g, T>(
+        &self,
+        lock: &'g std::sync::Mutex<T>,
+        guard: std::sync::MutexGuard<'g, T>,
+        slice: Duration,
+    ) -> std::sync::LockResult<std::sync::MutexGuard<'g, T>> {
+        if !in_coroutine() {
+            return match self.threads.wait_timeout(guard, slice) {
+                Ok((guard, _)) => Ok(guard),
+                Err(e) => Err(std::sync::PoisonError::new(e.into_inner().0)),
+            };
+        }
+        // Registered while the guard is held: news put in the state after
+        // the caller read it is notified after this, and wakes it.
+        let notified = self.users.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        drop(guard);
+        let _ = suspend_on(tokio::time::timeout(slice, notified));
+        lock.lock()
+    }
 }
 
 /// Runs `hook` when this thread's own runtime ends (before it is dropped):
@@ -237,18 +282,10 @@ pub fn run_group<'a>(bodies: Vec<Box<dyn FnOnce() + Send + 'a>>) {
             })
         })
         .collect();
-    // What was cached for this runtime (clients, their connections) goes
-    // first, then the runtime.
     struct End(Option<tokio::runtime::Runtime>);
     impl Drop for End {
         fn drop(&mut self) {
-            let hooks = ON_EXIT.with(|h| std::mem::take(&mut *h.borrow_mut()));
-            for hook in hooks {
-                hook();
-            }
-            if let Some(rt) = self.0.take() {
-                rt.shutdown_background();
-            }
+            release(self.0.take());
         }
     }
     let end = End(Some(rt));

@@ -22,7 +22,7 @@
 //! here `match` alone keeps cases apart.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use atf_sdk::{Call, Keyword, KeywordError, KeywordResult, KeywordSpec, Value, json, type_name};
@@ -36,6 +36,7 @@ use lapin::types::FieldTable;
 use super::fields::{message_json, short, table};
 use super::{Clients, Resource, specs};
 use crate::Env;
+use crate::local::Signal;
 
 /// How long `amqp.consume` waits when the step gives no `timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,9 +81,7 @@ pub(crate) struct Tap {
     /// Its queue's name, for messages.
     queue: String,
     record: Mutex<Record>,
-    arrived: Condvar,
-    /// The same news for a step waiting on a virtual user's coroutine.
-    arrived_async: tokio::sync::Notify,
+    arrived: Signal,
 }
 
 impl Tap {
@@ -95,8 +94,7 @@ impl Tap {
                 r.forgotten += 1;
             }
         }
-        self.arrived.notify_all();
-        self.arrived_async.notify_waiters();
+        self.arrived.notify();
     }
 
     fn close(&self, why: String) {
@@ -105,8 +103,7 @@ impl Tap {
         {
             r.closed = Some(why);
         }
-        self.arrived.notify_all();
-        self.arrived_async.notify_waiters();
+        self.arrived.notify();
     }
 
     fn is_closed(&self) -> bool {
@@ -221,8 +218,7 @@ async fn tap(res: &Resource, exchange: &str, binding: &Binding) -> Result<Arc<Ta
             forgotten: 0,
             closed: None,
         }),
-        arrived: Condvar::new(),
-        arrived_async: tokio::sync::Notify::new(),
+        arrived: Signal::default(),
     });
     let reader = t.clone();
     tokio::spawn(async move {
@@ -296,13 +292,7 @@ fn poisoned<T>(_: T) -> KeywordError {
 
 /// Reads a tap's record for the step's case until `count` messages match
 /// (with `count` 0: every match so far, without waiting).
-fn read_tap(
-    rt: &tokio::runtime::Handle,
-    c: &Call<'_>,
-    t: &Tap,
-    a: &Args<'_>,
-    end: Instant,
-) -> Result<Seen, KeywordError> {
+fn read_tap(c: &Call<'_>, t: &Tap, a: &Args<'_>, end: Instant) -> Result<Seen, KeywordError> {
     let mut out = Seen {
         seen: 0,
         matched: Vec::new(),
@@ -312,11 +302,6 @@ fn read_tap(
     // The absolute number (forgotten ones included) of the next message to read.
     let mut next: Option<u64> = None;
     loop {
-        // Registered before the record is read: a message pushed in between
-        // still wakes a step waiting on a virtual user's coroutine.
-        let notified = t.arrived_async.notified();
-        let mut notified = std::pin::pin!(notified);
-        notified.as_mut().enable();
         let (batch, closed) = {
             let mut r = t.record.lock().map_err(poisoned)?;
             let first = match next {
@@ -336,21 +321,10 @@ fn read_tap(
                 if left.is_zero() {
                     return Ok(out);
                 }
-                if crate::local::in_coroutine() {
-                    drop(r);
-                    let slice = left.min(WAIT_SLICE);
-                    crate::wait_here(
-                        rt,
-                        async move { tokio::time::timeout(slice, notified).await },
-                    )
-                    .ok();
-                    continue;
-                }
                 r = t
                     .arrived
-                    .wait_timeout(r, left.min(WAIT_SLICE))
-                    .map_err(poisoned)?
-                    .0;
+                    .wait(&t.record, r, left.min(WAIT_SLICE))
+                    .map_err(poisoned)?;
             }
             let mut first = first;
             if first < r.forgotten {
@@ -429,7 +403,7 @@ impl Consume {
                 }
             })?
         };
-        let out = read_tap(&self.env.runtime, c, &t, a, end)?;
+        let out = read_tap(c, &t, a, end)?;
         if out.matched.len() < a.count {
             let mut msg = format!(
                 "{} matching message(s) expected from exchange `{exchange}` within {} ms: saw {} \
