@@ -277,12 +277,12 @@ impl Mix {
             if case.steps.len() > 1 {
                 return Err(format!("case `{}` runs step sets in parallel", plan.label));
             }
-            let steps = case
+            let mut steps = case
                 .prepare
                 .iter()
                 .chain(case.steps.iter().flatten())
                 .chain(&case.cleanup);
-            if let Some(k) = steps.filter_map(|s| blocking(s, keywords)).next() {
+            if let Some(k) = steps.find_map(|s| blocking(s, keywords)) {
                 return Err(format!("`{k}` waits on its thread"));
             }
         }

@@ -292,26 +292,13 @@ impl LoadRun {
         ramp: Duration,
     ) {
         for t in 0..threads {
-            let members: Vec<u64> = (0..vus).filter(|i| i % threads == t).collect();
-            let n = members.len();
-            self.workers.fetch_add(n, Ordering::SeqCst);
-            let spawned = std::thread::Builder::new()
-                .name(format!("atf-vus-{}", t + 1))
-                .spawn_scoped(scope, move || {
-                    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = members
-                        .iter()
-                        .map(|&i| {
-                            let at = self.start + ramp.mul_f64(i as f64 / vus as f64);
-                            Box::new(move || self.closed_vu(i as usize + 1, at))
-                                as Box<dyn FnOnce() + Send>
-                        })
-                        .collect();
-                    atf_keywords::local::run_group(bodies);
-                });
-            if let Err(e) = spawned {
-                self.workers.fetch_sub(n, Ordering::SeqCst);
-                eprintln!("warning: cannot start a thread of virtual users: {e}");
-            }
+            // VUs t, t + threads, t + 2·threads, …
+            let n = (vus - t).div_ceil(threads) as usize;
+            self.spawn_group(scope, t, n, move |k| {
+                let i = t + k as u64 * threads;
+                let at = self.start + ramp.mul_f64(i as f64 / vus as f64);
+                Box::new(move || self.closed_vu(i as usize + 1, at))
+            });
         }
     }
 
@@ -328,30 +315,41 @@ impl LoadRun {
     ) -> u64 {
         let mut made = 0;
         for t in 0..threads {
-            let n = (max_vus / threads + u64::from(t < max_vus % threads)) as usize;
-            self.workers.fetch_add(n, Ordering::SeqCst);
+            let n = max_vus / threads + u64::from(t < max_vus % threads);
             let (starts, jobs) = (starts.clone(), jobs.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("atf-vus-{}", t + 1))
-                .spawn_scoped(scope, move || {
-                    let (starts, jobs) = (&starts, &jobs);
-                    let bodies: Vec<Box<dyn FnOnce() + Send + '_>> = (0..n)
-                        .map(|_| {
-                            Box::new(move || self.open_slot(starts, jobs))
-                                as Box<dyn FnOnce() + Send>
-                        })
-                        .collect();
-                    atf_keywords::local::run_group(bodies);
-                });
-            match spawned {
-                Ok(_) => made += n as u64,
-                Err(e) => {
-                    self.workers.fetch_sub(n, Ordering::SeqCst);
-                    eprintln!("warning: cannot start a thread of virtual users: {e}");
-                }
+            let started = self.spawn_group(scope, t, n as usize, move |_| {
+                let (starts, jobs) = (starts.clone(), jobs.clone());
+                Box::new(move || self.open_slot(&starts, &jobs))
+            });
+            if started {
+                made += n;
             }
         }
         made
+    }
+
+    /// Starts shared thread `t` (from 0) with `n` VUs, the `k`-th made by
+    /// `vu(k)`, counted as workers until they end; false (and counted
+    /// out again) when the thread cannot start.
+    fn spawn_group<'s>(
+        &'s self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        t: u64,
+        n: usize,
+        vu: impl Fn(usize) -> Box<dyn FnOnce() + Send + 's> + Send + 's,
+    ) -> bool {
+        self.workers.fetch_add(n, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name(format!("atf-vus-{}", t + 1))
+            .spawn_scoped(scope, move || {
+                atf_keywords::local::run_group((0..n).map(vu).collect());
+            });
+        if let Err(e) = spawned {
+            self.workers.fetch_sub(n, Ordering::SeqCst);
+            eprintln!("warning: cannot start a thread of virtual users: {e}");
+            return false;
+        }
+        true
     }
 
     /// The open model's scheduler: starts arrivals at their intended times.
