@@ -1141,3 +1141,74 @@ fn sql_and_redis_steps_share_threads_too() {
     let out = p.atf(&["run", "check.case.json"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn selection_flags_warm_up_and_ramp_shape_the_run() {
+    let _s = shared();
+    let p = Project::new();
+    let tag = format!("s{}", std::process::id());
+    // `--var` fills the path; `--tags` leaves the untagged case out.
+    let hit = |name: &str, tags: Value| {
+        json!({ "name": name, "tags": tags, "steps": [ { "keyword": "http.request",
+            "args": { "url": server().url(&format!("/log/{tag}-${{what}}")) },
+            "expect": { "status": 200 } } ] })
+    };
+    p.file("hot.case.json", hit("hot", json!(["hot"])));
+    p.file("cold.case.json", hit("cold", json!([])));
+    let out = ok_run(
+        &p,
+        &[
+            "load",
+            "--tags",
+            "hot",
+            "--var",
+            "what=warm",
+            "--vus",
+            "1",
+            "--warmup",
+            "500ms",
+            "--duration",
+            "500ms",
+        ],
+    );
+    let r = read_load(&p, "atf-report");
+    let labels: Vec<&str> = r.cases.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(labels, ["hot"], "{}", out.stdout);
+    assert_eq!(r.config.warmup_s, 0.5);
+    // The warm-up ran (the server saw it) but recorded nothing.
+    let recorded = r.summary.iterations as usize;
+    assert!(recorded > 0, "{}", out.stdout);
+    assert!(
+        logged(&tag, "warm") > recorded,
+        "{} requests, {recorded} recorded",
+        logged(&tag, "warm")
+    );
+
+    // Ramp: VU i of 4 starts at 2 s · i/4, so the first second has fewer
+    // than 4 VUs alive and the last has all 4.
+    let out = ok_run(
+        &p,
+        &[
+            "load",
+            "--tags",
+            "hot",
+            "--var",
+            "what=ramp",
+            "--vus",
+            "4",
+            "--ramp",
+            "2s",
+            "--duration",
+            "2500ms",
+        ],
+    );
+    let r = read_load(&p, "atf-report");
+    let vus: Vec<u64> = r.series.iter().map(|pt| pt.vus).collect();
+    assert!(
+        vus.first().is_some_and(|v| *v < 4),
+        "{vus:?}\n{}",
+        out.stdout
+    );
+    assert!(vus.contains(&4), "{vus:?}\n{}", out.stdout);
+    assert_eq!(r.config.ramp_s, 2.0);
+}
